@@ -1,0 +1,186 @@
+"""Command line: `python -m bot run | serve | socket | worker | migrate`.
+
+`run` is what `make run` calls: migrate, then Socket Mode when an app token is set, otherwise
+the HTTP server (which also answers when Slack is not configured yet, to say what to set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from bot.config import ConfigError, Settings
+from bot.logs import configure_logging
+
+log = logging.getLogger("bot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, then serve (HTTP) or connect (Socket Mode)")
+    sub.add_parser("serve", help="HTTP server under gunicorn on $PORT")
+    sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
+    worker = sub.add_parser("worker", help="the scheduler: retries, reminders, sweeps")
+    worker.add_argument("--once", action="store_true", help="run every job once and exit")
+    sub.add_parser("migrate", help="upgrade the database schema to the latest version")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    configure_logging(
+        settings.log_level,
+        secrets=[
+            s
+            for s in (
+                settings.slack_bot_token,
+                settings.slack_signing_secret,
+                settings.slack_app_token,
+                settings.cloudinary_url,
+            )
+            if s
+        ],
+    )
+
+    if args.command == "migrate":
+        return migrate(settings)
+    if args.command == "run":
+        if migrate(settings):
+            return 1
+        return socket_mode(settings) if settings.slack_mode == "socket" else serve(settings)
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "socket":
+        return socket_mode(settings)
+    return run_worker(settings, once=args.once)
+
+
+def migrate(settings: Settings) -> int:
+    from storage import migrate as migrations
+    from storage.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+    log.info("database schema is up to date")
+    return 0
+
+
+def _build(settings: Settings) -> tuple[Any, Any]:
+    """Services and the WSGI app for this process."""
+    from bot.app import create_app
+    from bot.services import build_services
+    from bot.web import WebApp
+
+    services = build_services(settings)
+    bolt_app = create_app(settings, services) if settings.slack_mode != "unconfigured" else None
+    if bolt_app is None:
+        log.warning(
+            "Slack is not connected: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) "
+            "or SLACK_APP_TOKEN (Socket Mode). Serving /healthz and / only."
+        )
+    return services, WebApp(services, bolt_app)
+
+
+def _start_in_process_scheduler(services: Any) -> None:
+    # With the embedded database one process does everything; with Postgres the Procfile's
+    # worker runs the scheduler (jobs claim rows, so running it in both would still be safe).
+    if services.settings.is_embedded_database:
+        from bot.scheduler import build_scheduler
+
+        build_scheduler(services, blocking=False).start()
+
+
+def serve(settings: Settings) -> int:
+    """HTTP under gunicorn (gthread): Slack events, commands, actions and options."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            embedded = settings.is_embedded_database
+            self.cfg.set("bind", f"0.0.0.0:{settings.port}")  # noqa: S104 - a web server
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("workers", 1 if embedded else _web_concurrency())
+            self.cfg.set("threads", 16)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("accesslog", None)
+
+        def load(self) -> Any:
+            services, web = _build(settings)
+            _start_in_process_scheduler(services)
+            return web
+
+    log.info("serving HTTP on port %s (Slack: %s)", settings.port, settings.slack_mode)
+    Server().run()
+    return 0
+
+
+def _web_concurrency() -> int:
+    import os
+
+    raw = os.environ.get("WEB_CONCURRENCY", "2")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 2
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("http: " + format, *args)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def socket_mode(settings: Settings) -> int:
+    """Socket Mode for Slack, plus the small HTTP server for /healthz and media links."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import create_app
+
+    if settings.slack_mode != "socket":
+        log.error("Socket Mode needs SLACK_APP_TOKEN (xapp-...) and SLACK_BOT_TOKEN (xoxb-...)")
+        return 2
+    services, web = _build(settings)
+    _start_in_process_scheduler(services)
+    httpd = make_server(
+        "0.0.0.0",  # noqa: S104 - health checks and media links
+        settings.port,
+        web,
+        server_class=_ThreadingWSGIServer,
+        handler_class=_QuietHandler,
+    )
+    threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
+    bolt_app = web.bolt.app if web.bolt is not None else create_app(settings, services)
+    handler = SocketModeHandler(bolt_app, app_token=settings.slack_app_token)
+    log.info("connecting to Slack in Socket Mode; HTTP on port %s", settings.port)
+    handler.start()
+    return 0
+
+
+def run_worker(settings: Settings, *, once: bool) -> int:
+    from bot.scheduler import build_scheduler, run_all_once
+    from bot.services import build_services
+
+    services = build_services(settings)
+    if once:
+        log.info("ran jobs once: %s", run_all_once(services))
+        services.shutdown()
+        return 0
+    log.info("worker started")
+    build_scheduler(services, blocking=True).start()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Settings read once from the environment (and an optional `.env` file), validated at start.
+
+Every problem is reported as one line that names the variable, so a misconfigured deploy
+fails loudly at boot instead of half-working. Secret values are never part of an error or
+of `repr(settings)`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_DATABASE_URL = "sqlite:///data/library.db"
+DEFAULT_MEDIA_DIR = "data/media"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or contradicts another one. The message names it."""
+
+
+def _secret(default: str | None = None) -> str | None:
+    # `repr=False` keeps secrets out of logs that print the settings object.
+    return field(default=default, repr=False)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one deployment. Build it with `Settings.from_env()`."""
+
+    slack_bot_token: str | None = _secret()
+    slack_signing_secret: str | None = _secret()
+    slack_app_token: str | None = _secret()
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_admin_ids: frozenset[str] = frozenset()
+    database_url: str = DEFAULT_DATABASE_URL
+    cloudinary_url: str | None = _secret()
+    media_dir: Path = Path(DEFAULT_MEDIA_DIR)
+    public_base_url: str | None = None
+    port: int = 3000
+    max_image_bytes: int = 50 * 1024 * 1024
+    max_image_pixels: int = 100_000_000
+    ingest_workers: int = 2
+    details_reminder_hours: float = 4.0
+    approval_reminder_hours: float = 24.0
+    approval_escalate_hours: float = 72.0
+    log_level: str = "INFO"
+
+    @property
+    def slack_mode(self) -> str:
+        """`socket`, `http` or `unconfigured`: how this process talks to Slack."""
+        if self.slack_bot_token and self.slack_app_token:
+            return "socket"
+        if self.slack_bot_token and self.slack_signing_secret:
+            return "http"
+        return "unconfigured"
+
+    @property
+    def uses_cloudinary(self) -> bool:
+        return bool(self.cloudinary_url)
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+        """Read and validate settings. `.env` in the working directory fills unset variables."""
+        if environ is None:
+            if dotenv:
+                from dotenv import load_dotenv
+
+                load_dotenv(Path.cwd() / ".env", override=False)
+            environ = os.environ
+        env = {k: v.strip() for k, v in environ.items() if v.strip()}
+
+        bot_token = env.get("SLACK_BOT_TOKEN")
+        if bot_token and not bot_token.startswith("xoxb-"):
+            raise ConfigError("SLACK_BOT_TOKEN must be a bot token starting with 'xoxb-'")
+        app_token = env.get("SLACK_APP_TOKEN")
+        if app_token and not app_token.startswith("xapp-"):
+            raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with 'xapp-'")
+        if app_token and not bot_token:
+            raise ConfigError("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: set both")
+        signing_secret = env.get("SLACK_SIGNING_SECRET")
+        if signing_secret and not bot_token:
+            raise ConfigError("SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: set both")
+
+        api_url = env.get("SLACK_API_URL", DEFAULT_SLACK_API_URL)
+        if urlparse(api_url).scheme not in ("http", "https") or not urlparse(api_url).hostname:
+            raise ConfigError("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/")
+        if not api_url.endswith("/"):
+            api_url += "/"
+
+        cloudinary_url = env.get("CLOUDINARY_URL")
+        if cloudinary_url:
+            parsed = urlparse(cloudinary_url)
+            if parsed.scheme != "cloudinary" or not (
+                parsed.username and parsed.password and parsed.hostname
+            ):
+                raise ConfigError(
+                    "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME"
+                )
+
+        public_base_url = env.get("PUBLIC_BASE_URL")
+        if public_base_url:
+            if urlparse(public_base_url).scheme not in ("http", "https"):
+                raise ConfigError("PUBLIC_BASE_URL must be an http(s) URL")
+            public_base_url = public_base_url.rstrip("/")
+
+        admin_ids = frozenset(
+            part.strip() for part in env.get("SLACK_ADMIN_IDS", "").split(",") if part.strip()
+        )
+        for admin_id in admin_ids:
+            if not admin_id.isalnum() or admin_id[0] not in "UW":
+                raise ConfigError(
+                    f"SLACK_ADMIN_IDS must be Slack user ids like U012ABCDEF, got {admin_id!r}"
+                )
+
+        return cls(
+            slack_bot_token=bot_token,
+            slack_signing_secret=signing_secret,
+            slack_app_token=app_token,
+            slack_api_url=api_url,
+            slack_admin_ids=admin_ids,
+            database_url=normalise_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            cloudinary_url=cloudinary_url,
+            media_dir=Path(env.get("MEDIA_DIR", DEFAULT_MEDIA_DIR)),
+            public_base_url=public_base_url,
+            port=_int(env, "PORT", 3000, low=1, high=65535),
+            max_image_bytes=_int(env, "MAX_IMAGE_MB", 50, low=1, high=1024) * 1024 * 1024,
+            max_image_pixels=_int(env, "MAX_IMAGE_MEGAPIXELS", 100, low=1, high=1000) * 1_000_000,
+            ingest_workers=_int(env, "INGEST_WORKERS", 2, low=1, high=32),
+            details_reminder_hours=_float(env, "DETAILS_REMINDER_HOURS", 4.0),
+            approval_reminder_hours=_float(env, "APPROVAL_REMINDER_HOURS", 24.0),
+            approval_escalate_hours=_float(env, "APPROVAL_ESCALATE_HOURS", 72.0),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept Heroku's `postgres://` and pick the psycopg2 driver explicitly."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
+    if not (url.startswith("postgresql+psycopg2://") or url.startswith("sqlite:")):
+        raise ConfigError("DATABASE_URL must be a postgres:// or sqlite:/// URL")
+    return url
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of hours, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0, got {raw!r}")
+    return value

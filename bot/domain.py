@@ -1,0 +1,41 @@
+"""The library's own vocabulary, shared by the use cases and the Slack I/O helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IMAGE_FILETYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif"})
+
+
+@dataclass(frozen=True)
+class PostedFile:
+    """A file attached to a Slack message, as far as the library cares."""
+
+    file_id: str
+    name: str = ""
+    title: str = ""
+    mimetype: str = ""
+    filetype: str = ""
+    size: int | None = None
+    download_url: str | None = None
+    is_stub: bool = False  # Slack Connect: details need a files.info call
+
+    @property
+    def looks_like_image(self) -> bool:
+        """Slack's own label; the bytes are checked later. Stubs are checked after files.info."""
+        return (
+            self.is_stub
+            or self.mimetype.startswith("image/")
+            or self.filetype.lower() in IMAGE_FILETYPES
+        )
+
+
+@dataclass(frozen=True)
+class Post:
+    """Where and by whom files were posted."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+    message_ts: str | None = None
+    thread_ts: str | None = None

@@ -1,0 +1,71 @@
+"""APScheduler jobs. Schedules live in code; state lives in our tables, and every job claims
+its rows there, so one scheduler per process is safe however many processes run."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import delete
+
+from bot.services import Services
+from storage.db import session_scope
+from storage.models import ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 30
+EVENT_MEMORY = timedelta(days=3)  # Slack retries within minutes; three days is plenty
+
+
+def sweep_ingest(services: Services) -> int:
+    """Resume due retries and jobs abandoned by a dead process. Returns how many ran."""
+    return len(services.ingestor.sweep())
+
+
+def prune_processed_events(services: Services) -> int:
+    with session_scope(services.factory) as session:
+        result = session.execute(
+            delete(ProcessedEvent).where(ProcessedEvent.created_at < services.clock() - EVENT_MEMORY)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+JOBS = {
+    "sweep_ingest": (sweep_ingest, {"seconds": SWEEP_SECONDS}),
+    "prune_processed_events": (prune_processed_events, {"hours": 1}),
+}
+
+
+def run_all_once(services: Services) -> dict[str, int]:
+    """Run every job once, now (`python -m bot worker --once`, and the tests)."""
+    return {name: job(services) for name, (job, _) in JOBS.items()}
+
+
+def build_scheduler(services: Services, *, blocking: bool) -> BaseScheduler:
+    scheduler: BaseScheduler = BlockingScheduler() if blocking else BackgroundScheduler()
+    for name, (job, interval) in JOBS.items():
+        scheduler.add_job(
+            _guarded(name, job),
+            "interval",
+            id=name,
+            args=[services],
+            coalesce=True,
+            max_instances=1,
+            **interval,
+        )
+    return scheduler
+
+
+def _guarded(name, job):  # type: ignore[no-untyped-def]
+    def run(services: Services) -> None:
+        try:
+            job(services)
+        except Exception:
+            log.exception("scheduled job %s failed; it runs again at the next interval", name)
+
+    run.__name__ = name
+    return run

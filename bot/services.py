@@ -1,0 +1,151 @@
+"""The object graph, built once per process: database, media store, Slack clients, clock,
+the ingest executor. Handlers and jobs receive it; nothing reaches for globals."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlparse
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Settings
+from bot.domain import PostedFile
+from bot.library import IngestLimits, Ingestor, IngestOutcome
+from bot.slack_files import DownloadError, posted_file_from_slack
+from storage.db import make_engine, make_session_factory
+from storage.media import CloudinaryStore, LocalStore, MediaStore
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    media: MediaStore
+    clock: Callable[[], datetime] = utc_now
+    ingest_listeners: list[Callable[[IngestOutcome], None]] = field(default_factory=list)
+    _executor: ThreadPoolExecutor | None = None
+    _ingestor: Ingestor | None = None
+
+    def slack_client(self, team_id: str | None = None) -> WebClient:
+        """A Web API client for `team_id` (one bot token today; per-install tokens later)."""
+        return WebClient(
+            token=self.bot_token_for(team_id),
+            base_url=self.settings.slack_api_url,
+            timeout=10,
+            retry_handlers=[
+                ConnectionErrorRetryHandler(max_retry_count=2),
+                RateLimitErrorRetryHandler(max_retry_count=3),
+            ],
+        )
+
+    def bot_token_for(self, team_id: str | None) -> str | None:
+        return self.settings.slack_bot_token
+
+    @property
+    def ingestor(self) -> Ingestor:
+        if self._ingestor is None:
+            self._ingestor = Ingestor(
+                factory=self.factory,
+                media=self.media,
+                token_for=self.bot_token_for,
+                resolve_file=self.resolve_file,
+                api_host=urlparse(self.settings.slack_api_url).hostname,
+                work_dir=self.settings.media_dir.parent / "downloads",
+                limits=IngestLimits(
+                    max_bytes=self.settings.max_image_bytes,
+                    max_pixels=self.settings.max_image_pixels,
+                ),
+                clock=self.clock,
+                on_settled=[self._notify_ingest],
+            )
+        return self._ingestor
+
+    def _notify_ingest(self, outcome: IngestOutcome) -> None:
+        for listener in self.ingest_listeners:
+            listener(outcome)
+
+    def submit_ingest(self, job_ids: list[int]) -> None:
+        """Run jobs in the background, off Bolt's listener threads (which ack commands)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.settings.ingest_workers, thread_name_prefix="ingest"
+            )
+        for job_id in job_ids:
+            self._executor.submit(self._run_job, job_id)
+
+    def _run_job(self, job_id: int) -> None:
+        try:
+            self.ingestor.run(job_id)
+        except Exception:
+            # The lease runs out and the worker's sweep picks the job up again.
+            log.exception("ingest job %s could not be run; the sweep will retry it", job_id)
+
+    def resolve_file(self, team_id: str, file_id: str) -> PostedFile:
+        """Full details of a file whose event carried a stub (Slack Connect)."""
+        try:
+            response = self.slack_client(team_id).files_info(file=file_id)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown_error")
+            if error in ("file_not_found", "file_deleted"):
+                raise DownloadError(
+                    "the file was deleted from Slack before it could be saved", retryable=False
+                ) from None
+            raise DownloadError(f"Slack answered {error} to files.info", retryable=True) from None
+        return posted_file_from_slack(response["file"])
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=False)
+        self.engine.dispose()
+
+
+def media_signing_key(settings: Settings) -> bytes:
+    """Key for signed local media links: derived from the signing secret so links survive
+    restarts, or random (links last one process) when Slack is not configured."""
+    if settings.slack_signing_secret:
+        return hmac.new(
+            settings.slack_signing_secret.encode(), b"image-library media links", hashlib.sha256
+        ).digest()
+    return secrets.token_bytes(32)
+
+
+def build_media_store(settings: Settings) -> MediaStore:
+    if settings.cloudinary_url:
+        return CloudinaryStore(settings.cloudinary_url)
+    return LocalStore(
+        settings.media_dir,
+        signing_key=media_signing_key(settings),
+        public_base_url=settings.public_base_url,
+    )
+
+
+def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
+    engine = make_engine(settings.database_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        factory=make_session_factory(engine),
+        media=build_media_store(settings),
+        clock=clock,
+    )

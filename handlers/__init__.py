@@ -1,0 +1,12 @@
+"""Thin Slack listeners: read the payload, call a use case in `bot/`, reply."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.services import Services
+from handlers import messages
+
+
+def register_listeners(app: App, services: Services) -> None:
+    messages.register(app, services)

@@ -1,0 +1,58 @@
+"""Images posted in watched channels: record them before the ack, ingest them after."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltContext
+
+from bot.library import record_posted_files
+from bot.services import Services
+from bot.slack_files import posted_file_from_slack
+from bot.domain import Post
+
+# Message subtypes that never carry a new image from a person.
+IGNORED_SUBTYPES = frozenset(
+    {"bot_message", "message_changed", "message_deleted", "channel_join", "channel_leave"}
+)
+
+
+def register(app: App, services: Services) -> None:
+    def record_images(body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> None:
+        """Listener middleware: runs before Bolt acknowledges the event, so the ingest job is
+        in the database before Slack hears "got it". A database error here makes Bolt answer
+        500 and Slack deliver the event again; nothing is lost."""
+        event = body.get("event") or {}
+        context["ingest_job_ids"] = []
+        if _is_image_post(event, bot_user_id=context.bot_user_id):
+            post = Post(
+                team_id=str(context.team_id or body.get("team_id")),
+                channel_id=str(event["channel"]),
+                user_id=str(event["user"]),
+                message_ts=event.get("ts"),
+                thread_ts=event.get("thread_ts"),
+            )
+            context["ingest_job_ids"] = record_posted_files(
+                services.factory,
+                post=post,
+                files=[posted_file_from_slack(f) for f in event.get("files") or []],
+                event_id=body.get("event_id"),
+                now=services.clock(),
+            )
+        next()
+
+    def start_ingest(context: BoltContext) -> None:
+        services.submit_ingest(context["ingest_job_ids"])
+
+    # Every message event is matched, so that plain messages are acknowledged (Bolt would
+    # otherwise answer 404 and Slack would retry them).
+    app.event("message", middleware=[record_images])(start_ingest)
+
+
+def _is_image_post(event: dict[str, Any], *, bot_user_id: str | None) -> bool:
+    if not event.get("files") or not event.get("user") or not event.get("channel"):
+        return False
+    if event.get("subtype") in IGNORED_SUBTYPES or event.get("bot_id"):
+        return False
+    return event.get("user") != bot_user_id

@@ -1,0 +1,306 @@
+"""Where originals live: Cloudinary in production, the local disk by default.
+
+Both stores are content-addressed by the original's sha256, so storing the same bytes twice
+(a retried job, a re-posted photo) writes nothing new and returns the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, urlencode, urlparse
+
+log = logging.getLogger(__name__)
+
+# Extension per Pillow format name, for keys and delivered file names.
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "HEIF": "heic"}
+CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "heic": "image/heic",
+}
+
+
+class MediaError(Exception):
+    """Storing or fetching failed. `retryable` says whether trying again later can help;
+    the message is fit to show a person."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    key: str
+    url: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the store needs to know about an original besides its bytes."""
+
+    sha256: str
+    format: str
+    team_id: str
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    context: tuple[tuple[str, str], ...] = ()
+
+
+class MediaStore(Protocol):
+    name: str
+
+    def put(self, path: Path, info: MediaInfo) -> StoredMedia:
+        """Store the file at `path` (the caller keeps ownership of it). Idempotent."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
+        """A URL Slack can fetch for a preview, or None when this store cannot offer one."""
+        ...
+
+    def original_url(self, key: str) -> str | None: ...
+
+
+def _slug(text: str | None) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", (text or "").lower()).strip("-")
+    return slug[:60] or "uncategorised"
+
+
+# --------------------------------------------------------------------------------------------
+# Local disk
+
+
+class LocalStore:
+    """Files under `root/originals/<team>/<sha[:2]>/<sha>.<ext>`, written to a temporary file
+    and renamed into place, so a reader never sees half a file. Served by the app itself from
+    signed, expiring URLs (`/media/...`)."""
+
+    name = "local"
+
+    def __init__(
+        self, root: Path, *, signing_key: bytes, public_base_url: str | None = None
+    ) -> None:
+        self.root = root
+        self._signing_key = signing_key
+        self._public_base_url = public_base_url
+        (root / "originals").mkdir(parents=True, exist_ok=True)
+        (root / "thumbs").mkdir(parents=True, exist_ok=True)
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def put(self, path: Path, info: MediaInfo) -> StoredMedia:
+        ext = EXTENSIONS.get(info.format, "bin")
+        key = f"{_safe(info.team_id)}/{info.sha256[:2]}/{info.sha256}.{ext}"
+        target = self.path_for(key)
+        size = path.stat().st_size
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1024 * 1024)
+                    out.flush()
+                    os.fsync(out.fileno())
+                Path(tmp_name).replace(target)
+            except OSError as exc:
+                Path(tmp_name).unlink(missing_ok=True)
+                raise MediaError(
+                    f"could not write the original to disk: {exc}", retryable=True
+                ) from None
+        return StoredMedia(key=key, url=self.signed_url(key) or "", bytes=size)
+
+    def path_for(self, key: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+/[0-9a-f]{2}/[0-9a-f]{64}\.[a-z]{3,4}", key):
+            raise MediaError("not a media key", retryable=False)
+        return self.root / "originals" / key
+
+    def delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
+        for thumb in (self.root / "thumbs").glob(f"{Path(key).stem}_*"):
+            thumb.unlink(missing_ok=True)
+
+    def thumbnail_path(self, key: str, *, width: int, height: int) -> Path:
+        """Make (once) and return a JPEG thumbnail fitting in width x height."""
+        from PIL import Image, ImageOps
+
+        thumb = self.root / "thumbs" / f"{Path(key).stem}_{width}x{height}.jpg"
+        if thumb.is_file():
+            return thumb
+        with Image.open(self.path_for(key)) as im:
+            im.draft("RGB", (width, height))
+            frame = ImageOps.exif_transpose(im) or im
+            frame.thumbnail((width, height))
+            fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".jpg")
+            with os.fdopen(fd, "wb") as out:
+                frame.convert("RGB").save(out, "JPEG", quality=85)
+        Path(tmp_name).replace(thumb)
+        return thumb
+
+    def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
+        return self.signed_url(key, width=width, height=height)
+
+    def original_url(self, key: str) -> str | None:
+        return self.signed_url(key)
+
+    def signed_url(
+        self, key: str, *, width: int = 0, height: int = 0, ttl_seconds: int = 7 * 24 * 3600
+    ) -> str | None:
+        """An expiring link to the original (or a thumbnail), or None without PUBLIC_BASE_URL."""
+        if not self._public_base_url:
+            return None
+        expires = int(time.time()) + ttl_seconds
+        query = {"e": str(expires), "w": str(width), "h": str(height)}
+        query["s"] = self._signature(key, query)
+        return f"{self._public_base_url}/media/{key}?{urlencode(query)}"
+
+    def verify_signed_path(self, path: str, query: str) -> tuple[str, int, int] | None:
+        """Check a `/media/<key>?...` request; return (key, width, height) when valid."""
+        key = path.removeprefix("/media/")
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        try:
+            expires, width, height = int(params["e"]), int(params["w"]), int(params["h"])
+            self.path_for(key)
+        except (KeyError, ValueError, MediaError):
+            return None
+        expected = self._signature(key, {"e": params["e"], "w": params["w"], "h": params["h"]})
+        if not hmac.compare_digest(expected, params.get("s", "")) or expires < time.time():
+            return None
+        if not (0 <= width <= 2048 and 0 <= height <= 2048):
+            return None
+        return key, width, height
+
+    def _signature(self, key: str, query: dict[str, str]) -> str:
+        message = f"{key}|{query['e']}|{query['w']}|{query['h']}".encode()
+        digest = hmac.new(self._signing_key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def _safe(team_id: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", team_id):
+        raise MediaError("team id has unexpected characters", retryable=False)
+    return team_id
+
+
+# --------------------------------------------------------------------------------------------
+# Cloudinary
+
+
+class CloudinaryStore:
+    """Originals in Cloudinary under `library/<team>/<category>/<sha256>`.
+
+    The SDK's configuration is passed on every call (never set globally) so tests and
+    several stores in one process cannot leak settings into each other.
+    """
+
+    name = "cloudinary"
+
+    def __init__(self, cloudinary_url: str, *, timeout: float = 60.0) -> None:
+        parsed = urlparse(cloudinary_url)
+        query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+        self._options: dict[str, str] = {
+            "cloud_name": parsed.hostname or "",
+            "api_key": parsed.username or "",
+            "api_secret": parsed.password or "",
+        }
+        if "upload_prefix" in query:
+            self._options["upload_prefix"] = query["upload_prefix"]
+        self._timeout = timeout
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"CloudinaryStore(cloud_name={self._options['cloud_name']!r})"
+
+    def put(self, path: Path, info: MediaInfo) -> StoredMedia:
+        import cloudinary.uploader
+
+        folder = f"library/{_safe(info.team_id)}/{_slug(info.category)}"
+        try:
+            result = cloudinary.uploader.upload(
+                str(path),
+                folder=folder,
+                public_id=info.sha256,
+                overwrite=False,
+                unique_filename=False,
+                resource_type="image",
+                tags=list(info.tags),
+                context=dict(info.context),
+                timeout=self._timeout,
+                **self._options,
+            )
+        except Exception as exc:  # the SDK raises its own hierarchy and socket errors
+            raise _media_error(exc) from None
+        if not isinstance(result, dict) or not result.get("public_id"):
+            # The SDK returns a non-2xx answer without an "error" key as if it succeeded.
+            raise MediaError("Cloudinary gave an unexpected answer", retryable=True)
+        return StoredMedia(
+            key=str(result["public_id"]),
+            url=str(result.get("secure_url") or result.get("url") or ""),
+            bytes=int(result.get("bytes") or path.stat().st_size),
+        )
+
+    def delete(self, key: str) -> None:
+        import cloudinary.uploader
+
+        try:
+            cloudinary.uploader.destroy(
+                key, invalidate=True, timeout=self._timeout, **self._options
+            )
+        except Exception as exc:
+            raise _media_error(exc) from None
+
+    def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
+        from cloudinary import CloudinaryImage
+
+        return str(
+            CloudinaryImage(key).build_url(
+                width=width,
+                height=height,
+                crop="fill",
+                quality="auto",
+                fetch_format="auto",
+                secure=True,
+                cloud_name=self._options["cloud_name"],
+            )
+        )
+
+    def original_url(self, key: str) -> str | None:
+        from cloudinary import CloudinaryImage
+
+        return str(
+            CloudinaryImage(key).build_url(secure=True, cloud_name=self._options["cloud_name"])
+        )
+
+
+def _media_error(exc: Exception) -> MediaError:
+    """Map the SDK's exceptions onto ours: 5xx, rate limits, timeouts and connection errors
+    are worth retrying; a rejected file or bad credentials are not."""
+    import cloudinary.exceptions as cex
+
+    text = str(exc)[:300]
+    if isinstance(exc, cex.BadRequest):
+        if "too large" in text.lower():
+            return MediaError(f"Cloudinary refused the file as too large ({text})", retryable=False)
+        return MediaError(f"Cloudinary refused the file ({text})", retryable=False)
+    if isinstance(exc, cex.AuthorizationRequired | cex.NotAllowed):
+        log.error("Cloudinary rejected our credentials: check CLOUDINARY_URL")
+        return MediaError("Cloudinary rejected the app's credentials", retryable=False)
+    if isinstance(exc, cex.RateLimited):
+        return MediaError("Cloudinary is rate limiting uploads", retryable=True)
+    if isinstance(exc, cex.GeneralError):
+        return MediaError("Cloudinary had a server error", retryable=True)
+    # Plain cex.Error covers timeouts, connection errors and unparseable answers.
+    return MediaError(f"could not reach Cloudinary ({type(exc).__name__})", retryable=True)

@@ -1,0 +1,278 @@
+"""SQLAlchemy 2.x typed models. Every row carries `team_id`: one deployment may serve many
+workspaces, and every query filters on it.
+
+Tags live twice on purpose: `images.tags` (a `text[]` with a GIN index on Postgres, JSON on
+SQLite) answers "images with tag X, newest first" without a join, and the `tags` table is the
+team's vocabulary with use counts for autocomplete.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BigInteger ids on Postgres; SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class TagList(TypeDecorator[list[str]]):
+    """A list of tag names: `text[]` on Postgres (GIN-indexable), JSON elsewhere."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(Text()))
+        return dialect.type_descriptor(JSON())
+
+    def process_bind_param(self, value: list[str] | None, dialect: Any) -> list[str]:
+        return list(value or [])
+
+    def process_result_value(self, value: list[str] | None, dialect: Any) -> list[str]:
+        return list(value or [])
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every dialect (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON,
+    }
+
+
+class ImageStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ARCHIVED = "archived"
+
+
+class IngestState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    STORED = "stored"
+    FAILED = "failed"
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("team_id", "slack_file_id"),
+        Index("ix_images_team_sha256", "team_id", "sha256"),
+        # Four 16-bit bands of the 64-bit perceptual hash: two hashes within Hamming
+        # distance 3 share at least one band exactly (pigeonhole), so a near-duplicate
+        # lookup is four indexed equality probes, never a table scan.
+        Index("ix_images_team_phash_b0", "team_id", "phash_b0"),
+        Index("ix_images_team_phash_b1", "team_id", "phash_b1"),
+        Index("ix_images_team_phash_b2", "team_id", "phash_b2"),
+        Index("ix_images_team_phash_b3", "team_id", "phash_b3"),
+        Index("ix_images_team_created", "team_id", "created_at", "id"),
+        Index("ix_images_tags_gin", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    slack_file_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    uploader_id: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    title: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("categories.id", ondelete="SET NULL")
+    )
+    tags: Mapped[list[str]] = mapped_column(TagList, default=list)
+    shoot_date: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default=ImageStatus.DRAFT.value)
+    details_added_at: Mapped[datetime | None]
+    storage_key: Mapped[str | None] = mapped_column(String(512))
+    delivery_url: Mapped[str | None] = mapped_column(String(1024))
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    format: Mapped[str | None] = mapped_column(String(16))
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    phash: Mapped[int | None] = mapped_column(BigInteger)
+    phash_b0: Mapped[int | None]
+    phash_b1: Mapped[int | None]
+    phash_b2: Mapped[int | None]
+    phash_b3: Mapped[int | None]
+    camera: Mapped[str | None] = mapped_column(String(255))
+    exif: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class IngestJob(Base):
+    """The durable record of getting one Slack file into the media store.
+
+    Written before the event is acknowledged; a job whose lease ran out (the process died
+    mid-work) is picked up again by the worker's sweep.
+    """
+
+    __tablename__ = "ingest_jobs"
+    __table_args__ = (Index("ix_ingest_jobs_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    image_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("images.id", ondelete="CASCADE"), unique=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default=IngestState.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    download_url: Mapped[str | None] = mapped_column(String(2048))
+    mimetype: Mapped[str | None] = mapped_column(String(128))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("team_id", "name_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(50))
+    name_key: Mapped[str] = mapped_column(String(50))
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+
+class Category(Base):
+    __tablename__ = "categories"
+    __table_args__ = (UniqueConstraint("team_id", "name_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(75))
+    name_key: Mapped[str] = mapped_column(String(75))
+    approval_policy: Mapped[str] = mapped_column(String(8), default="any")
+    default_approvers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+
+
+class WatchedChannel(Base):
+    __tablename__ = "watched_channels"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    category_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("categories.id", ondelete="SET NULL")
+    )
+    added_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class ApprovalRequest(Base):
+    __tablename__ = "approval_requests"
+    __table_args__ = (Index("ix_approval_requests_team_image", "team_id", "image_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    image_id: Mapped[int] = mapped_column(Id, ForeignKey("images.id", ondelete="CASCADE"))
+    requested_by: Mapped[str] = mapped_column(String(32))
+    policy: Mapped[str] = mapped_column(String(8), default="any")
+    note: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    decided_at: Mapped[datetime | None]
+    last_reminded_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class ApprovalVote(Base):
+    """One approver of one request: their decision and the DM card that shows it."""
+
+    __tablename__ = "approval_votes"
+    __table_args__ = (UniqueConstraint("request_id", "approver_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("approval_requests.id", ondelete="CASCADE")
+    )
+    approver_id: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None]
+    card_channel: Mapped[str | None] = mapped_column(String(32))
+    card_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class AuditEvent(Base):
+    """Append-only: who did what to which image, and when."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_team_image", "team_id", "image_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    image_id: Mapped[int | None] = mapped_column(Id, ForeignKey("images.id", ondelete="SET NULL"))
+    actor_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+
+
+class ProcessedEvent(Base):
+    """Slack event ids already handled, so retried deliveries do the work once."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,0 +1,261 @@
+"""Shared fixtures: both databases, the Slack and Cloudinary emulators, and the app itself
+running as a real process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.config import Settings
+from bot.services import Services, build_services
+from storage import migrate
+from storage.db import make_engine
+from storage.models import Base
+from tests.fakes.cloudinary_api import CloudinaryEmulator
+from tests.fakes.signed import SlackSender
+from tests.fakes.slack_api import SlackEmulator
+from tests.pg import PostgresServer, find_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+TEAM = "T0TEAM1"
+POSTER = "UPOSTER"
+ADMIN = "UADMIN"
+MEMBER = "UMEMBER"
+GUEST = "UGUEST"
+PUBLIC_CHANNEL = "C0SHOOTS"
+PRIVATE_CHANNEL = "G0SECRET"
+
+_pg: tuple[PostgresServer | None, str] | None = None
+
+
+def _postgres() -> tuple[PostgresServer | None, str]:
+    global _pg  # noqa: PLW0603 - one server per test session
+    if _pg is None:
+        _pg = find_postgres()
+    return _pg
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    server, source = _postgres()
+    if server is None:
+        return f"PostgreSQL: NONE - Postgres tests will be SKIPPED ({source})"
+    return f"PostgreSQL: {source}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _pg is not None and _pg[0] is not None:
+        _pg[0].close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    server, reason = _postgres()
+    if server is None:
+        message = f"PostgreSQL tests cannot run: {reason}"
+        if os.environ.get("REQUIRE_POSTGRES"):
+            pytest.fail(message + " (REQUIRE_POSTGRES is set, so this is a failure)")
+        sys.stderr.write(f"\n!!! SKIPPING POSTGRES TESTS: {reason}\n")
+        pytest.skip(message)
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    url = postgres_server.create_database()
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def _truncate(url: str) -> None:
+    engine = make_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: every storage and end-to-end test runs on both."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        _truncate(url)
+        return url
+    url = f"sqlite:///{tmp_path / 'library.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    emulator = SlackEmulator(team_id=TEAM, team_name="Acme Marketing")
+    emulator.add_user(ADMIN, "ana", real_name="Ana Admin", is_admin=True)
+    emulator.add_user(POSTER, "pat", real_name="Pat Photographer")
+    emulator.add_user(MEMBER, "max", real_name="Max Member")
+    emulator.add_user(GUEST, "gil", real_name="Gil Guest", is_restricted=True)
+    emulator.add_channel(
+        PUBLIC_CHANNEL, "marketing-shoots", members=[ADMIN, POSTER, MEMBER, "UBOT"]
+    )
+    emulator.add_channel(
+        PRIVATE_CHANNEL, "launch-secret", is_private=True, members=[ADMIN, POSTER, "UBOT"]
+    )
+    with emulator.start():
+        yield emulator
+
+
+@pytest.fixture
+def cloudinary() -> Iterator[CloudinaryEmulator]:
+    with CloudinaryEmulator().start() as emulator:
+        yield emulator
+
+
+class FakeClock:
+    """Tests move time explicitly instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+def app_env(
+    *,
+    database_url: str,
+    slack: SlackEmulator | None,
+    media_dir: Path,
+    cloudinary: CloudinaryEmulator | None = None,
+    socket_mode: bool = False,
+    port: int | None = None,
+) -> dict[str, str]:
+    """The environment a real deployment would have, pointed at the emulators."""
+    env = {
+        "DATABASE_URL": database_url,
+        "MEDIA_DIR": str(media_dir),
+        "PORT": str(port or free_port()),
+        "LOG_LEVEL": "INFO",
+    }
+    if slack is not None:
+        env["SLACK_BOT_TOKEN"] = slack.bot_token
+        env["SLACK_API_URL"] = slack.api_url
+        env["SLACK_ADMIN_IDS"] = ADMIN
+        if socket_mode:
+            env["SLACK_APP_TOKEN"] = slack.app_token
+        else:
+            env["SLACK_SIGNING_SECRET"] = SIGNING_SECRET
+    if cloudinary is not None:
+        env["CLOUDINARY_URL"] = cloudinary.cloudinary_url
+    return env
+
+
+def make_services(env: dict[str, str], *, clock: FakeClock | None = None) -> Services:
+    settings = Settings.from_env(env, dotenv=False)
+    return build_services(settings, clock=clock or FakeClock())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class AppProcess:
+    """The app as a separate OS process, the way it runs in production."""
+
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    port: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.port = int(self.env["PORT"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait_for: str = "/healthz", timeout: float = 30.0) -> AppProcess:
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CLOUDINARY"))
+        }
+        full_env.update(self.env)
+        full_env["PYTHONUNBUFFERED"] = "1"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", *self.command],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"app exited early:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(self.url + wait_for, timeout=1) as response:  # noqa: S310
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"app did not answer {wait_for} in {timeout}s:\n{self.logs()}")
+
+    def sender(self) -> SlackSender:
+        return SlackSender(self.url + "/slack/events", SIGNING_SECRET)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no cleanup, like a crashed dyno."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def run_app(tmp_path: Path) -> Iterator[object]:
+    """Factory: run_app(env, command=("serve",)) starts the app and stops it after the test."""
+    started: list[AppProcess] = []
+
+    def start(env: dict[str, str], *, command: tuple[str, ...] = ("serve",)) -> AppProcess:
+        app = AppProcess(list(command), env, tmp_path / f"app-{len(started)}.log")
+        started.append(app)
+        return app.start()
+
+    yield start
+    for app in started:
+        app.stop()

@@ -1,0 +1,152 @@
+"""Find a PostgreSQL server for the tests, or start a throwaway one.
+
+Order: $TEST_DATABASE_URL; the server these machines run at 127.0.0.1:5432 (trust auth,
+database `test`); a temporary cluster from initdb/pg_ctl when they are on PATH. Each test run
+gets its own fresh database on that server, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from bot.config import normalise_database_url
+
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@dataclass
+class PostgresServer:
+    admin_dsn: str  # libpq URL of a database we may CREATE DATABASE from
+    source: str
+    _cluster: Path | None = None
+    _run_as: list[str] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)
+
+    def create_database(self) -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        name = f"imglib_test_{uuid.uuid4().hex[:10]}"
+        self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.databases.append(name)
+        base = self.admin_dsn.rsplit("/", 1)[0]
+        return normalise_database_url(f"{base}/{name}")
+
+    def close(self) -> None:
+        for name in self.databases:
+            try:
+                self._execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+            except psycopg2.Error:
+                pass
+        if self._cluster is not None:
+            subprocess.run(
+                [
+                    *self._run_as,
+                    "pg_ctl",
+                    "-D",
+                    str(self._cluster / "data"),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ],
+                check=False,
+                capture_output=True,
+            )
+            shutil.rmtree(self._cluster, ignore_errors=True)
+
+    def _execute(self, statement: sql.Composable) -> None:
+        connection = psycopg2.connect(self.admin_dsn, connect_timeout=5)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            connection.close()
+
+
+def _reachable(dsn: str) -> str | None:
+    try:
+        psycopg2.connect(dsn, connect_timeout=3).close()
+    except psycopg2.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
+def find_postgres() -> tuple[PostgresServer | None, str]:
+    """Return a server and where it came from, or None and why none could be had."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        dsn = configured.replace("postgresql+psycopg2://", "postgresql://").replace(
+            "postgres://", "postgresql://", 1
+        )
+        error = _reachable(dsn)
+        if error:
+            return None, f"TEST_DATABASE_URL is set but unreachable: {error}"
+        return PostgresServer(dsn, "TEST_DATABASE_URL"), "TEST_DATABASE_URL"
+    if _reachable(LOCAL_URL) is None:
+        return PostgresServer(LOCAL_URL, "127.0.0.1:5432"), "the server at 127.0.0.1:5432"
+    if shutil.which("initdb") and shutil.which("pg_ctl"):
+        return _throwaway_cluster()
+    return None, (
+        "no PostgreSQL: TEST_DATABASE_URL is unset, nothing answers at 127.0.0.1:5432, "
+        "and initdb/pg_ctl are not on PATH"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _throwaway_cluster() -> tuple[PostgresServer | None, str]:
+    run_as: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="imglib-pg-"))
+    if os.geteuid() == 0:
+        # initdb refuses to run as root; use the postgres account when there is one.
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            return None, "initdb cannot run as root and there is no 'postgres' user"
+        os.chown(base, account.pw_uid, account.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data, port = base / "data", _free_port()
+    steps = [
+        [*run_as, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        [
+            *run_as,
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
+            "-l",
+            str(base / "log"),
+            "-w",
+            "start",
+        ],
+    ]
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            shutil.rmtree(base, ignore_errors=True)
+            return None, f"throwaway cluster failed: {result.stderr.strip()[:200]}"
+    dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    for _ in range(50):
+        if _reachable(dsn) is None:
+            break
+        time.sleep(0.1)
+    server = PostgresServer(dsn, f"a throwaway cluster on port {port}", base, run_as)
+    return server, server.source

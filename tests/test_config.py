@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bot.config import ConfigError, Settings
+from bot.logs import RedactSecrets
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env(env, dotenv=False)
+
+
+def test_defaults_are_the_embedded_setup() -> None:
+    s = settings()
+    assert s.database_url == "sqlite:///data/library.db"
+    assert str(s.media_dir) == "data/media"
+    assert s.port == 3000
+    assert s.slack_mode == "unconfigured"
+    assert not s.uses_cloudinary
+
+
+def test_mode_follows_the_credentials() -> None:
+    http = settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s" * 32)
+    socket = settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1")
+    assert (http.slack_mode, socket.slack_mode) == ("http", "socket")
+
+
+def test_heroku_postgres_url_is_accepted() -> None:
+    s = settings(DATABASE_URL="postgres://u:p@db.example.com:5432/lib")
+    assert s.database_url == "postgresql+psycopg2://u:p@db.example.com:5432/lib"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxp-user-token"}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_APP_TOKEN"),
+        ({"SLACK_SIGNING_SECRET": "abc"}, "SLACK_SIGNING_SECRET"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"CLOUDINARY_URL": "https://nope"}, "CLOUDINARY_URL"),
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"PUBLIC_BASE_URL": "ftp://x"}, "PUBLIC_BASE_URL"),
+        ({"SLACK_ADMIN_IDS": "U1,not an id"}, "SLACK_ADMIN_IDS"),
+        ({"SLACK_API_URL": "slack.com"}, "SLACK_API_URL"),
+    ],
+)
+def test_bad_settings_fail_with_one_line_naming_the_variable(
+    env: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(**env)
+    message = str(caught.value)
+    assert variable in message
+    assert "\n" not in message
+
+
+def test_secrets_never_appear_in_errors_or_repr() -> None:
+    secret = "xoxp-super-secret-value"
+    with pytest.raises(ConfigError) as caught:
+        settings(SLACK_BOT_TOKEN=secret)
+    assert secret not in str(caught.value)
+    s = settings(
+        SLACK_BOT_TOKEN="xoxb-very-secret",
+        SLACK_SIGNING_SECRET="signing-very-secret",
+        CLOUDINARY_URL="cloudinary://key:cloud-very-secret@demo",
+    )
+    shown = repr(s)
+    for value in ("xoxb-very-secret", "signing-very-secret", "cloud-very-secret"):
+        assert value not in shown
+
+
+def test_admin_ids_are_parsed() -> None:
+    assert settings(SLACK_ADMIN_IDS=" U1ABC, W2DEF ,").slack_admin_ids == {"U1ABC", "W2DEF"}
+
+
+def test_log_filter_redacts_tokens_from_any_record() -> None:
+    record = logging.LogRecord(
+        "slack_sdk",
+        logging.DEBUG,
+        __file__,
+        1,
+        "headers: {'Authorization': 'Bearer xoxb-123-456-abc'} secret=%s",
+        ("my-signing-secret",),
+        None,
+    )
+    RedactSecrets(["my-signing-secret"]).filter(record)
+    shown = record.getMessage()
+    assert "xoxb-123" not in shown
+    assert "my-signing-secret" not in shown
+    assert "[redacted]" in shown

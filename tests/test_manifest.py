@@ -1,0 +1,55 @@
+"""app_manifest.yml is what an admin pastes into Slack: it must pass Slack's own schema and
+declare everything the product uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "tests" / "data" / "slack-manifest-schema" / "manifest.schema.1.0.0.json"
+
+
+def manifest() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / "app_manifest.yml").read_text())
+
+
+def test_manifest_passes_slacks_schema() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(manifest()), key=str)
+    assert not errors, [e.message for e in errors]
+
+
+def test_manifest_declares_the_whole_product() -> None:
+    m = manifest()
+    features, settings = m["features"], m["settings"]
+    assert [c["command"] for c in features["slash_commands"]] == ["/images"]
+    assert features["slash_commands"][0]["url"].endswith("/slack/events")
+    assert {s["name"] for s in features["shortcuts"]} == {"Add to image library"}
+    assert features["app_home"]["home_tab_enabled"] is True
+    events = set(settings["event_subscriptions"]["bot_events"])
+    assert {"message.channels", "message.groups", "message.im", "message.mpim"} <= events
+    assert "app_home_opened" in events
+    interactivity = settings["interactivity"]
+    assert interactivity["is_enabled"]
+    assert interactivity["message_menu_options_url"].endswith("/slack/events")
+    scopes = set(m["oauth_config"]["scopes"]["bot"])
+    needed = {
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "mpim:history",
+        "channels:read",
+        "groups:read",
+        "files:read",
+        "chat:write",
+        "commands",
+        "reactions:write",
+        "users:read",
+        "im:write",
+    }
+    assert needed <= scopes, needed - scopes
+    assert len(m["display_information"]["name"]) <= 35

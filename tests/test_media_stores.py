@@ -1,0 +1,169 @@
+"""One contract, both media stores: LocalStore on disk, CloudinaryStore against the emulator
+through the real cloudinary SDK."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storage.media import CloudinaryStore, LocalStore, MediaError, MediaInfo, MediaStore
+from tests import images
+from tests.fakes.cloudinary_api import CloudinaryEmulator
+
+
+@pytest.fixture(params=["local", "cloudinary"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MediaStore]:
+    if request.param == "local":
+        yield LocalStore(
+            tmp_path / "media", signing_key=b"k" * 32, public_base_url="https://lib.example.com"
+        )
+    else:
+        with CloudinaryEmulator().start() as emulator:
+            store = CloudinaryStore(emulator.cloudinary_url, timeout=5)
+            store.emulator = emulator  # type: ignore[attr-defined]
+            yield store
+
+
+def original(tmp_path: Path, data: bytes) -> tuple[Path, MediaInfo]:
+    path = tmp_path / "upload.jpg"
+    path.write_bytes(data)
+    info = MediaInfo(
+        sha256=hashlib.sha256(data).hexdigest(),
+        format="JPEG",
+        team_id="T0TEAM1",
+        category="Marketing",
+        tags=("cmo", "launch"),
+        context=(("slack_file_id", "F123"),),
+    )
+    return path, info
+
+
+def stored_bytes(store: MediaStore, key: str) -> bytes:
+    if isinstance(store, LocalStore):
+        return store.path_for(key).read_bytes()
+    return store.emulator.uploads[key].data  # type: ignore[attr-defined]
+
+
+def test_put_keeps_the_exact_original(store: MediaStore, tmp_path: Path) -> None:
+    data = images.jpeg(seed=1)
+    path, info = original(tmp_path, data)
+    result = store.put(path, info)
+    assert stored_bytes(store, result.key) == data
+    assert result.bytes == len(data)
+    assert path.exists(), "the caller keeps its file"
+
+
+def test_put_twice_is_idempotent(store: MediaStore, tmp_path: Path) -> None:
+    path, info = original(tmp_path, images.jpeg(seed=2))
+    first = store.put(path, info)
+    second = store.put(path, info)
+    assert first.key == second.key
+
+
+def test_thumbnail_url_is_an_https_link(store: MediaStore, tmp_path: Path) -> None:
+    path, info = original(tmp_path, images.jpeg(seed=3))
+    key = store.put(path, info).key
+    url = store.thumbnail_url(key, width=360, height=240)
+    assert url is not None
+    assert url.startswith("https://")
+    assert "360" in url
+
+
+def test_delete_removes_the_original(store: MediaStore, tmp_path: Path) -> None:
+    path, info = original(tmp_path, images.jpeg(seed=4))
+    key = store.put(path, info).key
+    store.delete(key)
+    if isinstance(store, LocalStore):
+        assert not store.path_for(key).exists()
+    else:
+        assert key not in store.emulator.uploads  # type: ignore[attr-defined]
+
+
+def test_cloudinary_gets_folder_tags_and_context(tmp_path: Path) -> None:
+    with CloudinaryEmulator().start() as emulator:
+        store = CloudinaryStore(emulator.cloudinary_url, timeout=5)
+        path, info = original(tmp_path, images.jpeg(seed=5))
+        result = store.put(path, info)
+        upload = emulator.uploads[result.key]
+        assert result.key == f"library/T0TEAM1/marketing/{info.sha256}"
+        assert upload.tags == ["cmo", "launch"]
+        assert upload.context == {"slack_file_id": "F123"}
+        assert result.url.startswith("https://res.cloudinary.com/")
+        assert all(call["signature_ok"] for call in emulator.calls)
+
+
+@pytest.mark.parametrize(
+    ("fault", "retryable", "words"),
+    [
+        ("server_error", True, "server error"),
+        ("unavailable", True, "server error"),
+        ("bad_gateway_json", True, "could not reach"),
+        ("server_error_no_body", True, "could not reach"),
+        ("no_error_key", True, "unexpected answer"),
+        ("rate_limited", True, "rate limiting"),
+        ("disconnect", True, "could not reach"),
+        ("too_large", False, "too large"),
+        ("bad_request", False, "refused"),
+        ("unauthorized", False, "credentials"),
+    ],
+)
+def test_cloudinary_errors_map_to_retryable_or_not(
+    fault: str, retryable: bool, words: str, tmp_path: Path
+) -> None:
+    with CloudinaryEmulator().start() as emulator:
+        store = CloudinaryStore(emulator.cloudinary_url, timeout=5)
+        emulator.inject(fault)
+        path, info = original(tmp_path, images.jpeg(seed=6))
+        with pytest.raises(MediaError) as caught:
+            store.put(path, info)
+        assert caught.value.retryable is retryable
+        assert words in str(caught.value)
+        assert emulator.cloudinary_url.split(":")[2].split("@")[0] not in str(caught.value)
+
+
+def test_cloudinary_timeout_is_retryable(tmp_path: Path) -> None:
+    with CloudinaryEmulator().start() as emulator:
+        store = CloudinaryStore(emulator.cloudinary_url, timeout=0.5)
+        emulator.inject("slow", delay=2.0)
+        path, info = original(tmp_path, images.jpeg(seed=7))
+        with pytest.raises(MediaError) as caught:
+            store.put(path, info)
+        assert caught.value.retryable
+
+
+def test_local_store_never_shows_a_half_written_file(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "media", signing_key=b"k" * 32)
+    path, info = original(tmp_path, images.jpeg(seed=8))
+    key = store.put(path, info).key
+    leftovers = list((tmp_path / "media" / "tmp").iterdir())
+    assert leftovers == []
+    assert store.path_for(key).read_bytes() == path.read_bytes()
+
+
+def test_local_signed_urls_verify_and_expire(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "m", signing_key=b"k" * 32, public_base_url="https://x.test")
+    path, info = original(tmp_path, images.jpeg(seed=9))
+    key = store.put(path, info).key
+    url = store.thumbnail_url(key, width=100, height=80)
+    assert url is not None
+    _, rest = url.split("/media/", 1)
+    path_part, query = rest.split("?", 1)
+    assert store.verify_signed_path("/media/" + path_part, query) == (key, 100, 80)
+    tampered = query.replace("w=100", "w=200")
+    assert store.verify_signed_path("/media/" + path_part, tampered) is None
+    other = LocalStore(tmp_path / "m", signing_key=b"x" * 32, public_base_url="https://x.test")
+    assert other.verify_signed_path("/media/" + path_part, query) is None
+    expired = store.signed_url(key, ttl_seconds=-1)
+    assert expired is not None
+    assert store.verify_signed_path("/media/" + path_part, expired.split("?", 1)[1]) is None
+
+
+def test_local_store_without_public_url_offers_no_links(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "m", signing_key=b"k" * 32)
+    path, info = original(tmp_path, images.jpeg(seed=10))
+    key = store.put(path, info).key
+    assert store.thumbnail_url(key, width=10, height=10) is None
+    assert store.original_url(key) is None
