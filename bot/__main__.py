@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(f"Configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(
         settings.log_level,
@@ -108,7 +108,7 @@ def serve(settings: Settings) -> int:
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             embedded = settings.is_embedded_database
-            self.cfg.set("bind", f"0.0.0.0:{settings.port}")  # noqa: S104 - a web server
+            self.cfg.set("bind", f"0.0.0.0:{settings.port}")
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("workers", 1 if embedded else _web_concurrency())
             self.cfg.set("threads", 16)
@@ -134,7 +134,7 @@ def _web_concurrency() -> int:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
 
 

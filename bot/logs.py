@@ -23,9 +23,7 @@ class RedactSecrets(logging.Filter):
         for secret in self._extra:
             text = text.replace(secret, "[redacted]")
         for pattern in SECRET_PATTERNS:
-            text = pattern.sub(
-                lambda m: (m.group(1) if m.re.groups else "") + "[redacted]", text
-            )
+            text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + "[redacted]", text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -29,7 +29,9 @@ def sweep_ingest(services: Services) -> int:
 def prune_processed_events(services: Services) -> int:
     with session_scope(services.factory) as session:
         result = session.execute(
-            delete(ProcessedEvent).where(ProcessedEvent.created_at < services.clock() - EVENT_MEMORY)
+            delete(ProcessedEvent).where(
+                ProcessedEvent.created_at < services.clock() - EVENT_MEMORY
+            )
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -102,7 +102,9 @@ class WebApp:
                 content_type = "image/jpeg"
             else:
                 path = store.path_for(key)
-                content_type = CONTENT_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+                content_type = CONTENT_TYPES.get(
+                    path.suffix.lstrip("."), "application/octet-stream"
+                )
             data = path.read_bytes()
         except FileNotFoundError:
             return _respond(start_response, "404 Not Found", "Not found\n")

@@ -7,10 +7,10 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
+from bot.domain import Post
 from bot.library import record_posted_files
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack
-from bot.domain import Post
 
 # Message subtypes that never carry a new image from a person.
 IGNORED_SUBTYPES = frozenset(

@@ -89,13 +89,18 @@ def _truncate(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> str:
+    """The session's Postgres database, emptied for this test."""
+    _truncate(postgres_url)
+    return postgres_url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: every storage and end-to-end test runs on both."""
     if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        _truncate(url)
-        return url
+        return str(request.getfixturevalue("empty_postgres_url"))
     url = f"sqlite:///{tmp_path / 'library.db'}"
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -116,7 +121,7 @@ def slack() -> Iterator[SlackEmulator]:
     emulator.add_channel(
         PRIVATE_CHANNEL, "launch-secret", is_private=True, members=[ADMIN, POSTER, "UBOT"]
     )
-    with emulator.start():
+    with emulator:
         yield emulator
 
 
@@ -218,7 +223,7 @@ class AppProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"app exited early:\n{self.logs()}")
             try:
-                with urllib.request.urlopen(self.url + wait_for, timeout=1) as response:  # noqa: S310
+                with urllib.request.urlopen(self.url + wait_for, timeout=1) as response:
                     if response.status == 200:
                         return self
             except OSError:

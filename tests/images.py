@@ -79,3 +79,12 @@ def png_claiming(width: int, height: int) -> bytes:
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
 HTML = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
+
+
+def noisy_jpeg(width: int, height: int) -> bytes:
+    """Random pixels compress badly: a large file from a modest picture."""
+    rng = random.Random(width * height)
+    noise = Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3))
+    out = io.BytesIO()
+    noise.save(out, "JPEG", quality=100)
+    return out.getvalue()

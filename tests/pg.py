@@ -7,6 +7,7 @@ gets its own fresh database on that server, dropped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -44,12 +45,10 @@ class PostgresServer:
 
     def close(self) -> None:
         for name in self.databases:
-            try:
+            with contextlib.suppress(psycopg2.Error):
                 self._execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
-            except psycopg2.Error:
-                pass
         if self._cluster is not None:
             subprocess.run(
                 [

@@ -41,7 +41,7 @@ class SlackSender:
         timeout: float = 10.0,
     ) -> Reply:
         ts = str(timestamp if timestamp is not None else int(time.time()))
-        request = urllib.request.Request(  # noqa: S310 - loopback test server
+        request = urllib.request.Request(
             self.url,
             data=body.encode(),
             method="POST",
@@ -56,7 +56,7 @@ class SlackSender:
         )
         started = time.perf_counter()
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 data = response.read()
                 status = response.status
         except urllib.error.HTTPError as exc:

@@ -1,0 +1,496 @@
+"""Tests of the Slack emulator itself, driven through the real slack_sdk clients."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.webhook import WebhookClient
+
+from tests.fakes.slack_api import SlackEmulator, validate_blocks, validate_view
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture
+def emu() -> Iterator[SlackEmulator]:
+    with SlackEmulator() as emulator:
+        emulator.add_user("U1", "alice", real_name="Alice Liddell", is_admin=True)
+        emulator.add_user("U2", "bob")
+        emulator.add_user("U3", "carol", is_restricted=True)
+        emulator.add_channel("C1", "general", members=["U1", "U2", emulator.bot_user_id])
+        emulator.add_channel("C2", "secret", is_private=True, members=["U1"])
+        emulator.add_channel("C3", "random", members=["U1"])
+        yield emulator
+
+
+@pytest.fixture
+def client(emu: SlackEmulator) -> WebClient:
+    return WebClient(token=emu.bot_token, base_url=emu.api_url)
+
+
+def _error(exc: pytest.ExceptionInfo[SlackApiError]) -> str:
+    return str(exc.value.response["error"])
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, resp.headers["Content-Type"], resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers["Content-Type"], err.read()
+
+
+def test_binds_loopback_only(emu: SlackEmulator) -> None:
+    assert emu.api_url.startswith("http://127.0.0.1:")
+    assert emu.api_url.endswith("/api/")
+    assert emu.ws_url.startswith("ws://127.0.0.1:")
+
+
+def test_auth(emu: SlackEmulator, client: WebClient) -> None:
+    resp = client.auth_test()
+    assert resp["user_id"] == "UBOT"
+    assert resp["bot_id"] == "BBOT"
+    assert resp["team_id"] == "T0TEAM1"
+    assert resp["team"] == "Acme"
+    assert emu.calls_to("auth.test")[0].token == emu.bot_token
+
+    with pytest.raises(SlackApiError) as exc:
+        WebClient(token="xoxb-wrong", base_url=emu.api_url).auth_test()
+    assert _error(exc) == "invalid_auth"
+    with pytest.raises(SlackApiError) as exc:
+        WebClient(base_url=emu.api_url).auth_test()
+    assert _error(exc) == "not_authed"
+    with pytest.raises(SlackApiError) as exc:
+        WebClient(token=emu.app_token, base_url=emu.api_url).chat_postMessage(
+            channel="C1", text="x"
+        )
+    assert _error(exc) == "not_allowed_token_type"
+    with pytest.raises(SlackApiError) as exc:
+        client.api_call("nope.nothing")
+    assert _error(exc) == "unknown_method"
+
+
+def test_post_message_update_delete(emu: SlackEmulator, client: WebClient) -> None:
+    first = client.chat_postMessage(channel="C1", text="hello")
+    second = client.chat_postMessage(channel="#general", text="again", thread_ts=first["ts"])
+    assert first["channel"] == "C1"
+    assert float(second["ts"]) > float(first["ts"])
+    assert first["message"]["user"] == "UBOT"
+    parent = emu.message("C1", first["ts"])
+    assert parent is not None and parent["reply_count"] == 1
+
+    # form-encoded blocks arrive as a JSON string and are decoded in Call.params
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
+    client.api_call(
+        "chat.postMessage", params={"channel": "C1", "text": "t", "blocks": json.dumps(blocks)}
+    )
+    assert emu.calls_to("chat.postMessage")[-1].params["blocks"] == blocks
+
+    updated = client.chat_update(channel="C1", ts=first["ts"], text="edited")
+    assert updated["message"]["text"] == "edited"
+    stored = emu.message("C1", first["ts"])
+    assert stored is not None and stored["text"] == "edited"
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_update(channel="C1", ts="1.000001", text="x")
+    assert _error(exc) == "message_not_found"
+
+    client.chat_delete(channel="C1", ts=first["ts"])
+    assert emu.message("C1", first["ts"]) is None
+
+    with pytest.raises(SlackApiError) as exc, pytest.warns(UserWarning, match="text"):
+        client.chat_postMessage(channel="C1")
+    assert _error(exc) == "no_text"
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="C3", text="not a member")
+    assert _error(exc) == "not_in_channel"
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="C2", text="private, not a member")
+    assert _error(exc) == "channel_not_found"
+
+    dm = client.chat_postMessage(channel="U2", text="direct")
+    assert dm["channel"].startswith("D")
+
+
+def test_post_ephemeral(emu: SlackEmulator, client: WebClient) -> None:
+    resp = client.chat_postEphemeral(channel="C1", user="U2", text="only you")
+    assert resp["message_ts"]
+    assert emu.ephemeral_messages[-1]["ephemeral_user"] == "U2"
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postEphemeral(channel="C1", user="U3", text="not here")
+    assert _error(exc) == "user_not_in_channel"
+
+
+def test_reactions(emu: SlackEmulator, client: WebClient) -> None:
+    envelope = emu.message_event(channel="C1", user="U1", text="look")
+    ts = envelope["event"]["ts"]
+    client.reactions_add(channel="C1", timestamp=ts, name="eyes")
+    with pytest.raises(SlackApiError) as exc:
+        client.reactions_add(channel="C1", timestamp=ts, name="eyes")
+    assert _error(exc) == "already_reacted"
+    assert emu.reactions("C1", ts) == {"eyes": ["UBOT"]}
+    client.reactions_remove(channel="C1", timestamp=ts, name="eyes")
+    assert emu.reactions("C1", ts) == {}
+
+
+MODAL: dict[str, Any] = {
+    "type": "modal",
+    "callback_id": "tag_image",
+    "title": {"type": "plain_text", "text": "Tag image"},
+    "submit": {"type": "plain_text", "text": "Save"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "tags",
+            "label": {"type": "plain_text", "text": "Tags"},
+            "element": {"type": "plain_text_input", "action_id": "value"},
+        }
+    ],
+}
+
+
+def test_views(emu: SlackEmulator, client: WebClient) -> None:
+    trigger = emu.new_trigger_id()
+    opened = client.views_open(trigger_id=trigger, view=MODAL)["view"]
+    assert opened["id"].startswith("V") and opened["hash"]
+    with pytest.raises(SlackApiError) as exc:
+        client.views_open(trigger_id=trigger, view=MODAL)
+    assert _error(exc) == "expired_trigger_id"
+
+    current = client.views_update(view_id=opened["id"], hash=opened["hash"], view=MODAL)["view"]
+    assert current["hash"] != opened["hash"]
+    with pytest.raises(SlackApiError) as exc:
+        client.views_update(view_id=opened["id"], hash=opened["hash"], view=MODAL)
+    assert _error(exc) == "hash_conflict"
+
+    bad = dict(MODAL, title={"type": "plain_text", "text": "x" * 25})
+    with pytest.raises(SlackApiError) as exc:
+        client.views_open(trigger_id=emu.new_trigger_id(), view=bad)
+    assert _error(exc) == "invalid_arguments"
+    messages = exc.value.response["response_metadata"]["messages"]
+    assert any("/view/title/text" in m for m in messages)
+
+    pushed = client.views_push(trigger_id=emu.new_trigger_id(view_id=opened["id"]), view=MODAL)
+    assert pushed["view"]["root_view_id"] == opened["id"]
+    client.views_push(trigger_id=emu.new_trigger_id(view_id=opened["id"]), view=MODAL)
+    with pytest.raises(SlackApiError) as exc:
+        client.views_push(trigger_id=emu.new_trigger_id(view_id=opened["id"]), view=MODAL)
+    assert _error(exc) == "push_limit_reached"
+
+    home = {
+        "type": "home",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}],
+    }
+    client.views_publish(user_id="U1", view=home)
+    assert emu.home_views["U1"]["type"] == "home"
+
+
+def test_files_info_and_download(emu: SlackEmulator, client: WebClient) -> None:
+    obj = emu.add_file(
+        "F1", name="cat photo.png", content=PNG, mimetype="image/png", filetype="png", user="U1"
+    )
+    assert obj["size"] == len(PNG) and obj["mode"] == "hosted"
+    assert obj["url_private_download"].startswith(f"{emu.base_url}/files-pri/T0TEAM1-F1/download/")
+    info = client.files_info(file="F1")["file"]
+    assert info["url_private_download"] == obj["url_private_download"]
+
+    status, ctype, body = _get(obj["url_private_download"], emu.bot_token)
+    assert (status, ctype, body) == (200, "image/png", PNG)
+    status, ctype, body = _get(obj["url_private_download"])
+    assert status == 200 and ctype.startswith("text/html") and b"<!DOCTYPE html>" in body
+    status, ctype, body = _get(obj["url_private_download"], "xoxb-wrong")
+    assert status == 200 and ctype.startswith("text/html")
+    downloads = emu.calls_to("files.download")
+    assert [c.token for c in downloads] == [emu.bot_token, None, "xoxb-wrong"]
+
+    emu.delete_file("F1")
+    assert _get(obj["url_private_download"], emu.bot_token)[0] == 404
+    with pytest.raises(SlackApiError) as exc:
+        client.files_info(file="F1")
+    assert _error(exc) == "file_deleted"
+    with pytest.raises(SlackApiError) as exc:
+        client.files_info(file="F404")
+    assert _error(exc) == "file_not_found"
+
+
+def test_large_download_and_served_content_type(emu: SlackEmulator) -> None:
+    content = bytes(range(256)) * 20_000  # ~5 MB
+    obj = emu.add_file(
+        "F2",
+        name="big.jpg",
+        content=content,
+        mimetype="image/jpeg",
+        filetype="jpg",
+        user="U1",
+        served_content_type="application/octet-stream",
+    )
+    status, ctype, body = _get(obj["url_private_download"], emu.bot_token)
+    assert status == 200 and ctype == "application/octet-stream" and body == content
+
+
+def test_message_event_and_stub(emu: SlackEmulator) -> None:
+    emu.add_file("F1", name="a.png", content=PNG, mimetype="image/png", filetype="png", user="U1")
+    emu.add_file("F2", name="b.png", content=PNG, mimetype="image/png", filetype="png", user="U1")
+    envelope = emu.message_event(
+        channel="C1", user="U1", text="two", files=["F1", emu.file_stub("F2")], event_id="Ev1"
+    )
+    assert envelope["type"] == "event_callback" and envelope["event_id"] == "Ev1"
+    assert envelope["authorizations"][0]["user_id"] == "UBOT"
+    event = envelope["event"]
+    assert (event["type"], event["subtype"], event["channel_type"]) == (
+        "message",
+        "file_share",
+        "channel",
+    )
+    assert event["files"][0]["url_private_download"].endswith("/download/a.png")
+    assert event["files"][1] == {
+        "id": "F2",
+        "file_access": "check_file_info",
+        "created": event["files"][1]["created"],
+        "timestamp": event["files"][1]["timestamp"],
+        "user": "U1",
+    }
+    plain = emu.message_event(channel="C2", user="U1", text="no files")["event"]
+    assert "subtype" not in plain and plain["channel_type"] == "group"
+
+
+def test_ratelimit_retry_handler(emu: SlackEmulator) -> None:
+    emu.inject("chat.postMessage", "ratelimited", retry_after=0)
+    plain = WebClient(token=emu.bot_token, base_url=emu.api_url)
+    with pytest.raises(SlackApiError) as exc:
+        plain.chat_postMessage(channel="C1", text="hi")
+    assert exc.value.response.status_code == 429
+    assert exc.value.response.headers["Retry-After"] == "0"
+    assert emu.calls_to("chat.postMessage")[0].response == {"ok": False, "error": "ratelimited"}
+
+    # slack_sdk sleeps Retry-After plus up to 1 s of jitter per retry: one retry keeps it quick
+    emu.inject("chat.postMessage", "ratelimited", retry_after=0)
+    retrying = WebClient(token=emu.bot_token, base_url=emu.api_url)
+    retrying.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+    assert retrying.chat_postMessage(channel="C1", text="hi")["ok"]
+    statuses = [(c.status, c.fault) for c in emu.calls_to("chat.postMessage")]
+    assert statuses == [(429, "ratelimited"), (429, "ratelimited"), (200, None)]
+
+
+def test_other_faults(emu: SlackEmulator, client: WebClient) -> None:
+    emu.inject("views.open", "error:expired_trigger_id")
+    with pytest.raises(SlackApiError) as exc:
+        client.views_open(trigger_id=emu.new_trigger_id(), view=MODAL)
+    assert _error(exc) == "expired_trigger_id"
+
+    emu.inject("users.info", "server_error", status=503)
+    with pytest.raises(SlackApiError) as exc:
+        client.users_info(user="U1")
+    assert exc.value.response.status_code == 503
+    user = client.users_info(user="U1")["user"]
+    assert user["is_admin"] and user["profile"]["real_name"] == "Alice Liddell"
+
+    obj = emu.add_file(
+        "F1", name="a.png", content=PNG, mimetype="image/png", filetype="png", user="U1"
+    )
+    emu.inject("files.download", "html_login")
+    status, ctype, _ = _get(obj["url_private_download"], emu.bot_token)
+    assert status == 200 and ctype.startswith("text/html")
+    assert _get(obj["url_private_download"], emu.bot_token)[2] == PNG
+
+    no_retries = WebClient(token=emu.bot_token, base_url=emu.api_url, retry_handlers=[])
+    emu.inject("auth.test", "connection_reset")
+    with pytest.raises(Exception, match=r"(?i)closed|reset|disconnect|aborted"):
+        no_retries.auth_test()
+    assert emu.calls_to("auth.test")[-1].fault == "connection_reset"
+
+    emu.inject("auth.test", "slow", delay=0.3)
+    client.auth_test()
+    assert emu.calls_to("auth.test")[-1].fault == "slow"
+
+
+def test_invalid_blocks(emu: SlackEmulator, client: WebClient) -> None:
+    divider = {"type": "divider"}
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="C1", text="x", blocks=[divider] * 51)
+    assert _error(exc) == "invalid_blocks"
+    assert any("no more than 50 items" in e for e in exc.value.response["errors"])
+    assert client.chat_postMessage(channel="C1", text="x", blocks=[divider] * 50)["ok"]
+
+    button = {
+        "type": "actions",
+        "elements": [
+            {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "y" * 76}}
+        ],
+    }
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="C1", text="x", blocks=[button])
+    assert _error(exc) == "invalid_blocks"
+    assert exc.value.response["errors"] == [
+        "must be less than 76 characters (got 76) [json-pointer:/blocks/0/elements/0/text/text]"
+    ]
+
+    image = {"type": "image", "image_url": f"{emu.base_url}/x.png", "alt_text": "x"}
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="C1", text="x", blocks=[image])
+    assert "downloading image failed" in exc.value.response["errors"][0]
+    emu.reject_private_image_urls = False
+    assert client.chat_postMessage(channel="C1", text="x", blocks=[image])["ok"]
+
+
+def test_validate_blocks_directly() -> None:
+    def section(text: str) -> dict[str, Any]:
+        return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+    assert validate_blocks([section("ok")], surface="message") == []
+    assert validate_blocks([section("x" * 3001)], surface="message")
+    assert validate_blocks([section("")], surface="message")
+    assert validate_blocks(
+        [{"type": "header", "text": {"type": "mrkdwn", "text": "h"}}], surface="home"
+    )
+    assert validate_blocks([{"type": "divider"}] * 100, surface="modal") == []
+    assert validate_blocks([{"type": "divider"}] * 101, surface="modal")
+    assert validate_blocks([{"type": "image", "image_url": "https://x/a.png"}], surface="message")
+    both = {
+        "type": "image",
+        "alt_text": "a",
+        "image_url": "https://example.com/a.png",
+        "slack_file": {"id": "F1"},
+    }
+    assert validate_blocks([both], surface="message")
+    slack_file = {"type": "image", "alt_text": "a", "slack_file": {"id": "F1"}}
+    assert validate_blocks([slack_file], surface="message") == []
+    assert validate_blocks(
+        [{"type": "image", "alt_text": "a", "image_url": "ftp://x/a.png"}], surface="message"
+    )
+    options = [
+        {"text": {"type": "plain_text", "text": str(i)}, "value": str(i)} for i in range(101)
+    ]
+    select = {"type": "static_select", "action_id": "s", "options": options}
+    errors = validate_blocks([{"type": "actions", "elements": [select]}], surface="message")
+    assert errors == [
+        "no more than 100 items allowed (got 101) [json-pointer:/blocks/0/elements/0/options]"
+    ]
+    view = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "t"},
+        "private_metadata": "m" * 3001,
+        "blocks": [],
+    }
+    assert validate_view(view) == [
+        "must be less than 3001 characters (got 3001) [json-pointer:/view/private_metadata]"
+    ]
+
+
+def test_response_url(emu: SlackEmulator) -> None:
+    url = emu.new_response_url()
+    webhook = WebhookClient(url)
+    for i in range(5):
+        assert webhook.send(text=f"use {i}").status_code == 200
+    sixth = webhook.send(text="too many")
+    assert sixth.status_code == 404 and "used_url" in sixth.body
+    calls = emu.calls_to("response_url")
+    assert len(calls) == 6 and calls[0].params == {"text": "use 0", "_url": url}
+
+    other = WebhookClient(emu.new_response_url())
+    bad = other.send(
+        text="x", blocks=[{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}]
+    )
+    assert bad.status_code == 400 and "invalid_blocks" in bad.body
+
+
+def test_response_url_replaces_original(emu: SlackEmulator, client: WebClient) -> None:
+    posted = client.chat_postMessage(channel="C1", text="before")
+    payload = emu.block_action(user="U1", action_id="go", channel="C1", message_ts=posted["ts"])
+    resp = WebhookClient(payload["response_url"]).send(text="after", replace_original=True)
+    assert resp.status_code == 200
+    stored = emu.message("C1", posted["ts"])
+    assert stored is not None and stored["text"] == "after"
+
+
+def test_conversations(emu: SlackEmulator, client: WebClient) -> None:
+    members = [f"UM{i}" for i in range(5)]
+    emu.add_channel("C9", "big", members=[*members, emu.bot_user_id])
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        resp = client.conversations_members(channel="C9", limit=2, cursor=cursor)
+        seen += resp["members"]
+        pages += 1
+        cursor = resp["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [*members, "UBOT"] and pages == 3
+
+    info = client.conversations_info(channel="C3")["channel"]
+    assert info["name"] == "random" and info["is_member"] is False
+    assert info["is_private"] is False
+    joined = client.conversations_join(channel="C3")["channel"]
+    assert joined["is_member"] is True
+    with pytest.raises(SlackApiError) as exc:
+        client.conversations_info(channel="C404")
+    assert _error(exc) == "channel_not_found"
+    with pytest.raises(SlackApiError) as exc:
+        client.users_info(user="U404")
+    assert _error(exc) == "user_not_found"
+
+
+def test_wait_for_reports_recorded_methods(emu: SlackEmulator, client: WebClient) -> None:
+    client.auth_test()
+    with pytest.raises(AssertionError, match=r"auth\.test x1"):
+        emu.wait_for("chat.postMessage", timeout=0.2)
+
+    def later() -> None:
+        client.chat_postMessage(channel="C1", text="late")
+
+    threading.Timer(0.1, later).start()
+    calls = emu.wait_for(
+        "chat.postMessage", timeout=5, predicate=lambda c: c.params["text"] == "late"
+    )
+    assert calls[0].response["ok"] is True
+
+
+def test_socket_mode_round_trip(emu: SlackEmulator) -> None:
+    received: list[SocketModeRequest] = []
+
+    def listener(sm_client: SocketModeClient, req: SocketModeRequest) -> None:
+        received.append(req)
+        payload = {"text": "pong"} if req.type == "slash_commands" else None
+        sm_client.send_socket_mode_response(
+            SocketModeResponse(envelope_id=req.envelope_id, payload=payload)
+        )
+
+    sm = SocketModeClient(
+        app_token=emu.app_token,
+        web_client=WebClient(token=emu.bot_token, base_url=emu.api_url),
+        auto_reconnect_enabled=False,
+    )
+    sm.socket_mode_request_listeners.append(listener)
+    try:
+        sm.connect()
+        assert emu.socket_connected(timeout=5)
+        assert emu.calls_to("apps.connections.open")[0].token == emu.app_token
+
+        envelope = emu.message_event(channel="C1", user="U1", text="hi")
+        ack = emu.socket_send(envelope, type="events_api", timeout=5)
+        assert set(ack) == {"envelope_id"}
+        assert received[0].type == "events_api"
+        assert received[0].payload["event"]["text"] == "hi"
+
+        command = emu.slash_command("/images", user="U1", channel="C1", text="search cats")
+        ack = emu.socket_send(command, type="slash_commands", timeout=5)
+        assert ack["payload"] == {"text": "pong"}
+        assert received[1].accepts_response_payload is True
+        assert len(emu.calls_to("socket_mode.ack")) == 2
+    finally:
+        sm.close()

@@ -1,0 +1,479 @@
+"""The durable ingest pipeline against the real Slack and Cloudinary emulators over HTTP, on
+SQLite and Postgres: what ends up stored, what fails and why, and that nothing is lost or
+stored twice."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.domain import Post, PostedFile
+from bot.library import LEASE, MAX_ATTEMPTS, record_posted_files, watch_channel
+from bot.services import Services
+from bot.slack_files import posted_file_from_slack, token_allowed_for
+from storage.db import session_scope
+from storage.models import AuditEvent, Image, IngestJob, IngestState
+from tests import images
+from tests.conftest import (
+    ADMIN,
+    POSTER,
+    PUBLIC_CHANNEL,
+    TEAM,
+    FakeClock,
+    app_env,
+    make_services,
+)
+from tests.fakes.cloudinary_api import CloudinaryEmulator
+from tests.fakes.slack_api import SlackEmulator
+
+POST = Post(team_id=TEAM, channel_id=PUBLIC_CHANNEL, user_id=POSTER, message_ts="1700000000.000100")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def services(
+    database_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
+) -> Iterator[Services]:
+    env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
+    services = make_services(env, clock=clock)
+    watch_channel(
+        services.factory,
+        team_id=TEAM,
+        channel_id=PUBLIC_CHANNEL,
+        added_by=ADMIN,
+        category_id=None,
+        now=clock(),
+    )
+    yield services
+    services.shutdown()
+
+
+@pytest.fixture
+def cloud_services(
+    database_url: str,
+    slack: SlackEmulator,
+    cloudinary: CloudinaryEmulator,
+    tmp_path: Path,
+    clock: FakeClock,
+) -> Iterator[Services]:
+    env = app_env(
+        database_url=database_url, slack=slack, media_dir=tmp_path / "media", cloudinary=cloudinary
+    )
+    services = make_services(env, clock=clock)
+    watch_channel(
+        services.factory,
+        team_id=TEAM,
+        channel_id=PUBLIC_CHANNEL,
+        added_by=ADMIN,
+        category_id=None,
+        now=clock(),
+    )
+    yield services
+    services.shutdown()
+
+
+def post_file(
+    services: Services,
+    slack: SlackEmulator,
+    content: bytes,
+    *,
+    file_id: str = "F0001",
+    name: str = "cmo-portrait.jpg",
+    mimetype: str = "image/jpeg",
+    filetype: str = "jpg",
+    event_id: str | None = None,
+) -> list[int]:
+    slack_file = slack.add_file(
+        file_id, name=name, content=content, mimetype=mimetype, filetype=filetype, user=POSTER
+    )
+    return record_posted_files(
+        services.factory,
+        post=POST,
+        files=[posted_file_from_slack(slack_file)],
+        event_id=event_id,
+        now=services.clock(),
+    )
+
+
+def ingest(services: Services, job_ids: list[int]) -> list:  # type: ignore[type-arg]
+    return [services.ingestor.run(job_id) for job_id in job_ids]
+
+
+def image_row(services: Services, file_id: str = "F0001") -> Image:
+    with session_scope(services.factory) as session:
+        return session.scalars(select(Image).where(Image.slack_file_id == file_id)).one()
+
+
+def job_row(services: Services, file_id: str = "F0001") -> IngestJob:
+    with session_scope(services.factory) as session:
+        return session.scalars(
+            select(IngestJob)
+            .join(Image, Image.id == IngestJob.image_id)
+            .where(Image.slack_file_id == file_id)
+        ).one()
+
+
+def count(services: Services, model: type) -> int:
+    with session_scope(services.factory) as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+# -- the happy path ----------------------------------------------------------------------
+
+
+def test_posted_jpeg_is_stored_with_its_facts(services: Services, slack: SlackEmulator) -> None:
+    data = images.jpeg(1024, 768)
+    outcomes = ingest(services, post_file(services, slack, data))
+    assert [o.state for o in outcomes] == [IngestState.STORED]
+    image = image_row(services)
+    assert (image.width, image.height, image.format) == (1024, 768, "JPEG")
+    assert image.bytes == len(data)
+    assert image.phash is not None
+    assert image.sha256 is not None
+    assert image.shoot_date is not None
+    assert image.shoot_date.isoformat() == "2026-11-03T13:05:09+00:00"  # 14:05:09+01:00
+    assert image.camera == "Canon EOS R5"
+    assert image.title == "cmo portrait"
+    assert image.status == "draft"
+    # The original is on disk, byte for byte, and the download carried the bot token.
+    assert (services.settings.media_dir / "originals" / image.storage_key).read_bytes() == data
+    downloads = slack.calls_to("files.download")
+    assert [c.token for c in downloads] == [slack.bot_token]
+    with session_scope(services.factory) as session:
+        actions = session.scalars(select(AuditEvent.action)).all()
+    assert actions == ["uploaded"]
+
+
+def test_same_file_recorded_twice_is_one_image(services: Services, slack: SlackEmulator) -> None:
+    first = post_file(services, slack, images.jpeg(), event_id="Ev1")
+    again = post_file(services, slack, images.jpeg(), event_id="Ev1")  # a retried delivery
+    other_event = record_posted_files(  # the other event Slack sends about the same file
+        services.factory,
+        post=POST,
+        files=[PostedFile(file_id="F0001", mimetype="image/jpeg")],
+        event_id="Ev2",
+        now=services.clock(),
+    )
+    ingest(services, first + again + other_event)
+    ingest(services, first)  # a job already stored does not run again
+    assert again == []
+    assert count(services, Image) == 1
+    assert len(slack.calls_to("files.download")) == 1
+
+
+def test_unwatched_channel_and_non_images_record_nothing(
+    services: Services, slack: SlackEmulator
+) -> None:
+    pdf = slack.add_file(
+        "F0PDF",
+        name="brief.pdf",
+        content=images.PDF,
+        mimetype="application/pdf",
+        filetype="pdf",
+        user=POSTER,
+    )
+    assert (
+        record_posted_files(
+            services.factory,
+            post=POST,
+            files=[posted_file_from_slack(pdf)],
+            event_id=None,
+            now=services.clock(),
+        )
+        == []
+    )
+    elsewhere = Post(team_id=TEAM, channel_id="C0OTHER", user_id=POSTER)
+    photo = slack.add_file(
+        "F0JPG",
+        name="a.jpg",
+        content=images.jpeg(),
+        mimetype="image/jpeg",
+        filetype="jpg",
+        user=POSTER,
+    )
+    assert (
+        record_posted_files(
+            services.factory,
+            post=elsewhere,
+            files=[posted_file_from_slack(photo)],
+            event_id=None,
+            now=services.clock(),
+        )
+        == []
+    )
+    assert count(services, Image) == 0
+
+
+def test_cloudinary_store_receives_the_original(
+    cloud_services: Services, slack: SlackEmulator, cloudinary: CloudinaryEmulator
+) -> None:
+    data = images.jpeg(seed=11)
+    ingest(cloud_services, post_file(cloud_services, slack, data))
+    image = image_row(cloud_services)
+    assert image.storage_key in cloudinary.uploads
+    assert cloudinary.uploads[image.storage_key].data == data
+    assert image.delivery_url.startswith("https://res.cloudinary.com/")
+
+
+def test_slack_connect_stub_is_resolved_with_files_info(
+    services: Services, slack: SlackEmulator
+) -> None:
+    slack.add_file(
+        "F0EXT",
+        name="partner.jpg",
+        content=images.jpeg(seed=12),
+        mimetype="image/jpeg",
+        filetype="jpg",
+        user=POSTER,
+    )
+    job_ids = record_posted_files(
+        services.factory,
+        post=POST,
+        files=[posted_file_from_slack(slack.file_stub("F0EXT"))],
+        event_id=None,
+        now=services.clock(),
+    )
+    outcomes = ingest(services, job_ids)
+    assert [o.state for o in outcomes] == [IngestState.STORED]
+    assert len(slack.calls_to("files.info")) == 1
+    assert image_row(services, "F0EXT").width == 640
+
+
+# -- bad input: a clear reason recorded, nothing crashes -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "reason"),
+    [
+        (images.PDF, "scan.jpg", "this file is a PDF, only images are kept"),
+        (b"", "empty.jpg", "the file is empty"),
+        (images.jpeg(1600, 1200)[:9000], "cut.jpg", "cannot be read"),
+        (images.png_claiming(40000, 40000), "bomb.png", "megapixels"),
+        (images.SVG, "logo.svg", "SVG drawings are not kept"),
+        (images.HTML, "really-a-page.jpg", "web page, not an image"),
+    ],
+)
+def test_bad_files_fail_with_a_reason(
+    services: Services, slack: SlackEmulator, content: bytes, name: str, reason: str
+) -> None:
+    outcomes = ingest(services, post_file(services, slack, content, name=name))
+    assert outcomes[0].state == IngestState.FAILED
+    assert reason in (outcomes[0].reason or "")
+    job = job_row(services)
+    assert job.state == IngestState.FAILED
+    assert reason in (job.last_error or "")
+    assert image_row(services).storage_key is None
+
+
+def test_file_over_the_cap_is_refused_before_download(
+    database_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
+) -> None:
+    env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "m")
+    env["MAX_IMAGE_MB"] = "1"
+    services = make_services(env, clock=clock)
+    watch_channel(
+        services.factory,
+        team_id=TEAM,
+        channel_id=PUBLIC_CHANNEL,
+        added_by=ADMIN,
+        category_id=None,
+        now=clock(),
+    )
+    big = images.noisy_jpeg(1000, 1000)
+    assert len(big) > 1024 * 1024
+    outcomes = ingest(services, post_file(services, slack, big))
+    assert outcomes[0].state == IngestState.FAILED
+    assert "over 1 MB" in (outcomes[0].reason or "")
+    assert slack.calls_to("files.download") == []
+    # Slack's size can be missing or wrong: the download itself stops at the cap.
+    slack_file = slack.add_file(
+        "F0LIE", name="lie.jpg", content=big, mimetype="image/jpeg", filetype="jpg", user=POSTER
+    )
+    slack_file["size"] = 1000
+    job_ids = record_posted_files(
+        services.factory,
+        post=POST,
+        files=[posted_file_from_slack(slack_file)],
+        event_id=None,
+        now=services.clock(),
+    )
+    outcomes = ingest(services, job_ids)
+    assert outcomes[0].state == IngestState.FAILED
+    assert "over 1 MB" in (outcomes[0].reason or "")
+    assert list((tmp_path / "downloads").glob("*")) == []  # no partial download left behind
+    services.shutdown()
+
+
+def test_html_login_page_instead_of_the_file(services: Services, slack: SlackEmulator) -> None:
+    slack.inject("files.download", "html_login")
+    outcomes = ingest(services, post_file(services, slack, images.jpeg()))
+    assert outcomes[0].state == IngestState.FAILED
+    assert "login page" in (outcomes[0].reason or "")
+    assert "files:read" in (outcomes[0].reason or "")
+
+
+def test_file_deleted_before_download(services: Services, slack: SlackEmulator) -> None:
+    job_ids = post_file(services, slack, images.jpeg())
+    slack.delete_file("F0001")
+    outcomes = ingest(services, job_ids)
+    assert outcomes[0].state == IngestState.FAILED
+    assert "deleted from Slack" in (outcomes[0].reason or "")
+
+
+def test_token_goes_only_to_slack_hosts(services: Services, slack: SlackEmulator) -> None:
+    assert token_allowed_for("https://files.slack.com/files-pri/T-F/x.jpg", api_host=None)
+    assert not token_allowed_for("https://files.slack.com.evil.example/x.jpg", api_host=None)
+    assert not token_allowed_for("http://files.slack.com/x.jpg", api_host=None)
+    assert not token_allowed_for("https://example.com/x.jpg", api_host="127.0.0.1")
+    # A file whose link points at another host (here: the emulator under another name).
+    slack_file = slack.add_file(
+        "F0ODD",
+        name="odd.jpg",
+        content=images.jpeg(),
+        mimetype="image/jpeg",
+        filetype="jpg",
+        user=POSTER,
+    )
+    slack_file["url_private_download"] = slack_file["url_private_download"].replace(
+        "127.0.0.1", "localhost"
+    )
+    job_ids = record_posted_files(
+        services.factory,
+        post=POST,
+        files=[posted_file_from_slack(slack_file)],
+        event_id=None,
+        now=services.clock(),
+    )
+    outcomes = ingest(services, job_ids)
+    assert outcomes[0].state == IngestState.FAILED
+    assert "not Slack" in (outcomes[0].reason or "")
+    assert slack.calls_to("files.download") == []
+
+
+def test_slack_rate_limit_on_download_is_retried_later(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    slack.inject("files.download", "ratelimited")
+    job_ids = post_file(services, slack, images.jpeg())
+    assert ingest(services, job_ids)[0].state == IngestState.QUEUED
+    assert services.ingestor.sweep() == []  # not due yet
+    clock.advance(minutes=5)
+    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]
+
+
+# -- Cloudinary outages -------------------------------------------------------------------
+
+
+def test_cloudinary_500_then_recovery_stores_once(
+    cloud_services: Services, slack: SlackEmulator, cloudinary: CloudinaryEmulator, clock: FakeClock
+) -> None:
+    cloudinary.inject("server_error", times=2)
+    job_ids = post_file(cloud_services, slack, images.jpeg(seed=21))
+    first = ingest(cloud_services, job_ids)[0]
+    assert first.state == IngestState.QUEUED
+    assert "server error" in (first.reason or "")
+    job = job_row(cloud_services)
+    assert job.next_attempt_at > clock()
+    clock.advance(minutes=2)
+    assert [o.state for o in cloud_services.ingestor.sweep()] == [IngestState.QUEUED]
+    clock.advance(minutes=5)
+    assert [o.state for o in cloud_services.ingestor.sweep()] == [IngestState.STORED]
+    assert len(cloudinary.uploads) == 1
+    assert image_row(cloud_services).storage_key in cloudinary.uploads
+    assert job_row(cloud_services).attempts == 3
+
+
+def test_cloudinary_rejecting_a_too_large_file_fails_with_that_reason(
+    cloud_services: Services, slack: SlackEmulator, cloudinary: CloudinaryEmulator
+) -> None:
+    cloudinary.inject("too_large")
+    outcomes = ingest(cloud_services, post_file(cloud_services, slack, images.jpeg()))
+    assert outcomes[0].state == IngestState.FAILED
+    assert "too large" in (outcomes[0].reason or "")
+    assert cloudinary.uploads == {}
+
+
+def test_retryable_failures_give_up_after_max_attempts(
+    cloud_services: Services, slack: SlackEmulator, cloudinary: CloudinaryEmulator, clock: FakeClock
+) -> None:
+    cloudinary.inject("server_error", times=MAX_ATTEMPTS)
+    ingest(cloud_services, post_file(cloud_services, slack, images.jpeg()))
+    for _ in range(MAX_ATTEMPTS):
+        clock.advance(hours=2)
+        cloud_services.ingestor.sweep()
+    job = job_row(cloud_services)
+    assert job.state == IngestState.FAILED
+    assert job.attempts == MAX_ATTEMPTS
+    assert "server error" in (job.last_error or "")
+
+
+# -- crashes, restarts and concurrency ------------------------------------------------------
+
+
+def test_job_abandoned_mid_run_is_resumed_by_the_sweep(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    job_ids = post_file(services, slack, images.jpeg())
+    assert services.ingestor.claim(job_ids[0])  # a process took it... and died
+    assert services.ingestor.sweep() == []  # its lease still holds
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]
+    assert count(services, Image) == 1
+
+
+def test_database_restart_between_two_events(
+    empty_postgres_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
+) -> None:
+    env = app_env(database_url=empty_postgres_url, slack=slack, media_dir=tmp_path / "m")
+    services = make_services(env, clock=clock)
+    watch_channel(
+        services.factory,
+        team_id=TEAM,
+        channel_id=PUBLIC_CHANNEL,
+        added_by=ADMIN,
+        category_id=None,
+        now=clock(),
+    )
+    ingest(services, post_file(services, slack, images.jpeg(seed=1), file_id="F0A"))
+    # What a restart looks like to the app: every server connection of ours dropped.
+    with services.engine.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        connection.commit()
+    outcomes = ingest(services, post_file(services, slack, images.jpeg(seed=2), file_id="F0B"))
+    assert [o.state for o in outcomes] == [IngestState.STORED]
+    assert count(services, Image) == 2
+    services.shutdown()
+
+
+def test_two_workers_never_claim_the_same_job(services: Services, slack: SlackEmulator) -> None:
+    for n in range(12):
+        post_file(services, slack, images.jpeg(seed=n), file_id=f"F{n:04d}")
+    claimed: list[list[int]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def worker(slot: int) -> None:
+        barrier.wait()
+        for _ in range(6):
+            claimed[slot].extend(services.ingestor.claim_due(limit=2))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = claimed[0] + claimed[1]
+    assert len(everything) == 12
+    assert len(set(everything)) == 12
