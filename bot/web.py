@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -102,22 +102,30 @@ class WebApp:
                 content_type = "image/jpeg"
             else:
                 path = store.path_for(key)
-                content_type = CONTENT_TYPES.get(
-                    path.suffix.lstrip("."), "application/octet-stream"
-                )
-            data = path.read_bytes()
+                content_type = CONTENT_TYPES.get(path.suffix[1:], "application/octet-stream")
+            handle = path.open("rb")
         except FileNotFoundError:
             return _respond(start_response, "404 Not Found", "Not found\n")
         start_response(
             "200 OK",
             [
                 ("Content-Type", content_type),
-                ("Content-Length", str(len(data))),
+                ("Content-Length", str(path.stat().st_size)),
                 ("Cache-Control", "private, max-age=3600"),
                 ("X-Content-Type-Options", "nosniff"),
             ],
         )
-        return [data]
+        # Stream originals (up to the size cap) instead of reading them into memory.
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None:
+            return wrapper(handle, 256 * 1024)  # type: ignore[no-any-return]
+        return _chunks(handle)
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(256 * 1024):
+            yield chunk
 
 
 def _respond(

@@ -4,16 +4,19 @@ what Slack saw. Both databases; both media stores."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from bot.library import LEASE, watch_channel
@@ -29,12 +32,17 @@ from tests.conftest import (
     TEAM,
     AppProcess,
     app_env,
+    free_port,
     make_services,
 )
 from tests.fakes.cloudinary_api import CloudinaryEmulator
 from tests.fakes.slack_api import SlackEmulator
 
 SLACK_ACK_LIMIT = 3.0  # seconds: Slack's own deadline for every request
+
+
+def open_picture(data: bytes) -> PILImage.Image:
+    return PILImage.open(io.BytesIO(data))
 
 
 class RealClock:
@@ -137,6 +145,46 @@ def test_posted_jpeg_is_stored_once_despite_slack_retries(
         assert cloudinary.uploads[image.storage_key].data == data
     else:
         assert (tmp_path / "media" / "originals" / image.storage_key).read_bytes() == data
+    db.shutdown()
+
+
+def test_local_media_is_served_from_signed_links_only(
+    database_url: str, slack: SlackEmulator, tmp_path: Path, run_app: Callable[..., AppProcess]
+) -> None:
+    port = free_port()
+    env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media", port=port)
+    env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    db = observer(env)
+    watch(db)
+    app = run_app(env)
+    data = images.jpeg(1200, 800, seed=5)
+    slack.add_file(
+        "F0LINK",
+        name="link.jpg",
+        content=data,
+        mimetype="image/jpeg",
+        filetype="jpg",
+        user=POSTER,
+    )
+    app.sender().event(slack.message_event(channel=PUBLIC_CHANNEL, user=POSTER, files=["F0LINK"]))
+    wait_until(lambda: len(stored_images(db)) == 1, what="the image to be stored")
+    (image,) = stored_images(db)
+    assert image.storage_key is not None
+    original = db.media.original_url(image.storage_key)
+    thumb = db.media.thumbnail_url(image.storage_key, width=240, height=160)
+    assert original is not None
+    assert thumb is not None
+    with urllib.request.urlopen(original, timeout=5) as response:
+        assert response.headers["Content-Type"] == "image/jpeg"
+        assert response.read() == data
+    with urllib.request.urlopen(thumb, timeout=5) as response:
+        preview = open_picture(response.read())
+        assert max(preview.size) <= 240
+        assert preview.format == "JPEG"
+    for bad in (thumb.replace("w=240", "w=2000"), original.split("?")[0]):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad, timeout=5)
+        assert refused.value.code == 403
     db.shutdown()
 
 
