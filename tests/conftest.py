@@ -55,9 +55,35 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"PostgreSQL: {source}"
 
 
+_postgres_outcomes: dict[str, int] = {"passed": 0, "skipped": 0, "failed": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "postgres" in report.keywords and (report.when == "call" or report.skipped):
+        _postgres_outcomes[report.outcome] = _postgres_outcomes.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    server, reason = _pg or (None, "not needed")
+    if _postgres_outcomes["skipped"] and server is None:
+        terminalreporter.write_line(
+            f"!!! POSTGRES TESTS SKIPPED ({_postgres_outcomes['skipped']}): {reason}. "
+            "Set TEST_DATABASE_URL to run them.",
+            red=True,
+            bold=True,
+        )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _pg is not None and _pg[0] is not None:
         _pg[0].close()
+    # CI sets REQUIRE_POSTGRES: a run whose Postgres tests were skipped (or absent) fails.
+    if os.environ.get("REQUIRE_POSTGRES") and session.testscollected:
+        if _postgres_outcomes["skipped"] or not _postgres_outcomes["passed"]:
+            sys.stderr.write(
+                f"\nREQUIRE_POSTGRES: Postgres tests did not all run ({_postgres_outcomes})\n"
+            )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +93,6 @@ def postgres_server() -> PostgresServer:
         message = f"PostgreSQL tests cannot run: {reason}"
         if os.environ.get("REQUIRE_POSTGRES"):
             pytest.fail(message + " (REQUIRE_POSTGRES is set, so this is a failure)")
-        sys.stderr.write(f"\n!!! SKIPPING POSTGRES TESTS: {reason}\n")
         pytest.skip(message)
     return server
 
@@ -115,6 +140,7 @@ def slack() -> Iterator[SlackEmulator]:
     emulator.add_user(POSTER, "pat", real_name="Pat Photographer")
     emulator.add_user(MEMBER, "max", real_name="Max Member")
     emulator.add_user(GUEST, "gil", real_name="Gil Guest", is_restricted=True)
+    emulator.add_user("UOTHERBOT", "otherbot", real_name="Another Bot", is_bot=True)
     emulator.add_channel(
         PUBLIC_CHANNEL, "marketing-shoots", members=[ADMIN, POSTER, MEMBER, "UBOT"]
     )
