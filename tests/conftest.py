@@ -78,12 +78,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _pg is not None and _pg[0] is not None:
         _pg[0].close()
     # CI sets REQUIRE_POSTGRES: a run whose Postgres tests were skipped (or absent) fails.
-    if os.environ.get("REQUIRE_POSTGRES") and session.testscollected:
-        if _postgres_outcomes["skipped"] or not _postgres_outcomes["passed"]:
-            sys.stderr.write(
-                f"\nREQUIRE_POSTGRES: Postgres tests did not all run ({_postgres_outcomes})\n"
-            )
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    missing = _postgres_outcomes["skipped"] or not _postgres_outcomes["passed"]
+    if os.environ.get("REQUIRE_POSTGRES") and session.testscollected and missing:
+        sys.stderr.write(
+            f"\nREQUIRE_POSTGRES: Postgres tests did not all run ({_postgres_outcomes})\n"
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
