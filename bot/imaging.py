@@ -9,6 +9,7 @@ reduced scale (`draft`): the perceptual hash needs 32 x 32 pixels, not 48 megapi
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +20,13 @@ import pillow_heif
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 pillow_heif.register_heif_opener()
+# Pillow only warns between its limit and twice that; a warning is not a guard.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def configure(*, max_pixels: int) -> None:
+    """Align Pillow's own bomb guard with ours (process-wide, set once at start)."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
 
 KEPT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "HEIF")
 HASH_EDGE = 512  # decode at least this many pixels on the short side before hashing
@@ -120,7 +128,7 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
                 small = im.copy()
         except InvalidImage:
             raise
-        except Image.DecompressionBombError:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise InvalidImage(
                 "the image has more pixels than can be opened safely; the limit is "
                 f"{max_pixels // 1_000_000} megapixels"

@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import imaging
 from bot.config import Settings
 from bot.domain import PostedFile
 from bot.library import IngestLimits, Ingestor, IngestOutcome
@@ -141,6 +142,7 @@ def build_media_store(settings: Settings) -> MediaStore:
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
+    imaging.configure(max_pixels=settings.max_image_pixels)
     engine = make_engine(settings.database_url)
     return Services(
         settings=settings,

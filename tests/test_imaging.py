@@ -10,10 +10,15 @@ import imagehash
 import pytest
 from PIL import Image
 
-from bot.imaging import InvalidImage, inspect, parse_exif_datetime, phash_bands
+from bot.imaging import InvalidImage, configure, inspect, parse_exif_datetime, phash_bands
 from tests import images
 
 LIMIT = 100_000_000
+
+
+@pytest.fixture(autouse=True)
+def pillow_guard() -> None:
+    configure(max_pixels=LIMIT)  # what build_services does at start
 
 
 def write(tmp_path: Path, data: bytes, name: str = "upload.bin") -> Path:
