@@ -8,6 +8,7 @@ reduced scale (`draft`): the perceptual hash needs 32 x 32 pixels, not 48 megapi
 
 from __future__ import annotations
 
+import re
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ warnings.simplefilter("error", Image.DecompressionBombWarning)
 def configure(*, max_pixels: int) -> None:
     """Align Pillow's own bomb guard with ours (process-wide, set once at start)."""
     Image.MAX_IMAGE_PIXELS = max_pixels
+
 
 KEPT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "HEIF")
 HASH_EDGE = 512  # decode at least this many pixels on the short side before hashing
@@ -114,10 +116,7 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
             with Image.open(path, formats=[kind]) as im:
                 width, height = im.size
                 if width * height > max_pixels:
-                    raise InvalidImage(
-                        f"the image is {width} x {height} pixels; the limit is "
-                        f"{max_pixels // 1_000_000} megapixels"
-                    )
+                    raise InvalidImage(_too_many_pixels(width * height, max_pixels))
                 exif = im.getexif()
                 if im.format == "JPEG":
                     im.draft("RGB", (HASH_EDGE, HASH_EDGE))
@@ -128,10 +127,11 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
                 small = im.copy()
         except InvalidImage:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            # Pillow's guard (set to our limit by configure()) fired while reading the header.
+            found = re.search(r"\((\d+) pixels\)", str(exc))
             raise InvalidImage(
-                "the image has more pixels than can be opened safely; the limit is "
-                f"{max_pixels // 1_000_000} megapixels"
+                _too_many_pixels(int(found.group(1)) if found else None, max_pixels)
             ) from None
         except UnidentifiedImageError:
             raise InvalidImage(f"the file says it is {kind} but cannot be read as one") from None
@@ -153,6 +153,11 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
         camera=camera,
         exif=summary,
     )
+
+
+def _too_many_pixels(pixels: int | None, limit: int) -> str:
+    size = f"{pixels / 1_000_000:.0f} megapixels" if pixels else "too many pixels"
+    return f"the image has {size}; the limit is {limit // 1_000_000} megapixels"
 
 
 def _signed64(value: int) -> int:
