@@ -69,32 +69,6 @@ class IngestLimits:
 # Watched channels
 
 
-def watch_channel(
-    factory: sessionmaker[Session],
-    *,
-    team_id: str,
-    channel_id: str,
-    added_by: str,
-    category_id: int | None,
-    now: datetime,
-) -> None:
-    """Start (or re-configure) watching a channel. Idempotent."""
-    with session_scope(factory) as session:
-        row = session.get(WatchedChannel, (team_id, channel_id))
-        if row is None:
-            session.add(
-                WatchedChannel(
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    category_id=category_id,
-                    added_by=added_by,
-                    created_at=now,
-                )
-            )
-        else:
-            row.category_id = category_id
-
-
 def is_watched(session: Session, *, team_id: str, channel_id: str) -> bool:
     return session.get(WatchedChannel, (team_id, channel_id)) is not None
 

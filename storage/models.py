@@ -113,6 +113,8 @@ class Image(Base):
         Index("ix_images_team_phash_b2", "team_id", "phash_b2"),
         Index("ix_images_team_phash_b3", "team_id", "phash_b3"),
         Index("ix_images_team_created", "team_id", "created_at", "id"),
+        Index("ix_images_team_uploader_created", "team_id", "uploader_id", "created_at"),
+        Index("ix_images_team_message", "team_id", "channel_id", "message_ts"),
         Index("ix_images_tags_gin", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
 
@@ -133,6 +135,10 @@ class Image(Base):
     shoot_date: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16), default=ImageStatus.DRAFT.value)
     details_added_at: Mapped[datetime | None]
+    details_reminded_at: Mapped[datetime | None]
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("images.id", ondelete="SET NULL")
+    )
     storage_key: Mapped[str | None] = mapped_column(String(512))
     delivery_url: Mapped[str | None] = mapped_column(String(1024))
     width: Mapped[int | None]
@@ -149,6 +155,21 @@ class Image(Base):
     exif: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class PostPrompt(Base):
+    """One Slack message's images, told to their poster once: the "Add details" prompt, or
+    the modal opened by the message shortcut (`view_id`), updated when all are settled."""
+
+    __tablename__ = "post_prompts"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    message_ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    view_id: Mapped[str | None] = mapped_column(String(64))
+    prompted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
 
 
 class IngestJob(Base):

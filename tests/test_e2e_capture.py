@@ -19,7 +19,8 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from bot.library import LEASE, watch_channel
+from bot import admin
+from bot.library import LEASE
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import Image, IngestJob, IngestState
@@ -59,12 +60,12 @@ def observer(env: dict[str, str], offset: timedelta = timedelta()) -> Services:
 
 
 def watch(services: Services) -> None:
-    watch_channel(
+    admin.watch(
         services.factory,
         team_id=TEAM,
         channel_id=PUBLIC_CHANNEL,
-        added_by=ADMIN,
-        category_id=None,
+        category_name=None,
+        actor_id=ADMIN,
         now=services.clock(),
     )
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from bot.admin import watch
 from bot.domain import Post, PostedFile
-from bot.library import LEASE, MAX_ATTEMPTS, record_posted_files, watch_channel
+from bot.library import LEASE, MAX_ATTEMPTS, record_posted_files
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack, token_allowed_for
 from storage.db import session_scope
@@ -44,12 +45,12 @@ def services(
 ) -> Iterator[Services]:
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
     services = make_services(env, clock=clock)
-    watch_channel(
+    watch(
         services.factory,
         team_id=TEAM,
         channel_id=PUBLIC_CHANNEL,
-        added_by=ADMIN,
-        category_id=None,
+        category_name=None,
+        actor_id=ADMIN,
         now=clock(),
     )
     yield services
@@ -68,12 +69,12 @@ def cloud_services(
         database_url=database_url, slack=slack, media_dir=tmp_path / "media", cloudinary=cloudinary
     )
     services = make_services(env, clock=clock)
-    watch_channel(
+    watch(
         services.factory,
         team_id=TEAM,
         channel_id=PUBLIC_CHANNEL,
-        added_by=ADMIN,
-        category_id=None,
+        category_name=None,
+        actor_id=ADMIN,
         now=clock(),
     )
     yield services
@@ -148,7 +149,9 @@ def test_posted_jpeg_is_stored_with_its_facts(services: Services, slack: SlackEm
     downloads = slack.calls_to("files.download")
     assert [c.token for c in downloads] == [slack.bot_token]
     with session_scope(services.factory) as session:
-        actions = session.scalars(select(AuditEvent.action)).all()
+        actions = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.image_id == image.id)
+        ).all()
     assert actions == ["uploaded"]
 
 
@@ -279,12 +282,12 @@ def test_file_over_the_cap_is_refused_before_download(
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "m")
     env["MAX_IMAGE_MB"] = "1"
     services = make_services(env, clock=clock)
-    watch_channel(
+    watch(
         services.factory,
         team_id=TEAM,
         channel_id=PUBLIC_CHANNEL,
-        added_by=ADMIN,
-        category_id=None,
+        category_name=None,
+        actor_id=ADMIN,
         now=clock(),
     )
     big = images.noisy_jpeg(1000, 1000)
@@ -434,12 +437,12 @@ def test_database_restart_between_two_events(
 ) -> None:
     env = app_env(database_url=empty_postgres_url, slack=slack, media_dir=tmp_path / "m")
     services = make_services(env, clock=clock)
-    watch_channel(
+    watch(
         services.factory,
         team_id=TEAM,
         channel_id=PUBLIC_CHANNEL,
-        added_by=ADMIN,
-        category_id=None,
+        category_name=None,
+        actor_id=ADMIN,
         now=clock(),
     )
     ingest(services, post_file(services, slack, images.jpeg(seed=1), file_id="F0A"))

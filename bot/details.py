@@ -1,0 +1,326 @@
+"""Image details: the tag rules, validating what a person typed, saving it, and who may.
+
+Plain values in, domain results out: the Slack modal is parsed in `handlers/tagging.py`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import session_scope
+from storage.models import (
+    ApprovalRequest,
+    ApprovalVote,
+    AuditEvent,
+    Category,
+    Image,
+    ImageStatus,
+    Tag,
+)
+
+MAX_TAG_LENGTH = 50
+MAX_TAGS = 20
+MAX_TITLE_LENGTH = 255
+MAX_DESCRIPTION_LENGTH = 3000
+
+
+class DetailsError(Exception):
+    """What a person typed cannot be saved; `fields` maps a field name to what to fix."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+def normalise_tag(raw: str) -> str:
+    """Trim, collapse inner white space, NFC-normalise. Case is kept as typed."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", raw)).strip()
+
+
+def tag_key(tag: str) -> str:
+    """What makes two tags the same tag: case-insensitive (casefold) comparison."""
+    return normalise_tag(tag).casefold()
+
+
+def clean_tags(raw_tags: Iterable[str]) -> list[str]:
+    """Apply the tag rules; raise DetailsError({"tags": ...}) when they are broken.
+
+    Unique case-insensitively, keeping the first spelling; at most 50 characters each; at
+    most 20 per image. Empty entries are dropped."""
+    seen: set[str] = set()
+    tags: list[str] = []
+    for raw in raw_tags:
+        tag = normalise_tag(raw)
+        if not tag or tag_key(tag) in seen:
+            continue
+        if len(tag) > MAX_TAG_LENGTH:
+            raise DetailsError(
+                {
+                    "tags": f"A tag can have at most {MAX_TAG_LENGTH} characters: "
+                    f"\u201c{tag[:20]}\u2026\u201d has {len(tag)}."
+                }
+            )
+        seen.add(tag_key(tag))
+        tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise DetailsError(
+            {"tags": f"An image can have at most {MAX_TAGS} tags; you gave {len(tags)}."}
+        )
+    return tags
+
+
+@dataclass(frozen=True)
+class DetailsInput:
+    """What the poster typed into the details modal."""
+
+    titles: dict[int, str]  # image id -> title
+    tags: Sequence[str] = ()
+    category_id: int | None = None
+    shoot_date: date | None = None
+    description: str = ""
+    approvers: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class SavedDetails:
+    image_ids: list[int]
+    tags: list[str]
+    category: str | None
+    shoot_date: date | None
+    approval_request_ids: list[int] = field(default_factory=list)
+
+
+def validate(details: DetailsInput, *, today: date) -> DetailsInput:
+    """Return the cleaned input, or raise DetailsError naming each field to fix."""
+    errors: dict[str, str] = {}
+    titles: dict[int, str] = {}
+    for image_id, raw in details.titles.items():
+        title = normalise_tag(raw)
+        if not title:
+            errors[f"title:{image_id}"] = "Give the image a title."
+        elif len(title) > MAX_TITLE_LENGTH:
+            errors[f"title:{image_id}"] = f"A title can have at most {MAX_TITLE_LENGTH} characters."
+        titles[image_id] = title
+    tags: list[str] = []
+    try:
+        tags = clean_tags(details.tags)
+    except DetailsError as exc:
+        errors.update(exc.fields)
+    if details.shoot_date is not None and details.shoot_date > today + timedelta(days=1):
+        errors["shoot_date"] = (
+            f"The shoot date {details.shoot_date.isoformat()} is in the future; "
+            "pick the day the photos were taken."
+        )
+    if details.shoot_date is not None and details.shoot_date.year < 1826:
+        errors["shoot_date"] = "That date is before photography was invented."
+    description = details.description.strip()
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        errors["description"] = f"At most {MAX_DESCRIPTION_LENGTH} characters, please."
+    approvers = list(dict.fromkeys(details.approvers))
+    if errors:
+        raise DetailsError(errors)
+    return DetailsInput(
+        titles=titles,
+        tags=tags,
+        category_id=details.category_id,
+        shoot_date=details.shoot_date,
+        description=description,
+        approvers=[a for a in approvers if a],
+    )
+
+
+def save_details(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    actor_id: str,
+    details: DetailsInput,
+    now: datetime,
+) -> SavedDetails:
+    """Save validated details on every image in `details.titles`, keep the tag vocabulary's
+    use counts right, record an approval request when approvers were named, and audit it."""
+    with session_scope(factory) as session:
+        images = list(
+            session.scalars(
+                select(Image)
+                .where(Image.team_id == team_id, Image.id.in_(details.titles))
+                .with_for_update()
+            )
+        )
+        if len(images) != len(details.titles):
+            raise DetailsError({"title": "Some of these images were deleted meanwhile."})
+        category = None
+        if details.category_id is not None:
+            category = session.scalar(
+                select(Category).where(
+                    Category.team_id == team_id, Category.id == details.category_id
+                )
+            )
+            if category is None:
+                raise DetailsError({"category": "That category was removed; pick another."})
+        request_ids = []
+        for image in images:
+            _retag(session, team_id=team_id, old=image.tags, new=list(details.tags), now=now)
+            changed = {
+                "title": image.title != details.titles[image.id],
+                "tags": image.tags != list(details.tags),
+                "category": image.category_id != details.category_id,
+                "shoot_date": _day(image.shoot_date) != details.shoot_date,
+                "description": image.description != details.description,
+            }
+            image.title = details.titles[image.id]
+            image.tags = list(details.tags)
+            image.category_id = details.category_id
+            if changed["shoot_date"]:
+                image.shoot_date = (
+                    datetime.combine(details.shoot_date, time(12), tzinfo=UTC)
+                    if details.shoot_date
+                    else None
+                )
+            image.description = details.description
+            first_time = image.details_added_at is None
+            image.details_added_at = image.details_added_at or now
+            image.updated_at = now
+            session.add(
+                AuditEvent(
+                    team_id=team_id,
+                    image_id=image.id,
+                    actor_id=actor_id,
+                    action="details_added" if first_time else "details_edited",
+                    detail={"changed": sorted(k for k, v in changed.items() if v)},
+                    created_at=now,
+                )
+            )
+            if details.approvers:
+                request_id = _record_approval_request(
+                    session,
+                    image=image,
+                    requested_by=actor_id,
+                    approvers=details.approvers,
+                    policy=category.approval_policy if category else "any",
+                    now=now,
+                )
+                if request_id is not None:
+                    request_ids.append(request_id)
+        return SavedDetails(
+            image_ids=[i.id for i in images],
+            tags=list(details.tags),
+            category=category.name if category else None,
+            shoot_date=details.shoot_date,
+            approval_request_ids=request_ids,
+        )
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+def _retag(
+    session: Session, *, team_id: str, old: list[str], new: list[str], now: datetime
+) -> None:
+    old_keys = {tag_key(t) for t in old}
+    new_keys = {tag_key(t) for t in new}
+    for tag in new:
+        key = tag_key(tag)
+        if key in old_keys:
+            continue
+        row = session.scalar(select(Tag).where(Tag.team_id == team_id, Tag.name_key == key))
+        if row is None:
+            session.add(Tag(team_id=team_id, name=tag, name_key=key, use_count=1, created_at=now))
+            session.flush()
+        else:
+            row.use_count += 1
+    gone = old_keys - new_keys
+    if gone:
+        session.execute(
+            update(Tag)
+            .where(Tag.team_id == team_id, Tag.name_key.in_(gone), Tag.use_count > 0)
+            .values(use_count=Tag.use_count - 1)
+        )
+
+
+def _record_approval_request(
+    session: Session,
+    *,
+    image: Image,
+    requested_by: str,
+    approvers: Sequence[str],
+    policy: str,
+    now: datetime,
+) -> int | None:
+    """Record (not yet send) an approval request; an image has at most one open request."""
+    open_request = session.scalar(
+        select(ApprovalRequest.id).where(
+            ApprovalRequest.team_id == image.team_id,
+            ApprovalRequest.image_id == image.id,
+            ApprovalRequest.state == "open",
+        )
+    )
+    if open_request is not None:
+        return None
+    request = ApprovalRequest(
+        team_id=image.team_id,
+        image_id=image.id,
+        requested_by=requested_by,
+        policy=policy,
+        note="",
+        state="open",
+        created_at=now,
+    )
+    session.add(request)
+    session.flush()
+    for approver in approvers:
+        session.add(
+            ApprovalVote(team_id=image.team_id, request_id=request.id, approver_id=approver)
+        )
+    image.status = ImageStatus.PENDING
+    session.add(
+        AuditEvent(
+            team_id=image.team_id,
+            image_id=image.id,
+            actor_id=requested_by,
+            action="approval_requested",
+            detail={"approvers": list(approvers), "policy": policy},
+            created_at=now,
+        )
+    )
+    return request.id
+
+
+def can_edit(image: Image, *, user_id: str, is_admin: bool) -> bool:
+    return is_admin or image.uploader_id == user_id
+
+
+def suggest_tags(session: Session, *, team_id: str, typed: str, limit: int = 20) -> list[str]:
+    """Existing tags for autocomplete: prefix matches first, then substring, most used
+    first. (Fuzzy matching arrives with the search index.)"""
+    key = tag_key(typed)
+    query = select(Tag.name).where(Tag.team_id == team_id, Tag.use_count > 0)
+    if key:
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        prefix = list(
+            session.scalars(
+                query.where(Tag.name_key.like(f"{escaped}%", escape="\\"))
+                .order_by(Tag.use_count.desc(), Tag.name_key)
+                .limit(limit)
+            )
+        )
+        if len(prefix) < limit:
+            inner = session.scalars(
+                query.where(
+                    Tag.name_key.like(f"%{escaped}%", escape="\\"),
+                    Tag.name_key.not_like(f"{escaped}%", escape="\\"),
+                )
+                .order_by(Tag.use_count.desc(), Tag.name_key)
+                .limit(limit - len(prefix))
+            )
+            prefix.extend(inner)
+        return prefix
+    return list(session.scalars(query.order_by(Tag.use_count.desc(), Tag.name_key).limit(limit)))
