@@ -129,8 +129,10 @@ def serve(settings: Settings) -> int:
 def _web_concurrency() -> int:
     import os
 
-    raw = os.environ.get("WEB_CONCURRENCY", "2")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 2
+    # One process with many threads by default: ingest is I/O bound and each process holds
+    # its own decode budget (DECODE_MEMORY_MB), so processes multiply peak memory.
+    raw = os.environ.get("WEB_CONCURRENCY", "1")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
 
 
 class _QuietHandler(WSGIRequestHandler):

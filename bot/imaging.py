@@ -8,9 +8,13 @@ reduced scale (`draft`): the perceptual hash needs 32 x 32 pixels, not 48 megapi
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import re
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,17 +29,45 @@ pillow_heif.register_heif_opener()
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
-def configure(*, max_pixels: int) -> None:
-    """Align Pillow's own bomb guard with ours (process-wide, set once at start)."""
+def configure(*, max_pixels: int, decode_budget_bytes: int | None = None) -> None:
+    """Align Pillow's own bomb guard with ours and size the decode budget (process-wide,
+    set once at start)."""
+    global _budget  # noqa: PLW0603 - one budget per process, sized from the settings
     Image.MAX_IMAGE_PIXELS = max_pixels
+    _return_freed_pixels_to_the_os()
+    if decode_budget_bytes is not None and decode_budget_bytes != _budget.limit:
+        _budget = DecodeBudget(decode_budget_bytes)
 
 
 KEPT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "HEIF")
 HASH_EDGE = 512  # decode at least this many pixels on the short side before hashing
 
-# Decoding a large image costs its width x height x 4 bytes; this bounds how many run at
-# once in one process, whatever the number of ingest threads.
-_decode_slots = threading.BoundedSemaphore(2)
+
+class DecodeBudget:
+    """Bounds the memory that decodes in this process hold at once, whatever the number of
+    ingest threads. A decode of w x h pixels costs about w * h * 4 bytes (a JPEG decoded at
+    reduced scale costs only its reduced size); one bigger than the whole budget runs alone."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = limit_bytes
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, cost: int) -> Iterator[None]:
+        cost = max(1, min(cost, self.limit))
+        with self._cond:
+            self._cond.wait_for(lambda: self._used + cost <= self.limit)
+            self._used += cost
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= cost
+                self._cond.notify_all()
+
+
+_budget = DecodeBudget(256 * 1024 * 1024)
 
 
 class InvalidImage(Exception):
@@ -111,33 +143,36 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
     if kind is None:
         raise InvalidImage("this file is not an image (JPEG, PNG, GIF, WebP or HEIC are kept)")
 
-    with _decode_slots:
-        try:
-            with Image.open(path, formats=[kind]) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    raise InvalidImage(_too_many_pixels(width * height, max_pixels))
-                exif = im.getexif()
-                if im.format == "JPEG":
-                    im.draft("RGB", (HASH_EDGE, HASH_EDGE))
+    try:
+        with Image.open(path, formats=[kind]) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise InvalidImage(_too_many_pixels(width * height, max_pixels))
+            if im.format == "JPEG":
+                im.draft("RGB", (HASH_EDGE, HASH_EDGE))
+            decoded_w, decoded_h = im.size
+            with _budget.reserve(decoded_w * decoded_h * 4):
                 # load() is the real decode: it raises on truncated or corrupt data.
                 im.load()
+                # After load(): a PNG's getexif() would otherwise decode the whole image
+                # outside the budget, looking for an eXIf chunk after the pixels.
+                exif = im.getexif()
                 # Shrink in place so the full-size pixels are freed before we go on.
                 im.thumbnail((HASH_EDGE, HASH_EDGE))
                 small = im.copy()
-        except InvalidImage:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            # Pillow's guard (set to our limit by configure()) fired while reading the header.
-            found = re.search(r"\((\d+) pixels\)", str(exc))
-            raise InvalidImage(
-                _too_many_pixels(int(found.group(1)) if found else None, max_pixels)
-            ) from None
-        except UnidentifiedImageError:
-            raise InvalidImage(f"the file says it is {kind} but cannot be read as one") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            reason = "truncated" if "truncated" in str(exc) else "damaged"
-            raise InvalidImage(f"the {kind} file is {reason} and cannot be read") from None
+    except InvalidImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's guard (set to our limit by configure()) fired while reading the header.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise InvalidImage(
+            _too_many_pixels(int(found.group(1)) if found else None, max_pixels)
+        ) from None
+    except UnidentifiedImageError:
+        raise InvalidImage(f"the file says it is {kind} but cannot be read as one") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = "truncated" if "truncated" in str(exc) else "damaged"
+        raise InvalidImage(f"the {kind} file is {reason} and cannot be read") from None
 
     oriented = ImageOps.exif_transpose(small) or small
     phash = _signed64(int(str(imagehash.phash(oriented)), 16))
@@ -158,6 +193,20 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
 def _too_many_pixels(pixels: int | None, limit: int) -> str:
     size = f"{pixels / 1_000_000:.0f} megapixels" if pixels else "too many pixels"
     return f"the image has {size}; the limit is {limit // 1_000_000} megapixels"
+
+
+def _return_freed_pixels_to_the_os() -> None:
+    """glibc raises its mmap threshold after big frees, so the next decode's pixel blocks
+    come from a thread's heap arena and stay in RSS after the decode ends; with two ingest
+    threads the arenas add up. A fixed threshold makes every pixel block its own mmap,
+    returned to the OS when freed. (No-op where glibc's mallopt is not there.)"""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, 1024 * 1024)
 
 
 def _signed64(value: int) -> int:

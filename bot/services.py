@@ -9,7 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import imaging
+from bot.admin import AdminDirectory, UserFacts
 from bot.config import Settings
 from bot.domain import PostedFile
 from bot.library import IngestLimits, Ingestor, IngestOutcome
@@ -44,9 +45,31 @@ class Services:
     factory: sessionmaker[Session]
     media: MediaStore
     clock: Callable[[], datetime] = utc_now
-    ingest_listeners: list[Callable[[IngestOutcome], None]] = field(default_factory=list)
     _executor: ThreadPoolExecutor | None = None
     _ingestor: Ingestor | None = None
+    _admins: AdminDirectory | None = None
+
+    @property
+    def admins(self) -> AdminDirectory:
+        if self._admins is None:
+            self._admins = AdminDirectory(
+                configured=self.settings.slack_admin_ids, lookup=self.user_facts
+            )
+        return self._admins
+
+    def user_facts(self, team_id: str, user_id: str) -> UserFacts:
+        """What Slack says about a person (users.info). Unknown people have no rights."""
+        try:
+            user = self.slack_client(team_id).users_info(user=user_id)["user"]
+        except SlackApiError as exc:
+            log.warning("users.info failed for %s: %s", user_id, exc.response.get("error"))
+            return UserFacts(is_admin=False, is_guest=True, is_bot=False, deleted=True)
+        return UserFacts(
+            is_admin=bool(user.get("is_admin") or user.get("is_owner")),
+            is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
+            is_bot=bool(user.get("is_bot")),
+            deleted=bool(user.get("deleted")),
+        )
 
     def slack_client(self, team_id: str | None = None) -> WebClient:
         """A Web API client for `team_id` (one bot token today; per-install tokens later)."""
@@ -83,8 +106,10 @@ class Services:
         return self._ingestor
 
     def _notify_ingest(self, outcome: IngestOutcome) -> None:
-        for listener in self.ingest_listeners:
-            listener(outcome)
+        from bot.notify import on_ingest_settled
+
+        if self.settings.slack_bot_token:
+            on_ingest_settled(self, outcome)
 
     def submit_ingest(self, job_ids: list[int]) -> None:
         """Run jobs in the background, off Bolt's listener threads (which ack commands)."""
@@ -142,7 +167,10 @@ def build_media_store(settings: Settings) -> MediaStore:
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
-    imaging.configure(max_pixels=settings.max_image_pixels)
+    imaging.configure(
+        max_pixels=settings.max_image_pixels,
+        decode_budget_bytes=settings.decode_memory_mb * 1024 * 1024,
+    )
     engine = make_engine(settings.database_url)
     return Services(
         settings=settings,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import messages
+from handlers import commands, home, messages, tagging
 
 
 def register_listeners(app: App, services: Services) -> None:
     messages.register(app, services)
+    commands.register(app, services)
+    tagging.register(app, services)
+    home.register(app, services)

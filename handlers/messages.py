@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltContext
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.domain import Post
-from bot.library import record_posted_files
+from bot.library import is_watched, record_posted_files
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack
+from storage.db import session_scope
+
+log = logging.getLogger(__name__)
 
 # Message subtypes that never carry a new image from a person.
 IGNORED_SUBTYPES = frozenset(
@@ -45,9 +51,27 @@ def register(app: App, services: Services) -> None:
     def start_ingest(context: BoltContext) -> None:
         services.submit_ingest(context["ingest_job_ids"])
 
+    def bot_joined(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        """Invited into a channel that is not watched: tell the inviter how to watch it."""
+        if event.get("user") != context.bot_user_id or not event.get("inviter"):
+            return
+        channel_id, team_id = str(event["channel"]), str(context.team_id)
+        with session_scope(services.factory) as session:
+            if is_watched(session, team_id=team_id, channel_id=channel_id):
+                return
+        text = (
+            f"Thanks for inviting me to <#{channel_id}>. I am not keeping its images yet: "
+            f"an admin can start with `/images watch <#{channel_id}> [category]`."
+        )
+        try:
+            client.chat_postEphemeral(channel=channel_id, user=event["inviter"], text=text)
+        except SlackApiError as exc:
+            log.info("could not tell the inviter: %s", exc.response.get("error"))
+
     # Every message event is matched, so that plain messages are acknowledged (Bolt would
     # otherwise answer 404 and Slack would retry them).
     app.event("message", middleware=[record_images])(start_ingest)
+    app.event("member_joined_channel")(bot_joined)
 
 
 def _is_image_post(event: dict[str, Any], *, bot_user_id: str | None) -> bool:

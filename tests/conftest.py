@@ -28,6 +28,8 @@ from tests.fakes.signed import SlackSender
 from tests.fakes.slack_api import SlackEmulator
 from tests.pg import PostgresServer, find_postgres
 
+pytest_plugins = ["tests.live"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 TEAM = "T0TEAM1"

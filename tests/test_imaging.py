@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import imagehash
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
-from bot.imaging import InvalidImage, configure, inspect, parse_exif_datetime, phash_bands
+from bot.imaging import (
+    DecodeBudget,
+    InvalidImage,
+    configure,
+    inspect,
+    parse_exif_datetime,
+    phash_bands,
+)
 from tests import images
 
 LIMIT = 100_000_000
@@ -116,3 +125,39 @@ def test_exif_dates() -> None:
     assert parse_exif_datetime("0000:00:00 00:00:00") is None
     assert parse_exif_datetime("    ") is None
     assert parse_exif_datetime(b"2026:01:02 03:04:05\x00") is not None
+
+
+def test_png_exif_is_still_read(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Phase One"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "2025:06:01 10:00:00"
+    out = io.BytesIO()
+    images.pattern(200, 100).save(out, "PNG", exif=exif)
+    facts = inspect(write(tmp_path, out.getvalue()), max_pixels=LIMIT)
+    assert facts.shoot_date == datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+
+
+def test_decode_budget_never_holds_more_than_its_limit() -> None:
+    budget = DecodeBudget(100)
+    held: list[int] = []
+    peak: list[int] = [0]
+    lock = threading.Lock()
+
+    def decode(cost: int) -> None:
+        with budget.reserve(cost):
+            with lock:
+                held.append(cost)
+                peak[0] = max(peak[0], sum(held))
+            time.sleep(0.02)
+            with lock:
+                held.remove(cost)
+
+    threads = [threading.Thread(target=decode, args=(c,)) for c in (60, 60, 30, 500, 10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)
+    # The oversized decode counts as the whole budget and runs alone; the others share it.
+    assert peak[0] <= 100 or peak[0] == 500
+    assert held == []

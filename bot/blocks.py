@@ -1,0 +1,469 @@
+"""Block Kit builders: pure functions, plain data in, dicts out.
+
+Every piece of user text goes through `escape` (mrkdwn) or `plain` (plain_text, trimmed to
+Slack's limits) so a tag named `<!channel>` stays text and never pings anyone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from bot import ids
+from bot.admin import CategoryInfo, Watched
+from bot.details import MAX_DESCRIPTION_LENGTH, MAX_TAG_LENGTH, MAX_TITLE_LENGTH
+from bot.prompts import ImageNote, Preview, PromptPlan
+
+Block = dict[str, Any]
+
+MAX_TITLES_IN_MODAL = 20  # keeps a many-image modal well under Slack's 100 blocks
+
+
+def escape(text: str) -> str:
+    """Make user text safe inside mrkdwn: &, < and > are Slack's control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: str, limit: int) -> dict[str, Any]:
+    """A plain_text object, never empty, never over `limit` characters."""
+    text = text.strip() or "\u2014"
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def mrkdwn(text: str, limit: int = 3000) -> dict[str, Any]:
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return {"type": "mrkdwn", "text": text or " "}
+
+
+def section(text: str, **extra: Any) -> Block:
+    return {"type": "section", "text": mrkdwn(text), **extra}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(text, 2000)]}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> Block:
+    element: Block = {
+        "type": "button",
+        "text": plain(text, 75),
+        "action_id": action_id,
+        "value": value[:2000],
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def image_block(preview: Preview) -> Block | None:
+    """An image block, or None when there is nothing Slack could load."""
+    alt = preview.alt[:2000] or "image"
+    if preview.image_url:
+        return {"type": "image", "image_url": preview.image_url, "alt_text": alt}
+    if preview.slack_file_id:
+        return {"type": "image", "slack_file": {"id": preview.slack_file_id}, "alt_text": alt}
+    return None
+
+
+def tag_line(tags: Sequence[str]) -> str:
+    return " \u00b7 ".join(escape(t) for t in tags) if tags else "no tags"
+
+
+# -- the prompt after posting ------------------------------------------------------------
+
+
+def prompt_blocks(plan: PromptPlan) -> tuple[str, list[Block]]:
+    """The private message a poster gets once their message's images are settled."""
+    stored, failed = plan.stored, plan.failed
+    blocks: list[Block] = []
+    if stored:
+        count = len(stored)
+        noun = "image is" if count == 1 else f"{count} images are"
+        blocks.append(section(f":frame_with_picture: Your {noun} in the library."))
+        for note in stored[:10]:
+            blocks.extend(_duplicate_blocks(note))
+        missing = plan.needing_details
+        if missing:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": "prompt_actions",
+                    "elements": [
+                        button(
+                            "Add details",
+                            ids.ADD_DETAILS,
+                            ",".join(str(n.image_id) for n in missing),
+                            style="primary",
+                        )
+                    ],
+                }
+            )
+            blocks.append(
+                context("A title, tags, a category and the shoot date make them easy to find.")
+            )
+    if failed:
+        lines = [
+            f"\u2022 *{escape(n.file_name or n.slack_file_id)}*: {escape(n.reason or 'unknown')}"
+            for n in failed[:20]
+        ]
+        noun = "file was" if len(failed) == 1 else f"{len(failed)} files were"
+        blocks.append(section(f":warning: This {noun} not kept:\n" + "\n".join(lines)))
+    text = f"{len(stored)} image(s) saved to the library" + (
+        f", {len(failed)} not kept" if failed else ""
+    )
+    return text, blocks
+
+
+def _duplicate_blocks(note: ImageNote) -> list[Block]:
+    duplicate = note.duplicate
+    if duplicate is None:
+        return []
+    kind = "the very same file as" if duplicate.exact else "almost the same picture as"
+    when = duplicate.created_at.date().isoformat()
+    return [
+        section(
+            f":mag: *{escape(note.title or note.file_name)}* looks like {kind} "
+            f"*{escape(duplicate.title or 'an untitled image')}*, "
+            f"posted by <@{duplicate.uploader_id}> on {when}."
+        ),
+        {
+            "type": "actions",
+            "block_id": f"duplicate:{note.image_id}",
+            "elements": [
+                button("Keep both", ids.KEEP_DUPLICATE, str(note.image_id)),
+                button(
+                    "Discard the new one",
+                    ids.DISCARD_DUPLICATE,
+                    str(note.image_id),
+                    style="danger",
+                ),
+            ],
+        },
+    ]
+
+
+# -- the details modal -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModalImage:
+    image_id: int
+    file_name: str
+    title: str
+
+
+@dataclass(frozen=True)
+class DetailsPrefill:
+    tags: Sequence[str] = ()
+    category_id: int | None = None
+    shoot_date: date | None = None
+    description: str = ""
+    approvers: Sequence[str] = ()
+
+
+def details_modal(
+    *,
+    images: Sequence[ModalImage],
+    categories: Sequence[CategoryInfo],
+    prefill: DetailsPrefill,
+    metadata: dict[str, Any],
+    previews: Sequence[Preview] = (),
+) -> Block:
+    """The modal a poster fills in: one title per image, shared tags, category, date,
+    description and approvers."""
+    blocks: list[Block] = []
+    for preview in previews[:3]:
+        block = image_block(preview)
+        if block:
+            blocks.append(block)
+    several = len(images) > 1
+    for image in images[:MAX_TITLES_IN_MODAL]:
+        label = f"Title of {image.file_name}" if several else "Title"
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": f"{ids.TITLE_BLOCK}:{image.image_id}",
+                "label": plain(label, 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "initial_value": image.title[:MAX_TITLE_LENGTH],
+                    "max_length": MAX_TITLE_LENGTH,
+                },
+            }
+        )
+    tags_element: Block = {
+        "type": "multi_external_select",
+        "action_id": ids.TAGS,
+        "placeholder": plain("Type to find or add tags", 150),
+        "min_query_length": 1,
+    }
+    if prefill.tags:
+        tags_element["initial_options"] = [tag_option(t) for t in prefill.tags[:100]]
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": ids.TAGS_BLOCK,
+            "optional": True,
+            "label": plain("Tags" + (" (for all of them)" if several else ""), 2000),
+            "hint": plain("People, products, places, campaigns. Up to 20.", 2000),
+            "element": tags_element,
+        }
+    )
+    if categories:
+        options = [{"text": plain(c.name, 75), "value": str(c.id)} for c in categories[:100]]
+        category_element: Block = {
+            "type": "static_select",
+            "action_id": "value",
+            "placeholder": plain("Pick a category", 150),
+            "options": options,
+        }
+        chosen = next((o for o in options if o["value"] == str(prefill.category_id)), None)
+        if chosen:
+            category_element["initial_option"] = chosen
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": ids.CATEGORY_BLOCK,
+                "optional": True,
+                "label": plain("Category", 2000),
+                "element": category_element,
+            }
+        )
+    else:
+        blocks.append(
+            context(
+                "No categories yet. An admin can add one with `/images categories add Marketing`."
+            )
+        )
+    date_element: Block = {"type": "datepicker", "action_id": "value"}
+    if prefill.shoot_date:
+        date_element["initial_date"] = prefill.shoot_date.isoformat()
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": ids.SHOOT_DATE_BLOCK,
+            "optional": True,
+            "label": plain("Shoot date", 2000),
+            "hint": plain("From the camera's EXIF data when it had one.", 2000),
+            "element": date_element,
+        }
+    )
+    description: Block = {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "multiline": True,
+        "max_length": MAX_DESCRIPTION_LENGTH,
+    }
+    if prefill.description:
+        description["initial_value"] = prefill.description[:MAX_DESCRIPTION_LENGTH]
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": ids.DESCRIPTION_BLOCK,
+            "optional": True,
+            "label": plain("Description", 2000),
+            "element": description,
+        }
+    )
+    approvers: Block = {"type": "multi_users_select", "action_id": "value"}
+    if prefill.approvers:
+        approvers["initial_users"] = list(prefill.approvers)[:100]
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": ids.APPROVERS_BLOCK,
+            "optional": True,
+            "label": plain("Send for approval to", 2000),
+            "element": approvers,
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": ids.DETAILS_MODAL,
+        "title": plain("Image details", 24),
+        "submit": plain("Save", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps(metadata, separators=(",", ":"))[:3000],
+        "blocks": blocks[:100],
+    }
+
+
+def tag_option(tag: str, *, new: bool = False) -> Block:
+    text = f"{tag} (new tag)" if new else tag
+    return {"text": plain(text, 75), "value": tag[:150]}
+
+
+def tag_options(suggestions: Sequence[str], *, typed: str) -> list[Block]:
+    """Autocomplete answer: the typed text first when it is not a known tag, then matches."""
+    options: list[Block] = []
+    typed_clean = " ".join(typed.split())
+    known = {s.casefold() for s in suggestions}
+    if typed_clean and typed_clean.casefold() not in known:
+        options.append(tag_option(typed_clean[: MAX_TAG_LENGTH * 3], new=True))
+    options.extend(tag_option(s) for s in suggestions)
+    return options[:100]
+
+
+def message_modal(title: str, text: str) -> Block:
+    """A modal that only says something (and can be closed)."""
+    return {
+        "type": "modal",
+        "title": plain(title, 24),
+        "close": plain("Close", 24),
+        "blocks": [section(text)],
+    }
+
+
+# -- after saving ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    titles: Sequence[str]
+    tags: Sequence[str]
+    category: str | None
+    shoot_date: date | None
+    approvers: Sequence[str]
+    previews: Sequence[Preview] = ()
+
+
+def summary_blocks(summary: Summary) -> tuple[str, list[Block]]:
+    """What replaces the prompt once details are saved."""
+    blocks: list[Block] = []
+    for preview in summary.previews[:5]:
+        block = image_block(preview)
+        if block:
+            blocks.append(block)
+    titles = ", ".join(f"*{escape(t)}*" for t in summary.titles[:10])
+    if len(summary.titles) > 10:
+        titles += f" and {len(summary.titles) - 10} more"
+    fields = [
+        mrkdwn(f"*Tags*\n{tag_line(summary.tags)}", 2000),
+        mrkdwn(f"*Category*\n{escape(summary.category) if summary.category else 'none'}", 2000),
+        mrkdwn(
+            f"*Shoot date*\n{summary.shoot_date.isoformat() if summary.shoot_date else 'unknown'}",
+            2000,
+        ),
+    ]
+    if summary.approvers:
+        people = ", ".join(f"<@{a}>" for a in summary.approvers[:20])
+        fields.append(mrkdwn(f"*Approval requested from*\n{people}", 2000))
+    blocks.append(section(f":white_check_mark: Saved {titles}"))
+    blocks.append({"type": "section", "fields": fields})
+    return f"Saved details of {len(summary.titles)} image(s)", blocks
+
+
+# -- admin answers -----------------------------------------------------------------------
+
+
+def channels_blocks(watched: Sequence[Watched]) -> tuple[str, list[Block]]:
+    if not watched:
+        text = (
+            "No channel is watched yet. An admin can start with "
+            "`/images watch #channel [category]`."
+        )
+        return text, [section(text)]
+    lines = [
+        f"\u2022 <#{w.channel_id}>" + (f" \u2192 {escape(w.category)}" if w.category else "")
+        for w in watched[:100]
+    ]
+    return "Watched channels", [section("*Watched channels*\n" + "\n".join(lines))]
+
+
+def categories_blocks(
+    categories: Sequence[CategoryInfo], *, is_admin: bool
+) -> tuple[str, list[Block]]:
+    if categories:
+        lines = [
+            f"\u2022 *{escape(c.name)}* \u2014 {c.images} image{'s' if c.images != 1 else ''}"
+            for c in categories[:100]
+        ]
+        body = "*Categories*\n" + "\n".join(lines)
+    else:
+        body = "No categories yet."
+    blocks = [section(body)]
+    if is_admin:
+        blocks.append(
+            context(
+                "Admins: `/images categories add <name>` \u00b7 "
+                "`/images categories rename <old> to <new>` \u00b7 "
+                "`/images categories remove <name> [--move-to <other>]`"
+            )
+        )
+    return "Categories", blocks
+
+
+# -- App Home ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HomeImage:
+    image_id: int
+    title: str
+    tags: Sequence[str]
+    status: str
+    created: date
+    has_details: bool
+    preview: Preview | None = None
+
+
+def home_view(*, missing: Sequence[HomeImage], recent: Sequence[HomeImage]) -> Block:
+    blocks: list[Block] = [
+        {"type": "header", "text": plain("Image library", 150)},
+        section(
+            "Search everything with `/images <words>`, e.g. `/images CMO tag:launch`. "
+            "`/images help` lists all commands."
+        ),
+        {"type": "divider"},
+        {"type": "header", "text": plain("Still missing details", 150)},
+    ]
+    if missing:
+        for item in missing[:15]:
+            blocks.append(
+                _home_row(
+                    item,
+                    button("Add details", ids.ADD_DETAILS, str(item.image_id), style="primary"),
+                )
+            )
+    else:
+        blocks.append(context("Nothing: all your images have their details. :tada:"))
+    blocks.append({"type": "divider"})
+    blocks.append({"type": "header", "text": plain("My recent uploads", 150)})
+    if recent:
+        for item in recent[:20]:
+            blocks.append(
+                _home_row(item, button("Edit details", ids.EDIT_DETAILS, str(item.image_id)))
+            )
+    else:
+        blocks.append(context("No uploads yet. Post images in a watched channel to add them."))
+    return {"type": "home", "blocks": blocks[:100]}
+
+
+def _home_row(item: HomeImage, action: Block) -> Block:
+    title = escape(item.title or "untitled")
+    text = (
+        f"*{title}*\n{tag_line(item.tags)}\n{item.created.isoformat()} \u00b7 {escape(item.status)}"
+    )
+    return {"type": "section", "text": mrkdwn(text), "accessory": action}
+
+
+def help_blocks() -> tuple[str, list[Block]]:
+    text = (
+        "*Image library commands*\n"
+        "\u2022 `/images watch #channel [category]` \u2014 keep images posted there (admins)\n"
+        "\u2022 `/images unwatch #channel` \u2014 stop (admins)\n"
+        "\u2022 `/images channels` \u2014 which channels are watched\n"
+        "\u2022 `/images categories` \u2014 list; admins: `add`, `rename <old> to <new>`, "
+        "`remove <name> [--move-to <other>]`\n"
+        "\u2022 `/images help` \u2014 this list\n"
+        "Post images in a watched channel, or use the *Add to image library* message "
+        "shortcut on any message with images, then add their details."
+    )
+    return "Image library commands", [section(text)]

@@ -1,0 +1,95 @@
+"""Is a new image already in the team's library? Same sha256, or a perceptual hash within a
+small Hamming distance.
+
+The near-duplicate lookup never scans the table: two 64-bit hashes within distance 3 agree
+exactly on at least one of their four 16-bit bands (pigeonhole), and each band has an index.
+So the candidates are four indexed equality probes; the exact distance is checked on those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
+
+from bot.imaging import phash_bands
+from storage.models import Image, IngestJob, IngestState
+
+MAX_INDEXED_DISTANCE = 3  # what four bands can guarantee to find
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    image_id: int
+    title: str
+    uploader_id: str
+    created_at: datetime
+    exact: bool
+    distance: int
+
+
+def hamming(a: int, b: int) -> int:
+    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
+
+
+def find_duplicate(session: Session, image: Image, *, max_distance: int) -> Duplicate | None:
+    """The closest earlier stored image of the same team, or None."""
+    if image.sha256 is None or image.phash is None:
+        return None
+    max_distance = min(max_distance, MAX_INDEXED_DISTANCE)
+    stored = select(IngestJob.image_id).where(IngestJob.state == IngestState.STORED)
+    same_bytes = session.scalar(
+        select(Image)
+        .where(
+            Image.team_id == image.team_id,
+            Image.sha256 == image.sha256,
+            Image.id != image.id,
+            Image.id.in_(stored),
+        )
+        .order_by(Image.id)
+        .limit(1)
+    )
+    if same_bytes is not None:
+        return _duplicate(same_bytes, exact=True, distance=0)
+    candidates = session.scalars(
+        select(Image)
+        .where(
+            Image.team_id == image.team_id,
+            Image.id != image.id,
+            band_filter(image.phash),
+            Image.id.in_(stored),
+        )
+        .limit(200)
+    )
+    best: Duplicate | None = None
+    for candidate in candidates:
+        if candidate.phash is None:
+            continue
+        distance = hamming(candidate.phash, image.phash)
+        if distance <= max_distance and (best is None or distance < best.distance):
+            best = _duplicate(candidate, exact=False, distance=distance)
+    return best
+
+
+def band_filter(phash: int) -> ColumnElement[bool]:
+    """Images sharing at least one 16-bit band with `phash`: the indexed candidate set."""
+    b0, b1, b2, b3 = phash_bands(phash)
+    return or_(
+        Image.phash_b0 == b0,
+        Image.phash_b1 == b1,
+        Image.phash_b2 == b2,
+        Image.phash_b3 == b3,
+    )
+
+
+def _duplicate(image: Image, *, exact: bool, distance: int) -> Duplicate:
+    return Duplicate(
+        image_id=image.id,
+        title=image.title,
+        uploader_id=image.uploader_id,
+        created_at=image.created_at,
+        exact=exact,
+        distance=distance,
+    )

@@ -1,0 +1,44 @@
+"""What a person's App Home shows: their images still missing details, their recent uploads."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.blocks import HomeImage
+from bot.prompts import preview_for
+from storage.db import session_scope
+from storage.media import MediaStore
+from storage.models import Image, IngestJob, IngestState
+
+
+def home_images(
+    factory: sessionmaker[Session], *, team_id: str, user_id: str, media: MediaStore
+) -> tuple[list[HomeImage], list[HomeImage]]:
+    """(missing details, recent uploads) for `user_id`, stored images only, newest first."""
+    with session_scope(factory) as session:
+        mine = (
+            select(Image)
+            .join(IngestJob, IngestJob.image_id == Image.id)
+            .where(
+                Image.team_id == team_id,
+                Image.uploader_id == user_id,
+                IngestJob.state == IngestState.STORED,
+            )
+            .order_by(Image.created_at.desc(), Image.id.desc())
+        )
+        missing = session.scalars(mine.where(Image.details_added_at.is_(None)).limit(15)).all()
+        recent = session.scalars(mine.where(Image.details_added_at.is_not(None)).limit(20)).all()
+        return [_item(i, media) for i in missing], [_item(i, media) for i in recent]
+
+
+def _item(image: Image, media: MediaStore) -> HomeImage:
+    return HomeImage(
+        image_id=image.id,
+        title=image.title,
+        tags=list(image.tags),
+        status=image.status,
+        created=image.created_at.date(),
+        has_details=image.details_added_at is not None,
+        preview=preview_for(image, media),
+    )

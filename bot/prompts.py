@@ -1,0 +1,337 @@
+"""Telling a poster what became of their message's images, once, when all are settled.
+
+A message with several images settles when every one of its ingest jobs is stored or failed.
+Jobs settle on different threads (or processes); the `post_prompts` row is the claim that
+makes exactly one of them send the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.duplicates import Duplicate, find_duplicate, hamming
+from storage.db import session_scope
+from storage.media import MediaStore
+from storage.models import AuditEvent, Image, IngestJob, IngestState, PostPrompt
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How to show an image: a URL Slack can fetch, else the original Slack file."""
+
+    alt: str
+    image_url: str | None = None
+    slack_file_id: str | None = None
+    link: str | None = None  # to open the original, when we have one
+
+
+@dataclass(frozen=True)
+class ImageNote:
+    image_id: int
+    slack_file_id: str
+    file_name: str
+    title: str
+    stored: bool
+    reason: str | None = None
+    duplicate: Duplicate | None = None
+    has_details: bool = False
+    preview: Preview | None = None
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    team_id: str
+    channel_id: str
+    message_ts: str
+    user_id: str
+    view_id: str | None
+    images: list[ImageNote] = field(default_factory=list)
+
+    @property
+    def stored(self) -> list[ImageNote]:
+        return [n for n in self.images if n.stored]
+
+    @property
+    def failed(self) -> list[ImageNote]:
+        return [n for n in self.images if not n.stored]
+
+    @property
+    def needing_details(self) -> list[ImageNote]:
+        return [n for n in self.stored if not n.has_details]
+
+
+def preview_for(image: Image, media: MediaStore, *, width: int = 360, height: int = 240) -> Preview:
+    alt = image.title or image.file_name or "image"
+    if image.storage_key:
+        url = media.thumbnail_url(image.storage_key, width=width, height=height)
+        if url:
+            return Preview(alt=alt, image_url=url, link=media.original_url(image.storage_key))
+    # Slack can show its own copy of a png/jpg/gif the bot can see.
+    if (image.format or "").upper() in ("JPEG", "PNG", "GIF"):
+        return Preview(alt=alt, slack_file_id=image.slack_file_id)
+    return Preview(alt=alt)
+
+
+def message_settled(session: Session, *, team_id: str, channel_id: str, message_ts: str) -> bool:
+    pending = session.scalar(
+        select(func.count())
+        .select_from(IngestJob)
+        .join(Image, Image.id == IngestJob.image_id)
+        .where(
+            Image.team_id == team_id,
+            Image.channel_id == channel_id,
+            Image.message_ts == message_ts,
+            IngestJob.state.in_([IngestState.QUEUED, IngestState.RUNNING]),
+        )
+    )
+    return not pending
+
+
+def claim_prompt(
+    factory: sessionmaker[Session],
+    *,
+    image_id: int,
+    media: MediaStore,
+    duplicate_distance: int,
+    now: datetime,
+) -> PromptPlan | None:
+    """After `image_id`'s job settled: if its whole message is settled and nobody has told
+    the poster yet, mark duplicates, claim the prompt and return what to tell."""
+    with session_scope(factory) as session:
+        image = session.get(Image, image_id)
+        if image is None or image.message_ts is None:
+            return None
+        key = (image.team_id, image.channel_id, image.message_ts)
+        if not message_settled(session, team_id=key[0], channel_id=key[1], message_ts=key[2]):
+            return None
+        if not _claim(session, key=key, user_id=image.uploader_id, now=now):
+            return None
+        for sibling in _message_images(session, *key):
+            if _is_stored(session, sibling.id) and sibling.duplicate_of_id is None:
+                duplicate = find_duplicate(session, sibling, max_distance=duplicate_distance)
+                if duplicate is not None:
+                    sibling.duplicate_of_id = duplicate.image_id
+    return build_plan(factory, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media)
+
+
+def _claim(session: Session, *, key: tuple[str, str, str], user_id: str, now: datetime) -> bool:
+    team_id, channel_id, message_ts = key
+    claimed = session.execute(
+        update(PostPrompt)
+        .where(
+            PostPrompt.team_id == team_id,
+            PostPrompt.channel_id == channel_id,
+            PostPrompt.message_ts == message_ts,
+            PostPrompt.prompted_at.is_(None),
+        )
+        .values(prompted_at=now)
+    )
+    if claimed.rowcount:  # type: ignore[attr-defined]
+        return True
+    try:
+        with session.begin_nested():
+            session.add(
+                PostPrompt(
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    message_ts=message_ts,
+                    user_id=user_id,
+                    prompted_at=now,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return False  # someone else claimed it (or it was told already)
+    return True
+
+
+def register_view(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    channel_id: str,
+    message_ts: str,
+    user_id: str,
+    view_id: str,
+    now: datetime,
+) -> None:
+    """The message shortcut opened a "saving..." modal: when the images settle, update it
+    instead of posting a prompt."""
+    with session_scope(factory) as session:
+        row = session.get(PostPrompt, (team_id, channel_id, message_ts))
+        if row is None:
+            session.add(
+                PostPrompt(
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    message_ts=message_ts,
+                    user_id=user_id,
+                    view_id=view_id,
+                    created_at=now,
+                )
+            )
+        else:
+            row.view_id, row.user_id, row.prompted_at = view_id, user_id, None
+
+
+def build_plan(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    channel_id: str,
+    message_ts: str,
+    media: MediaStore,
+) -> PromptPlan | None:
+    """The current state of a message's images, for the prompt (or the shortcut's modal)."""
+    with session_scope(factory) as session:
+        images = _message_images(session, team_id, channel_id, message_ts)
+        if not images:
+            return None
+        prompt = session.get(PostPrompt, (team_id, channel_id, message_ts))
+        jobs = {
+            j.image_id: j
+            for j in session.scalars(
+                select(IngestJob).where(IngestJob.image_id.in_([i.id for i in images]))
+            )
+        }
+        notes = []
+        for image in images:
+            job = jobs.get(image.id)
+            stored = job is not None and job.state == IngestState.STORED
+            duplicate = None
+            if stored and image.duplicate_of_id is not None:
+                original = session.get(Image, image.duplicate_of_id)
+                if original is not None:
+                    duplicate = Duplicate(
+                        image_id=original.id,
+                        title=original.title,
+                        uploader_id=original.uploader_id,
+                        created_at=original.created_at,
+                        exact=original.sha256 == image.sha256,
+                        distance=hamming(original.phash or 0, image.phash or 0),
+                    )
+            notes.append(
+                ImageNote(
+                    image_id=image.id,
+                    slack_file_id=image.slack_file_id,
+                    file_name=image.file_name,
+                    title=image.title,
+                    stored=stored,
+                    reason=None if stored else (job.last_error if job else None),
+                    duplicate=duplicate,
+                    has_details=image.details_added_at is not None,
+                    preview=preview_for(image, media) if stored else None,
+                )
+            )
+        return PromptPlan(
+            team_id=team_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            user_id=prompt.user_id if prompt else images[0].uploader_id,
+            view_id=prompt.view_id if prompt else None,
+            images=notes,
+        )
+
+
+def _message_images(
+    session: Session, team_id: str, channel_id: str, message_ts: str
+) -> list[Image]:
+    return list(
+        session.scalars(
+            select(Image)
+            .where(
+                Image.team_id == team_id,
+                Image.channel_id == channel_id,
+                Image.message_ts == message_ts,
+            )
+            .order_by(Image.id)
+        )
+    )
+
+
+def _is_stored(session: Session, image_id: int) -> bool:
+    return (
+        session.scalar(select(IngestJob.state).where(IngestJob.image_id == image_id))
+        == IngestState.STORED
+    )
+
+
+# -- duplicates: keep both, or discard the new one -------------------------------------------
+
+
+def keep_duplicate(
+    factory: sessionmaker[Session], *, team_id: str, image_id: int, actor_id: str, now: datetime
+) -> Image | None:
+    """The poster says the near-duplicate is wanted: forget the link."""
+    with session_scope(factory) as session:
+        image = session.scalar(select(Image).where(Image.team_id == team_id, Image.id == image_id))
+        if image is None:
+            return None
+        image.duplicate_of_id = None
+        session.add(
+            AuditEvent(
+                team_id=team_id,
+                image_id=image.id,
+                actor_id=actor_id,
+                action="duplicate_kept",
+                detail={},
+                created_at=now,
+            )
+        )
+        return image
+
+
+def discard_image(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    image_id: int,
+    actor_id: str,
+    media: MediaStore,
+    now: datetime,
+) -> Image | None:
+    """Remove an image from the library. Its original is deleted from the store unless
+    another image has the very same bytes (the stores are content-addressed)."""
+    with session_scope(factory) as session:
+        image = session.scalar(select(Image).where(Image.team_id == team_id, Image.id == image_id))
+        if image is None:
+            return None
+        key = image.storage_key
+        shared = key is not None and bool(
+            session.scalar(
+                select(func.count())
+                .select_from(Image)
+                .where(Image.storage_key == key, Image.id != image.id)
+            )
+        )
+        session.add(
+            AuditEvent(
+                team_id=team_id,
+                image_id=None,
+                actor_id=actor_id,
+                action="image_discarded",
+                detail={
+                    "image_id": image.id,
+                    "slack_file_id": image.slack_file_id,
+                    "title": image.title,
+                },
+                created_at=now,
+            )
+        )
+        session.execute(delete(Image).where(Image.id == image.id))
+    if key and not shared:
+        media.delete(key)
+    return image
+
+
+def post_date(message_ts: str | None) -> date | None:
+    """Slack's message ts is seconds since the epoch: the day it was posted (UTC)."""
+    try:
+        return datetime.fromtimestamp(float(message_ts or ""), tz=UTC).date()
+    except (ValueError, OverflowError, OSError):
+        return None

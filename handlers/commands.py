@@ -1,0 +1,175 @@
+"""`/images ...`: one slash command, routed by its first word."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import admin, blocks
+from bot.services import Services
+
+CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+def register(app: App, services: Services) -> None:
+    def images_command(
+        ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext, client: WebClient
+    ) -> None:
+        ack()
+        text = " ".join(str(command.get("text") or "").split())
+        word, _, rest = text.partition(" ")
+        team_id, user_id = str(context.team_id), str(command["user_id"])
+        word = word.lower()
+        try:
+            if word in ("", "help"):
+                answer = blocks.help_blocks()
+            elif word in ("watch", "unwatch"):
+                answer = _watching(services, client, word, rest, team_id=team_id, user_id=user_id)
+            elif word == "channels":
+                answer = blocks.channels_blocks(
+                    admin.watched_channels(services.factory, team_id=team_id)
+                )
+            elif word == "categories":
+                answer = _categories(services, rest, team_id=team_id, user_id=user_id)
+            else:
+                text, help_body = blocks.help_blocks()
+                note = blocks.section(
+                    "Search is not available yet; it is the next thing being built. "
+                    "Here is what works today:"
+                )
+                answer = (text, [note, *help_body])
+        except admin.AdminError as exc:
+            answer = (str(exc), [blocks.section(f":warning: {blocks.escape(str(exc))}")])
+        respond(text=answer[0], blocks=answer[1], response_type="ephemeral")
+
+    app.command("/images")(images_command)
+
+
+def _require_admin(services: Services, *, team_id: str, user_id: str, what: str) -> None:
+    if not services.admins.is_admin(team_id, user_id):
+        raise admin.AdminError(
+            f"Only admins can {what}. Ask a workspace admin, or someone listed in SLACK_ADMIN_IDS."
+        )
+
+
+def _watching(
+    services: Services, client: WebClient, word: str, rest: str, *, team_id: str, user_id: str
+) -> tuple[str, list[blocks.Block]]:
+    _require_admin(services, team_id=team_id, user_id=user_id, what="change watched channels")
+    parts = rest.split(" ", 1)
+    match = CHANNEL_REF.match(parts[0]) if parts[0] else None
+    if match is None:
+        shown = blocks.escape(parts[0]) if parts[0] else "nothing"
+        raise admin.AdminError(
+            f"I can't find the channel {shown}. Pick it from the list as you type "
+            f"`/images {word} #`."
+        )
+    channel_id = match.group(1)
+    now = services.clock()
+    if word == "unwatch":
+        if admin.unwatch(
+            services.factory, team_id=team_id, channel_id=channel_id, actor_id=user_id, now=now
+        ):
+            text = f"Stopped watching <#{channel_id}>. Images already in the library stay."
+        else:
+            text = f"<#{channel_id}> was not being watched."
+        return text, [blocks.section(text)]
+    _check_bot_can_read(client, channel_id)
+    category = parts[1].strip().lstrip("#") if len(parts) > 1 and parts[1].strip() else None
+    watched = admin.watch(
+        services.factory,
+        team_id=team_id,
+        channel_id=channel_id,
+        category_name=category,
+        actor_id=user_id,
+        now=now,
+    )
+    text = f":white_check_mark: Watching <#{channel_id}>: images posted there go to the library"
+    if watched.category:
+        text += f" under *{blocks.escape(watched.category)}*"
+    return text + ".", [blocks.section(text + ".")]
+
+
+def _check_bot_can_read(client: WebClient, channel_id: str) -> None:
+    try:
+        info = client.conversations_info(channel=channel_id)["channel"]
+    except SlackApiError as exc:
+        if exc.response.get("error") == "channel_not_found":
+            raise admin.AdminError(
+                f"I can't see <#{channel_id}>. If it is a private channel, invite me first: "
+                "`/invite @Image Library`."
+            ) from None
+        raise
+    if info.get("is_private") and not info.get("is_member"):
+        raise admin.AdminError(
+            f"<#{channel_id}> is private and I am not in it. Invite me first with "
+            "`/invite @Image Library`, then watch it."
+        )
+
+
+def _categories(
+    services: Services, rest: str, *, team_id: str, user_id: str
+) -> tuple[str, list[blocks.Block]]:
+    action, _, args = rest.partition(" ")
+    action = action.lower()
+    now = services.clock()
+    if action in ("", "list"):
+        return blocks.categories_blocks(
+            admin.list_categories(services.factory, team_id=team_id),
+            is_admin=services.admins.is_admin(team_id, user_id),
+        )
+    _require_admin(services, team_id=team_id, user_id=user_id, what="change categories")
+    if action == "add":
+        name = admin.add_category(
+            services.factory, team_id=team_id, name=_unquote(args), actor_id=user_id, now=now
+        )
+        text = f"Added the category *{blocks.escape(name)}*."
+    elif action == "rename":
+        old, sep, new = args.partition(" to ")
+        if not sep:
+            raise admin.AdminError(
+                "Say it like this: `/images categories rename Old name to New name`."
+            )
+        name = admin.rename_category(
+            services.factory,
+            team_id=team_id,
+            old=_unquote(old),
+            new=_unquote(new),
+            actor_id=user_id,
+            now=now,
+        )
+        text = f"Renamed it to *{blocks.escape(name)}*."
+    elif action == "remove":
+        name, sep, target = args.partition("--move-to")
+        moved = admin.remove_category(
+            services.factory,
+            team_id=team_id,
+            name=_unquote(name),
+            move_to=_unquote(target) if sep else None,
+            actor_id=user_id,
+            now=now,
+        )
+        text = f"Removed *{blocks.escape(_unquote(name))}*."
+        if sep:
+            plural = "s" if moved != 1 else ""
+            text += f" {moved} image{plural} moved to *{blocks.escape(_unquote(target))}*."
+    else:
+        raise admin.AdminError(
+            "I know `/images categories`, `add <name>`, `rename <old> to <new>` and "
+            "`remove <name> [--move-to <other>]`."
+        )
+    return text, [blocks.section(text)]
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    try:
+        parts = shlex.split(text)
+    except ValueError:
+        return text.strip("\"'")
+    return " ".join(parts)
