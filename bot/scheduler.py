@@ -26,6 +26,24 @@ def sweep_ingest(services: Services) -> int:
     return len(services.ingestor.sweep())
 
 
+def remind_about_details(services: Services) -> int:
+    """DM posters, once, about their images still without details after
+    DETAILS_REMINDER_HOURS. Returns how many images were reminded about."""
+    from bot.notify import send_details_reminder
+    from bot.reminders import claim_details_reminders
+
+    if not services.settings.slack_bot_token:
+        return 0  # nobody to send them: keep them unclaimed until Slack is connected
+    reminders = claim_details_reminders(
+        services.factory,
+        now=services.clock(),
+        after=timedelta(hours=services.settings.details_reminder_hours),
+    )
+    for reminder in reminders:
+        send_details_reminder(services, reminder)
+    return sum(len(r.image_ids) for r in reminders)
+
+
 def prune_processed_events(services: Services) -> int:
     with session_scope(services.factory) as session:
         result = session.execute(
@@ -38,6 +56,7 @@ def prune_processed_events(services: Services) -> int:
 
 JOBS = {
     "sweep_ingest": (sweep_ingest, {"seconds": SWEEP_SECONDS}),
+    "remind_about_details": (remind_about_details, {"minutes": 5}),
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
 }
 

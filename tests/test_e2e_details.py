@@ -335,3 +335,39 @@ def test_stored_summary_message_uses_a_preview_slack_can_load(live: Live) -> Non
     live.submit(view_id, form_values(image_ids, titles=["Preview"]))
     summary = wait_until(lambda: live.responses(click["response_url"]), what="the summary")[-1]
     assert summary["blocks"][0]["slack_file"] == {"id": "F0PREV"}
+
+
+def test_send_for_approval_to_records_the_request(live: Live) -> None:
+    from storage.models import ApprovalRequest, ApprovalVote
+
+    _, image_ids = post_and_prompt(live, live.add_jpeg("F0APPR", seed=17))
+    click = live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    view_id, _ = live.opened_view()
+    reply = live.submit(view_id, form_values(image_ids, approvers=[ADMIN, MEMBER]))
+    assert reply.status == 200
+    summary = wait_until(lambda: live.responses(click["response_url"]), what="the summary")[-1]
+    assert "<@UADMIN>, <@UMEMBER>" in all_text(summary["blocks"])
+    with session_scope(live.db.factory) as session:
+        request = session.scalars(select(ApprovalRequest)).one()
+        voters = session.scalars(select(ApprovalVote.approver_id).order_by(ApprovalVote.id)).all()
+    assert (request.image_id, request.requested_by, request.state) == (image_ids[0], POSTER, "open")
+    assert voters == [ADMIN, MEMBER]
+    image = live.image(image_ids[0])
+    assert image is not None
+    assert image.status == "pending"
+
+
+def test_modal_prefills_the_channel_categorys_default_approvers(live: Live) -> None:
+    from storage.models import Category
+
+    live.command("categories add Marketing")
+    live.command(f"watch <#{PUBLIC_CHANNEL}|marketing-shoots> Marketing")
+    with session_scope(live.db.factory) as session:
+        category = session.scalars(select(Category)).one()
+        category.default_approvers = [ADMIN]
+    _, image_ids = post_and_prompt(live, live.add_jpeg("F0DEF", seed=18))
+    live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    _, view = live.opened_view()
+    by_id = {b.get("block_id"): b for b in view["blocks"]}
+    assert by_id["approvers"]["element"]["initial_users"] == [ADMIN]
+    assert by_id["category"]["element"]["initial_option"]["text"]["text"] == "Marketing"

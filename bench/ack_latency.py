@@ -1,0 +1,632 @@
+"""Ack-latency benchmark: the app in HTTP mode under gunicorn, against the Slack emulator,
+receiving 50 signed image-post events a second for 30 seconds (goal: p99 ack under 100 ms).
+
+    .venv/bin/python bench/ack_latency.py                  # full: SQLite, then Postgres; < 5 min
+    .venv/bin/python bench/ack_latency.py --quick          # 10 s of events, SQLite only; < 60 s
+    .venv/bin/python bench/ack_latency.py --postgres URL   # one run on that Postgres server
+
+Figures go to stdout as `name: value` lines; progress and the database used go to stderr. The
+exit status is 1 when an image was lost or stored twice, a request was not answered 200, or
+anything else failed (the app not starting, a timeout), with the reason and the app log's tail.
+
+The emulator runs in this process and the app as a subprocess (`python -m bot serve`, started
+by tests.conftest.AppProcess). Events go out on an open-loop schedule (event i at i / rate
+seconds, whatever the earlier replies are doing) from a pool of sender threads, so a slow app
+shows up as latency, not as a lower rate; 5 % of them are delivered a second time as Slack's
+retries (`X-Slack-Retry-Num: 1`). See bench/README.md for what each figure means.
+
+Only 127.0.0.1 is ever contacted (and the Postgres server given or found, on loopback here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import random
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.ingest import (  # noqa: E402 - needs ROOT on sys.path
+    ADMIN,
+    MB,
+    POSTER,
+    TEAM,
+    BenchError,
+    TreeSampler,
+    info,
+    watch,
+)
+
+CHANNEL = "C0ACKS"
+
+RATE = 50  # events per second
+DURATION_S = 30.0
+QUICK_DURATION_S = 10.0
+SENDERS = 32  # sender threads: at 50/s they run short only if answers take over 640 ms
+RETRY_EVERY = 20  # every 20th event is delivered again as a Slack retry: 5 %
+RETRY_DELAY_S = (0.05, 2.0)  # after the first delivery was sent, uniformly (seeded)
+WARMUP_EVENTS = 5  # sent one by one before the timed phase, not in the latency figures
+IMAGE_SIZE = (640, 480)
+
+APP_START_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 10.0  # SlackSender's own timeout; Slack gives up after 3 s
+DISPATCH_GRACE_S = 30.0  # stop sending if the schedule runs this late
+STORE_TIMEOUT_S = 120.0  # after the last send, for every image to be stored
+POLL_EVERY_S = 0.1
+FULL_BUDGET_S = 280.0  # the full run skips (or shortens) its Postgres run to stay under 5 min
+GOAL_P99_MS = 100.0
+
+
+def figure(name: str, value: float, digits: int) -> None:
+    print(f"{name}: {value:.{digits}f}", flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100); nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100)
+    return ordered[int(rank) - 1]
+
+
+# --------------------------------------------------------------------------------------------
+# Images and events
+
+
+def make_images(count: int) -> list[bytes]:
+    """Small real JPEGs (640 x 480, EXIF), one distinct picture (and sha256) per seed."""
+    from tests.images import jpeg
+
+    started = time.perf_counter()
+    images = [
+        jpeg(*IMAGE_SIZE, seed=1000 + n, taken=f"2026:11:03 14:{n // 60 % 60:02d}:{n % 60:02d}")
+        for n in range(count)
+    ]
+    info(
+        f"generated {count} JPEGs of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} "
+        f"({sum(map(len, images)) / count / 1024:.0f} KB each on average) "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return images
+
+
+def start_slack(images: list[bytes]) -> tuple[Any, list[str]]:
+    """The emulator with the poster, the channel and one hosted file per image."""
+    from tests.fakes.slack_api import SlackEmulator
+
+    slack = SlackEmulator(team_id=TEAM, team_name="Bench Marketing")
+    slack.add_user(ADMIN, "ana", real_name="Ana Admin", is_admin=True)
+    slack.add_user(POSTER, "pat", real_name="Pat Photographer")
+    slack.add_channel(CHANNEL, "bench-acks", members=[ADMIN, POSTER, "UBOT"])
+    file_ids = []
+    for n, content in enumerate(images):
+        file_id = f"F{n:08d}"
+        slack.add_file(
+            file_id,
+            name=f"shoot-{n:04d}.jpg",
+            content=content,
+            mimetype="image/jpeg",
+            filetype="jpg",
+            user=POSTER,
+        )
+        file_ids.append(file_id)
+    return slack.start(), file_ids
+
+
+@dataclass(frozen=True)
+class Planned:
+    offset_s: float  # from the start of the timed phase
+    index: int  # into the envelopes
+    retry: bool
+
+
+def plan(events: int, rate: float, seed: int = 7) -> list[Planned]:
+    """Event i at i / rate; every RETRY_EVERY-th one again a little later, as a retry."""
+    rng = random.Random(seed)
+    items = [Planned(i / rate, i, retry=False) for i in range(events)]
+    items += [
+        Planned(i / rate + rng.uniform(*RETRY_DELAY_S), i, retry=True)
+        for i in range(RETRY_EVERY // 2, events, RETRY_EVERY)
+    ]
+    return sorted(items, key=lambda p: (p.offset_s, p.retry))
+
+
+# --------------------------------------------------------------------------------------------
+# Sending
+
+
+@dataclass(frozen=True)
+class Sent:
+    planned: Planned
+    lag_s: float  # actual send minus scheduled send
+    latency_s: float | None  # send to the full answer; None when there was no answer
+    status: int  # 0 when there was no HTTP answer
+    error: str = ""
+
+
+@dataclass
+class Delivery:
+    results: list[Sent] = field(default_factory=list)
+    unsent: int = 0
+    first_send: datetime | None = None  # wall clock, to compare with the app's timestamps
+    elapsed_s: float = 0.0
+
+
+def deliver(sender: Any, envelopes: list[dict[str, Any]], schedule: list[Planned]) -> Delivery:
+    """Open loop: a dispatcher hands each event to the sender pool at its scheduled time."""
+    out = Delivery()
+    lock = threading.Lock()
+
+    def send(item: Planned, due: float) -> None:
+        started = time.perf_counter()
+        try:
+            reply = sender.event(envelopes[item.index], retry_num=1 if item.retry else None)
+            result = Sent(item, started - due, reply.elapsed, reply.status)
+        except (OSError, http.client.HTTPException) as exc:
+            result = Sent(item, started - due, None, 0, f"{type(exc).__name__}: {exc}")
+        with lock:
+            out.results.append(result)
+
+    last = schedule[-1].offset_s if schedule else 0.0
+    pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="sender")
+    futures = []
+    try:
+        t0 = time.perf_counter()
+        out.first_send = datetime.now(UTC)
+        next_report = 5.0
+        for n, item in enumerate(schedule):
+            now = time.perf_counter()
+            if now - t0 > last + DISPATCH_GRACE_S:
+                out.unsent = len(schedule) - n
+                info(f"the schedule ran {DISPATCH_GRACE_S:.0f} s late: {out.unsent} not sent")
+                break
+            due = t0 + item.offset_s
+            if due > now:
+                time.sleep(due - now)
+            futures.append(pool.submit(send, item, due))
+            if item.offset_s >= next_report:
+                with lock:
+                    done = len(out.results)
+                    ok = sum(1 for r in out.results if r.status == 200)
+                info(f"  {item.offset_s:4.0f} s: {n + 1} sent, {done} answered, {ok} with 200")
+                next_report += 5.0
+        _, pending = wait_futures(futures, timeout=REQUEST_TIMEOUT_S + 20)
+        if pending:
+            info(f"{len(pending)} requests still open after the timeout")
+        out.elapsed_s = time.perf_counter() - t0
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # open requests end by their timeout
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Databases
+
+
+@dataclass
+class Database:
+    kind: str  # "sqlite" or "postgres"
+    url: str  # SQLAlchemy URL
+    describe: str
+    cleanup: Callable[[], None] = lambda: None
+
+    def states(self) -> Counter[str]:
+        """Ingest jobs per state, read without disturbing the app (no write lock on SQLite)."""
+        sql = "SELECT state, COUNT(*) FROM ingest_jobs GROUP BY state"
+        if self.kind == "sqlite":
+            path = self.url.removeprefix("sqlite:///")
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            try:
+                return Counter(dict(connection.execute(sql)))
+            finally:
+                connection.close()
+        import psycopg2
+
+        dsn = self.url.replace("postgresql+psycopg2://", "postgresql://")
+        connection = psycopg2.connect(dsn, connect_timeout=5)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                return Counter(dict(cursor.fetchall()))
+        finally:
+            connection.close()
+
+
+def migrate(url: str) -> None:
+    from storage import migrate as migrations
+    from storage.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def sqlite_database(work: Path) -> Database:
+    path = work / "library.db"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    return Database("sqlite", url, f"SQLite file {path}")
+
+
+def postgres_database(server: Any) -> Database:
+    """A throwaway database on `server` (tests.pg.PostgresServer), dropped by cleanup()."""
+    url = server.create_database()
+    name = server.databases[-1]
+    try:
+        migrate(url)
+    except Exception:
+        server.close()
+        raise
+    host = url.split("@", 1)[-1].rsplit("/", 1)[0]
+    return Database("postgres", url, f"PostgreSQL database {name} at {host}", server.close)
+
+
+# --------------------------------------------------------------------------------------------
+# One run
+
+
+@dataclass
+class Outcome:
+    figures: list[tuple[str, float, int]]
+    problems: list[str]
+
+
+def final_counts(url: str, file_ids: list[str]) -> dict[str, Any]:
+    """After the app stopped: what is stored, what is missing, what is there twice."""
+    from sqlalchemy import func, select
+
+    from storage.db import make_engine
+    from storage.models import AuditEvent, Image, IngestJob, IngestState, ProcessedEvent
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Image.slack_file_id, IngestJob.state, IngestJob.last_error).outerjoin(
+                    IngestJob, IngestJob.image_id == Image.id
+                )
+            ).all()
+            uploads = connection.execute(
+                select(AuditEvent.image_id, func.count())
+                .where(AuditEvent.action == "uploaded")
+                .group_by(AuditEvent.image_id)
+            ).all()
+            last_stored = connection.scalar(
+                select(func.max(IngestJob.updated_at)).where(IngestJob.state == IngestState.STORED)
+            )
+            processed = connection.scalar(select(func.count()).select_from(ProcessedEvent))
+    finally:
+        engine.dispose()
+    per_file = Counter(r[0] for r in rows)
+    stored = {r[0] for r in rows if r[1] == IngestState.STORED}
+    expected = set(file_ids)
+    return {
+        "lost": len(expected - stored),
+        "duplicated": sum(n - 1 for n in per_file.values() if n > 1),
+        "unexpected": len(set(per_file) - expected),
+        "duplicate_ingests": sum(n - 1 for _, n in uploads if n > 1),
+        "errors": Counter(f"{r[1]}: {r[2]}" for r in rows if r[2]),
+        "last_stored": last_stored,
+        "processed_events": processed,
+    }
+
+
+def run_once(
+    slack: Any,
+    file_ids: list[str],
+    db: Database,
+    work: Path,
+    *,
+    events: int,
+    rate: float,
+    store_timeout_s: float,
+) -> Outcome:
+    from tests.conftest import SIGNING_SECRET, AppProcess, app_env, make_services
+    from tests.fakes.signed import SlackSender
+
+    warm_ids, timed_ids = file_ids[:WARMUP_EVENTS], file_ids[WARMUP_EVENTS : WARMUP_EVENTS + events]
+    env = app_env(database_url=db.url, slack=slack, media_dir=work / "media")
+    env.update({"CLOUDINARY_URL": "", "PUBLIC_BASE_URL": ""})  # a stray .env must not count
+    slack.clear_calls()
+    observer = make_services(env)
+    try:
+        watch(observer.factory, now=observer.clock())
+    finally:
+        observer.shutdown()
+
+    web = AppProcess(["serve"], env, work / "app.log")
+    # With Postgres, retries and sweeps run in a separate worker process (the Procfile's
+    # `worker`); with SQLite the web process runs them itself.
+    worker = AppProcess(["worker"], env, work / "worker.log") if db.kind == "postgres" else None
+    problems: list[str] = []
+    try:
+        try:
+            web.start(timeout=APP_START_TIMEOUT_S)
+            if worker is not None:
+                # The worker serves no HTTP: start() returns as soon as the web process's
+                # /healthz answers, while the worker is still running.
+                worker.start(timeout=APP_START_TIMEOUT_S)
+        except AssertionError as exc:
+            raise BenchError(f"the app did not start: {exc}") from None
+        assert web.process is not None
+        sender = SlackSender(web.url + "/slack/events", SIGNING_SECRET)
+
+        # Warm-up: the first requests pay for lazy imports and the first database connections.
+        warm = []
+        for file_id in warm_ids:
+            envelope = slack.message_event(channel=CHANNEL, user=POSTER, files=[file_id])
+            reply = sender.event(envelope)
+            if reply.status != 200:
+                raise BenchError(f"warm-up event answered {reply.status}: {reply.body[:300]!r}")
+            warm.append(reply.elapsed * 1000)
+        info("warm-up acks (ms): " + ", ".join(f"{v:.0f}" for v in warm))
+
+        envelopes = [
+            slack.message_event(channel=CHANNEL, user=POSTER, files=[file_id])
+            for file_id in timed_ids
+        ]
+        schedule = plan(events, rate)
+        sampler = TreeSampler(web.process.pid, limit_s=len(envelopes) / rate + 300)
+        time.sleep(1.0)  # let the warm-up's ingests finish
+        idle = sampler.rss()
+        info(
+            f"sending {events} events at {rate:g}/s for {events / rate:.0f} s "
+            f"(+{len(schedule) - events} retries) from {SENDERS} threads"
+        )
+        with sampler:
+            delivery = deliver(sender, envelopes, schedule)
+            info(f"all sent in {delivery.elapsed_s:.1f} s; waiting for the images to be stored")
+            expected = WARMUP_EVENTS + events
+            deadline = time.monotonic() + store_timeout_s
+            states: Counter[str] = Counter()
+            while time.monotonic() < deadline:
+                states = db.states()
+                if states["stored"] >= expected or (
+                    states["failed"] and states["stored"] + states["failed"] >= expected
+                ):
+                    break
+                time.sleep(POLL_EVERY_S)
+            waited = store_timeout_s - max(0.0, deadline - time.monotonic())
+            info(f"job states after {waited:.1f} s: {dict(states)}")
+        worker_peak = None
+        if worker is not None and worker.process is not None:
+            worker_peak = TreeSampler(worker.process.pid, limit_s=1).hwm_sum()
+    except BenchError:
+        tail_logs(web, worker)
+        raise
+    finally:
+        web.stop()
+        if worker is not None:
+            worker.stop()
+
+    counts = final_counts(db.url, warm_ids + timed_ids)
+    answered = [r for r in delivery.results if r.latency_s is not None]
+    latencies = [r.latency_s * 1000 for r in answered if r.latency_s is not None]
+    non_200 = sum(1 for r in delivery.results if r.status != 200) + delivery.unsent
+    statuses = Counter(r.status for r in delivery.results if r.status != 200)
+    errors = Counter(r.error.split(":")[0] for r in delivery.results if r.error)
+    retry_latencies = [r.latency_s * 1000 for r in answered if r.planned.retry and r.latency_s]
+    last = counts["last_stored"]
+    assert delivery.first_send is not None
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    all_stored = (last - delivery.first_send).total_seconds() if last is not None else float("nan")
+    if counts["lost"]:
+        all_stored = float("nan")  # never: some image was not stored
+
+    figures = [
+        ("events", events, 0),
+        ("retries_sent", len(schedule) - events, 0),
+        ("ack_p50_ms", percentile(latencies, 50), 1),
+        ("ack_p95_ms", percentile(latencies, 95), 1),
+        ("ack_p99_ms", percentile(latencies, 99), 1),
+        ("ack_max_ms", max(latencies, default=float("nan")), 1),
+        ("ack_p99_ms_retries", percentile(retry_latencies, 99), 1),
+        ("send_lag_p99_ms", percentile([r.lag_s * 1000 for r in delivery.results], 99), 1),
+        ("non_200", non_200, 0),
+        ("all_stored_s", all_stored, 2),
+        ("lost", counts["lost"], 0),
+        ("duplicated", counts["duplicated"], 0),
+        ("duplicate_ingests", counts["duplicate_ingests"], 0),
+        ("idle_rss_mb", idle / MB, 1),
+        ("peak_rss_mb", sampler.peak / MB, 1),
+    ]
+    if worker_peak is not None:
+        figures.append(("worker_peak_rss_mb", worker_peak / MB, 1))
+
+    downloads = Counter(c.params.get("file_id") for c in slack.calls_to("files.download"))
+    extra_downloads = sum(n - 1 for f, n in downloads.items() if f in set(timed_ids) and n > 1)
+    info(
+        f"{len(delivery.results)} answers ({len(answered)} over HTTP), "
+        f"{counts['processed_events']} distinct events recorded, "
+        f"{extra_downloads} files downloaded more than once"
+    )
+    if statuses or errors:
+        info(f"non-200 answers by status: {dict(statuses)}; errors: {dict(errors)}")
+    if counts["errors"]:
+        info("ingest errors: " + "; ".join(f"{e} x{n}" for e, n in counts["errors"].items()))
+    if non_200:
+        problems.append(f"{non_200} events not answered 200 ({dict(statuses)}, {dict(errors)})")
+    if counts["lost"]:
+        problems.append(f"{counts['lost']} images not stored within {store_timeout_s:.0f} s")
+    if counts["duplicated"] or counts["unexpected"]:
+        problems.append(
+            f"{counts['duplicated']} duplicated images, {counts['unexpected']} unexpected"
+        )
+    if counts["duplicate_ingests"]:
+        problems.append(f"{counts['duplicate_ingests']} images ingested more than once")
+    if problems:
+        tail_logs(web, worker)
+    return Outcome(figures, problems)
+
+
+def tail_logs(web: Any, worker: Any) -> None:
+    for process, name in ((web, "app"), (worker, "worker")):
+        if process is not None and process.log_path.is_file():
+            info(f"{name} log (tail):\n" + process.logs()[-3000:])
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+def run_database(
+    label: str,
+    make_db: Callable[[Path], Database],
+    slack: Any,
+    file_ids: list[str],
+    *,
+    events: int,
+    rate: float,
+    suffix: str,
+    store_timeout_s: float,
+) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix=f"bench-ack-{label}-") as tmp:
+        work = Path(tmp)
+        db = make_db(work)
+        info(f"database: {db.describe}")
+        try:
+            started = time.perf_counter()
+            outcome = run_once(
+                slack,
+                file_ids,
+                db,
+                work,
+                events=events,
+                rate=rate,
+                store_timeout_s=store_timeout_s,
+            )
+        finally:
+            db.cleanup()
+    for name, value, digits in outcome.figures:
+        figure(name + suffix, value, digits)
+    p99 = next(v for n, v, _ in outcome.figures if n == "ack_p99_ms")
+    verdict = "met" if p99 < GOAL_P99_MS else "NOT met"
+    info(f"goal ({db.kind}): ack p99 {p99:.1f} ms < {GOAL_P99_MS:.0f} ms: {verdict}")
+    info(f"{db.kind} run took {time.perf_counter() - started:.1f} s")
+    return [f"{db.kind}: {p}" for p in outcome.problems]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 s of events, SQLite only")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run once, on a throwaway database on this PostgreSQL server (unsuffixed figures)",
+    )
+    parser.add_argument("--sqlite", action="store_true", help="full run on SQLite only")
+    parser.add_argument("--rate", type=float, default=RATE, help="events per second (1-200)")
+    parser.add_argument("--seconds", type=float, help="seconds of events (1-60)")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (QUICK_DURATION_S if args.quick else DURATION_S)
+    if not 1 <= args.rate <= 200 or not 1 <= seconds <= 60:
+        parser.error("--rate must be 1-200 and --seconds 1-60")
+    if args.postgres and args.sqlite:
+        parser.error("--postgres and --sqlite exclude each other")
+    events = round(args.rate * seconds)
+
+    from tests.pg import PostgresServer, find_postgres
+
+    started = time.perf_counter()
+    problems: list[str] = []
+    try:
+        images = make_images(WARMUP_EVENTS + events)
+        slack, file_ids = start_slack(images)
+        del images
+        try:
+            if args.postgres:
+                server = PostgresServer(args.postgres, "--postgres")
+                problems += run_database(
+                    "pg",
+                    lambda _work: postgres_database(server),
+                    slack,
+                    file_ids,
+                    events=events,
+                    rate=args.rate,
+                    suffix="",
+                    store_timeout_s=STORE_TIMEOUT_S,
+                )
+            else:
+                problems += run_database(
+                    "sqlite",
+                    sqlite_database,
+                    slack,
+                    file_ids,
+                    events=events,
+                    rate=args.rate,
+                    suffix="",
+                    store_timeout_s=STORE_TIMEOUT_S,
+                )
+            if not (args.postgres or args.sqlite or args.quick):
+                problems += second_run_on_postgres(
+                    slack, file_ids, events, args.rate, seconds, started, find_postgres
+                )
+        finally:
+            slack.stop()
+    except BenchError as exc:
+        info(f"FAILED: {exc}")
+        return 1
+    info(f"done in {time.perf_counter() - started:.1f} s")
+    if problems:
+        info("FAILED: " + "; ".join(problems))
+        return 1
+    return 0
+
+
+def second_run_on_postgres(
+    slack: Any,
+    file_ids: list[str],
+    events: int,
+    rate: float,
+    seconds: float,
+    started: float,
+    find_postgres: Callable[[], tuple[Any, str]],
+) -> list[str]:
+    """The full run's second pass, on Postgres, if one is found and there is time left."""
+    left = FULL_BUDGET_S - (time.perf_counter() - started)
+    store_timeout = min(STORE_TIMEOUT_S, left - seconds - 25)
+    if store_timeout < 20:
+        info(f"Postgres run skipped: {left:.0f} s left of the {FULL_BUDGET_S:.0f} s budget")
+        return []
+    server, source = find_postgres()
+    if server is None:
+        info(f"Postgres run skipped: {source}")
+        return []
+    info(f"PostgreSQL: {source}")
+    # The same files again: a new database has never seen them.
+    with contextlib.ExitStack() as stack:
+        stack.callback(server.close)
+        return run_database(
+            "pg",
+            lambda _work: postgres_database(server),
+            slack,
+            file_ids,
+            events=events,
+            rate=rate,
+            suffix="_postgres",
+            store_timeout_s=store_timeout,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
