@@ -79,8 +79,13 @@ def details_or_reasons(services: Services, plan: PromptPlan) -> blocks.Block:
     """For the shortcut's modal: the details form, or why nothing could be kept."""
     images = plan.needing_details or plan.stored
     if not images:
-        text, body = blocks.prompt_blocks(plan)
-        return blocks.message_modal("Image library", body[-1]["text"]["text"] if body else text)
+        reasons = "\n".join(
+            f"\u2022 {blocks.escape(n.file_name)}: {blocks.escape(n.reason or 'unknown')}"
+            for n in plan.failed[:20]
+        )
+        return blocks.message_modal(
+            "Image library", f"None of these files could be kept:\n{reasons}"
+        )
     return details_modal_for(
         services,
         team_id=plan.team_id,

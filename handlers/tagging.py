@@ -17,7 +17,7 @@ from bot import blocks, ids
 from bot.details import DetailsError, DetailsInput, can_edit, save_details, suggest_tags, validate
 from bot.domain import Post
 from bot.library import record_posted_files
-from bot.notify import details_modal_for, publish_home
+from bot.notify import details_modal_for, details_or_reasons, publish_home
 from bot.prompts import build_plan, discard_image, keep_duplicate, preview_for, register_view
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack
@@ -165,7 +165,8 @@ def register(app: App, services: Services) -> None:
             return
         file_ids = [f.file_id for f in images]
         pending = _pending(services, team_id=team_id, file_ids=file_ids)
-        if not pending:
+
+        def settled_view() -> dict[str, Any]:
             plan = build_plan(
                 services.factory,
                 team_id=team_id,
@@ -173,19 +174,12 @@ def register(app: App, services: Services) -> None:
                 message_ts=str(message.get("ts")),
                 media=services.media,
             )
-            stored = [n.image_id for n in plan.stored] if plan else []
-            view = (
-                details_modal_for(services, team_id=team_id, image_ids=stored, response_url=None)
-                if stored
-                else blocks.message_modal(
-                    "Image library",
-                    "None of these files could be kept. "
-                    + "; ".join(
-                        blocks.escape(n.reason or "") for n in (plan.failed if plan else [])
-                    ),
-                )
-            )
-            _open(client, body, view)
+            if plan is None:  # discarded meanwhile
+                return blocks.message_modal("Image library", "These images were discarded.")
+            return details_or_reasons(services, plan)
+
+        if not pending:
+            _open(client, body, settled_view())
             return
         opened = _open(
             client,
@@ -206,6 +200,9 @@ def register(app: App, services: Services) -> None:
                 view_id=opened,
                 now=now,
             )
+            if not _pending(services, team_id=team_id, file_ids=file_ids):
+                # They settled while the modal opened (ingest had started from the channel).
+                client.views_update(view_id=opened, view=settled_view())
         services.submit_ingest(job_ids)
 
     def duplicate_choice(

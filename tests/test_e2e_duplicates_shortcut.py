@@ -236,3 +236,21 @@ def test_shortcut_on_already_stored_images_opens_the_form_at_once(live: Live, wh
     assert live.sender.interactive(payload).status == 200
     _, view = live.opened_view()
     assert any(b.get("block_id", "").startswith("title:") for b in view["blocks"])
+
+
+def test_shortcut_on_files_that_cannot_be_kept_says_why(live: Live) -> None:
+    live.slack.add_file(
+        "F0FAKE",
+        name="fake.jpg",
+        content=images.HTML,
+        mimetype="image/jpeg",
+        filetype="jpg",
+        user=POSTER,
+    )
+    envelope = live.slack.message_event(channel=PUBLIC_CHANNEL, user=POSTER, files=["F0FAKE"])
+    payload = shortcut_payload(live, user=POSTER, channel=PUBLIC_CHANNEL, message=envelope["event"])
+    assert live.sender.interactive(payload).status == 200
+    update = live.slack.wait_for("views.update", timeout=20)[-1]
+    said = all_text(update.params["view"])
+    assert "None of these files could be kept" in said
+    assert "fake.jpg: this file is a web page, not an image" in said
