@@ -47,12 +47,10 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        team_id, user_id = str(context.team_id), str(body["user"]["id"])
-        image_ids = _ids(action.get("value", ""))
-        problem = _editable(services, team_id=team_id, user_id=user_id, image_ids=image_ids)
-        if problem:
-            _tell(client, respond, body, problem)
+        allowed = _clicked_images(services, body, action, context, client, respond)
+        if allowed is None:
             return
+        team_id, _, image_ids = allowed
         view = details_modal_for(
             services,
             team_id=team_id,
@@ -214,12 +212,10 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        team_id, user_id = str(context.team_id), str(body["user"]["id"])
-        image_ids = _ids(action.get("value", ""))
-        problem = _editable(services, team_id=team_id, user_id=user_id, image_ids=image_ids)
-        if problem:
-            _tell(client, respond, body, problem)
+        allowed = _clicked_images(services, body, action, context, client, respond)
+        if allowed is None:
             return
+        team_id, user_id, image_ids = allowed
         now = services.clock()
         if action["action_id"] == ids.KEEP_DUPLICATE:
             image = keep_duplicate(
@@ -262,6 +258,25 @@ def register(app: App, services: Services) -> None:
 
 def _ids(value: str) -> list[int]:
     return [int(part) for part in value.split(",") if part.strip().isdigit()][:50]
+
+
+def _clicked_images(
+    services: Services,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    context: BoltContext,
+    client: WebClient,
+    respond: Respond,
+) -> tuple[str, str, list[int]] | None:
+    """(team, user, image ids) of a button naming images, when the clicker may change them;
+    otherwise tell them why, privately, and return None."""
+    team_id, user_id = str(context.team_id), str(body["user"]["id"])
+    image_ids = _ids(action.get("value", ""))
+    problem = _editable(services, team_id=team_id, user_id=user_id, image_ids=image_ids)
+    if problem:
+        _tell(client, respond, body, problem)
+        return None
+    return team_id, user_id, image_ids
 
 
 def _editable(

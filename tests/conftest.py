@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,9 +203,24 @@ def app_env(
     return env
 
 
-def make_services(env: dict[str, str], *, clock: FakeClock | None = None) -> Services:
+def make_services(
+    env: dict[str, str], *, clock: Callable[[], datetime] | None = None, watch: bool = False
+) -> Services:
+    """The app's object graph for `env`; with `watch`, #marketing-shoots is watched."""
     settings = Settings.from_env(env, dotenv=False)
-    return build_services(settings, clock=clock or FakeClock())
+    services = build_services(settings, clock=clock or FakeClock())
+    if watch:
+        from bot import admin
+
+        admin.watch(
+            services.factory,
+            team_id=TEAM,
+            channel_id=PUBLIC_CHANNEL,
+            category_name=None,
+            actor_id=ADMIN,
+            now=services.clock(),
+        )
+    return services
 
 
 def free_port() -> int:

@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import admin
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import Image, IngestJob, IngestState
 from tests import images
-from tests.conftest import ADMIN, POSTER, PUBLIC_CHANNEL, TEAM, AppProcess, app_env, make_services
+from tests.conftest import ADMIN, POSTER, PUBLIC_CHANNEL, AppProcess, app_env, make_services
 from tests.fakes.signed import Reply, SlackSender
 from tests.fakes.slack_api import Call, SlackEmulator
 
@@ -215,16 +214,7 @@ def start_live(
 ) -> Live:
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
     env.update(extra_env or {})
-    db = make_services(env, clock=RealClock())  # type: ignore[arg-type]
-    if watch:
-        admin.watch(
-            db.factory,
-            team_id=TEAM,
-            channel_id=PUBLIC_CHANNEL,
-            category_name=None,
-            actor_id=ADMIN,
-            now=db.clock(),
-        )
+    db = make_services(env, clock=RealClock(), watch=watch)
     return Live(app=run_app(env), slack=slack, db=db, env=env)
 
 

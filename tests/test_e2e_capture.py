@@ -19,18 +19,15 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from bot import admin
 from bot.library import LEASE
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import Image, IngestJob, IngestState
 from tests import images
 from tests.conftest import (
-    ADMIN,
     POSTER,
     PUBLIC_CHANNEL,
     ROOT,
-    TEAM,
     AppProcess,
     app_env,
     free_port,
@@ -38,6 +35,7 @@ from tests.conftest import (
 )
 from tests.fakes.cloudinary_api import CloudinaryEmulator
 from tests.fakes.slack_api import SlackEmulator
+from tests.live import RealClock, wait_until
 
 SLACK_ACK_LIMIT = 3.0  # seconds: Slack's own deadline for every request
 
@@ -46,37 +44,11 @@ def open_picture(data: bytes) -> PILImage.Image:
     return PILImage.open(io.BytesIO(data))
 
 
-class RealClock:
-    def __init__(self, offset: timedelta = timedelta()) -> None:
-        self.offset = offset
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-def observer(env: dict[str, str], offset: timedelta = timedelta()) -> Services:
+def observer(
+    env: dict[str, str], offset: timedelta = timedelta(), *, watch: bool = False
+) -> Services:
     """The test's own view of the app's database (and, with an offset clock, a worker)."""
-    return make_services(env, clock=RealClock(offset))  # type: ignore[arg-type]
-
-
-def watch(services: Services) -> None:
-    admin.watch(
-        services.factory,
-        team_id=TEAM,
-        channel_id=PUBLIC_CHANNEL,
-        category_name=None,
-        actor_id=ADMIN,
-        now=services.clock(),
-    )
-
-
-def wait_until(check: Callable[[], bool], *, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return make_services(env, clock=RealClock(offset), watch=watch)
 
 
 def stored_images(services: Services) -> list[Image]:
@@ -110,8 +82,7 @@ def test_posted_jpeg_is_stored_once_despite_slack_retries(
         media_dir=tmp_path / "media",
         cloudinary=cloudinary if store == "cloudinary" else None,
     )
-    db = observer(env)
-    watch(db)
+    db = observer(env, watch=True)
     app = run_app(env)
     data = images.jpeg(2400, 1600, seed=7)
     slack.add_file(
@@ -155,8 +126,7 @@ def test_local_media_is_served_from_signed_links_only(
     port = free_port()
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media", port=port)
     env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
-    db = observer(env)
-    watch(db)
+    db = observer(env, watch=True)
     app = run_app(env)
     data = images.jpeg(1200, 800, seed=5)
     slack.add_file(
@@ -193,8 +163,7 @@ def test_app_killed_mid_ingest_loses_nothing(
     database_url: str, slack: SlackEmulator, tmp_path: Path, run_app: Callable[..., AppProcess]
 ) -> None:
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
-    db = observer(env)
-    watch(db)
+    db = observer(env, watch=True)
     app = run_app(env)
     slack.add_file(
         "F0KILL",
@@ -233,8 +202,7 @@ def test_requests_not_signed_by_slack_are_refused(
     database_url: str, slack: SlackEmulator, tmp_path: Path, run_app: Callable[..., AppProcess]
 ) -> None:
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
-    db = observer(env)
-    watch(db)
+    db = observer(env, watch=True)
     app = run_app(env)
     slack.add_file(
         "F0SIG",
@@ -258,8 +226,7 @@ def test_messages_without_images_are_acknowledged_quietly(
     database_url: str, slack: SlackEmulator, tmp_path: Path, run_app: Callable[..., AppProcess]
 ) -> None:
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
-    db = observer(env)
-    watch(db)
+    db = observer(env, watch=True)
     app = run_app(env)
     sender = app.sender()
     plain = sender.event(
@@ -287,8 +254,7 @@ def test_socket_mode_receives_and_stores(
     env = app_env(
         database_url=database_url, slack=slack, media_dir=tmp_path / "media", socket_mode=True
     )
-    db = observer(env)
-    watch(db)
+    db = observer(env, watch=True)
     run_app(env, command=("socket",))
     assert slack.socket_connected(timeout=20)
     slack.add_file(

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.admin import watch
 from bot.domain import Post, PostedFile
 from bot.library import LEASE, MAX_ATTEMPTS, record_posted_files
 from bot.services import Services
@@ -20,7 +19,6 @@ from storage.db import session_scope
 from storage.models import AuditEvent, Image, IngestJob, IngestState
 from tests import images
 from tests.conftest import (
-    ADMIN,
     POSTER,
     PUBLIC_CHANNEL,
     TEAM,
@@ -44,15 +42,7 @@ def services(
     database_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
 ) -> Iterator[Services]:
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
-    services = make_services(env, clock=clock)
-    watch(
-        services.factory,
-        team_id=TEAM,
-        channel_id=PUBLIC_CHANNEL,
-        category_name=None,
-        actor_id=ADMIN,
-        now=clock(),
-    )
+    services = make_services(env, clock=clock, watch=True)
     yield services
     services.shutdown()
 
@@ -68,15 +58,7 @@ def cloud_services(
     env = app_env(
         database_url=database_url, slack=slack, media_dir=tmp_path / "media", cloudinary=cloudinary
     )
-    services = make_services(env, clock=clock)
-    watch(
-        services.factory,
-        team_id=TEAM,
-        channel_id=PUBLIC_CHANNEL,
-        category_name=None,
-        actor_id=ADMIN,
-        now=clock(),
-    )
+    services = make_services(env, clock=clock, watch=True)
     yield services
     services.shutdown()
 
@@ -281,15 +263,7 @@ def test_file_over_the_cap_is_refused_before_download(
 ) -> None:
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "m")
     env["MAX_IMAGE_MB"] = "1"
-    services = make_services(env, clock=clock)
-    watch(
-        services.factory,
-        team_id=TEAM,
-        channel_id=PUBLIC_CHANNEL,
-        category_name=None,
-        actor_id=ADMIN,
-        now=clock(),
-    )
+    services = make_services(env, clock=clock, watch=True)
     big = images.noisy_jpeg(1000, 1000)
     assert len(big) > 1024 * 1024
     outcomes = ingest(services, post_file(services, slack, big))
@@ -436,15 +410,7 @@ def test_database_restart_between_two_events(
     empty_postgres_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
 ) -> None:
     env = app_env(database_url=empty_postgres_url, slack=slack, media_dir=tmp_path / "m")
-    services = make_services(env, clock=clock)
-    watch(
-        services.factory,
-        team_id=TEAM,
-        channel_id=PUBLIC_CHANNEL,
-        category_name=None,
-        actor_id=ADMIN,
-        now=clock(),
-    )
+    services = make_services(env, clock=clock, watch=True)
     ingest(services, post_file(services, slack, images.jpeg(seed=1), file_id="F0A"))
     # What a restart looks like to the app: every server connection of ours dropped.
     with services.engine.connect() as connection:

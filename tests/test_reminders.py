@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import admin, ids
+from bot import ids
 from bot.details import DetailsInput, save_details
 from bot.domain import Post
 from bot.library import record_posted_files
@@ -16,13 +16,15 @@ from bot.scheduler import remind_about_details
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack
 from tests import images
-from tests.conftest import ADMIN, POSTER, PUBLIC_CHANNEL, TEAM, FakeClock, app_env, make_services
+from tests.conftest import POSTER, PUBLIC_CHANNEL, TEAM, FakeClock, app_env, make_services
 from tests.fakes.slack_api import SlackEmulator
 
 
-def worker(url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock) -> Services:
+def worker(
+    url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock, *, watch: bool = False
+) -> Services:
     env = app_env(database_url=url, slack=slack, media_dir=tmp_path / "media")
-    return make_services(env, clock=clock)
+    return make_services(env, clock=clock, watch=watch)
 
 
 def stored_image(services: Services, slack: SlackEmulator, file_id: str, user: str = POSTER) -> int:
@@ -60,15 +62,7 @@ def clock() -> FakeClock:
 def services(
     database_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
 ) -> Iterator[Services]:
-    services = worker(database_url, slack, tmp_path, clock)
-    admin.watch(
-        services.factory,
-        team_id=TEAM,
-        channel_id=PUBLIC_CHANNEL,
-        category_name=None,
-        actor_id=ADMIN,
-        now=clock(),
-    )
+    services = worker(database_url, slack, tmp_path, clock, watch=True)
     yield services
     services.shutdown()
 
@@ -112,16 +106,8 @@ def test_images_with_details_are_not_reminded_about(
 def test_two_workers_at_once_remind_each_image_once(
     empty_postgres_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
 ) -> None:
-    first = worker(empty_postgres_url, slack, tmp_path, clock)
+    first = worker(empty_postgres_url, slack, tmp_path, clock, watch=True)
     second = worker(empty_postgres_url, slack, tmp_path, clock)
-    admin.watch(
-        first.factory,
-        team_id=TEAM,
-        channel_id=PUBLIC_CHANNEL,
-        category_name=None,
-        actor_id=ADMIN,
-        now=clock(),
-    )
     posters = [f"UPOSTER{n}" for n in range(6)]
     for n, user in enumerate(posters):
         slack.add_user(user, f"p{n}")
