@@ -29,6 +29,7 @@ class UserFacts:
     is_guest: bool
     is_bot: bool
     deleted: bool
+    name: str = ""  # display name, else real name
 
 
 class AdminDirectory:

@@ -177,6 +177,7 @@ def save_details(
             }
             image.title = details.titles[image.id]
             image.tags = list(details.tags)
+            image.tag_keys = [tag_key(t) for t in details.tags]
             image.category_id = details.category_id
             if changed["shoot_date"]:
                 image.shoot_date = (
@@ -184,6 +185,7 @@ def save_details(
                     if details.shoot_date
                     else None
                 )
+                image.sort_at = image.shoot_date or image.created_at
             image.description = details.description
             first_time = image.details_added_at is None
             image.details_added_at = image.details_added_at or now

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 IMAGE_FILETYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif"})
 
@@ -18,6 +19,7 @@ class PostedFile:
     filetype: str = ""
     size: int | None = None
     download_url: str | None = None
+    permalink: str | None = None
     is_stub: bool = False  # Slack Connect: details need a files.info call
 
     @property
@@ -39,3 +41,13 @@ class Post:
     user_id: str
     message_ts: str | None = None
     thread_ts: str | None = None
+    # Private channel, group DM or DM: only its members may see the images.
+    channel_private: bool = False
+
+    @property
+    def posted_at(self) -> datetime | None:
+        """Slack's message ts is seconds since the epoch."""
+        try:
+            return datetime.fromtimestamp(float(self.message_ts or ""), tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return None

@@ -142,14 +142,18 @@ def _upsert_image_and_job(
         team_id=post.team_id,
         slack_file_id=posted.file_id,
         channel_id=post.channel_id,
+        channel_private=post.channel_private,
         message_ts=post.message_ts,
         thread_ts=post.thread_ts,
         uploader_id=post.user_id,
+        permalink=(posted.permalink or "")[:1024] or None,
         file_name=posted.name[:255],
         title=_title_from(posted)[:255],
         category_id=category_id,
         tags=[],
+        tag_keys=[],
         exif={},
+        sort_at=post.posted_at or now,
         created_at=now,
         updated_at=now,
     )
@@ -202,6 +206,7 @@ class Ingestor:
         media: MediaStore,
         token_for: Callable[[str], str | None],
         resolve_file: FileResolver,
+        name_for: Callable[[str, str], str],
         api_host: str | None,
         work_dir: Path,
         limits: IngestLimits,
@@ -212,6 +217,7 @@ class Ingestor:
         self._media = media
         self._token_for = token_for
         self._resolve_file = resolve_file
+        self._name_for = name_for
         self._api_host = api_host
         self._work_dir = work_dir
         self._limits = limits
@@ -401,8 +407,10 @@ class Ingestor:
             image.phash_b0, image.phash_b1, image.phash_b2, image.phash_b3 = b0, b1, b2, b3
             image.camera = facts.camera
             image.exif = facts.exif
-            if image.shoot_date is None:
+            if image.shoot_date is None and facts.shoot_date is not None:
                 image.shoot_date = facts.shoot_date
+                image.sort_at = facts.shoot_date
+            image.uploader_name = self._name_for(image.team_id, image.uploader_id)[:255]
             image.storage_key, image.delivery_url = key, url
             image.updated_at = now
             job = session.get_one(IngestJob, job_id)

@@ -64,7 +64,11 @@ class Services:
         except SlackApiError as exc:
             log.warning("users.info failed for %s: %s", user_id, exc.response.get("error"))
             return UserFacts(is_admin=False, is_guest=True, is_bot=False, deleted=True)
+        profile = user.get("profile") or {}
         return UserFacts(
+            name=str(
+                profile.get("display_name") or profile.get("real_name") or user.get("name") or ""
+            ),
             is_admin=bool(user.get("is_admin") or user.get("is_owner")),
             is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
             is_bot=bool(user.get("is_bot")),
@@ -94,6 +98,7 @@ class Services:
                 media=self.media,
                 token_for=self.bot_token_for,
                 resolve_file=self.resolve_file,
+                name_for=lambda team, user: self.admins.user(team, user).name,
                 api_host=urlparse(self.settings.slack_api_url).hostname,
                 work_dir=self.settings.media_dir.parent / "downloads",
                 limits=IngestLimits(

@@ -174,5 +174,6 @@ def posted_file_from_slack(file: dict[str, Any]) -> PostedFile:
         filetype=str(file.get("filetype") or ""),
         size=file.get("size") if isinstance(file.get("size"), int) else None,
         download_url=file.get("url_private_download") or file.get("url_private"),
+        permalink=file.get("permalink"),
         is_stub=file.get("file_access") == "check_file_info",
     )

@@ -18,6 +18,9 @@ from storage.db import session_scope
 
 log = logging.getLogger(__name__)
 
+# Where only members can see a message (Slack's channel_type on message events).
+PRIVATE_CHANNEL_TYPES = frozenset({"group", "im", "mpim"})
+
 # Message subtypes that never carry a new image from a person.
 IGNORED_SUBTYPES = frozenset(
     {"bot_message", "message_changed", "message_deleted", "channel_join", "channel_leave"}
@@ -38,6 +41,7 @@ def register(app: App, services: Services) -> None:
                 user_id=str(event["user"]),
                 message_ts=event.get("ts"),
                 thread_ts=event.get("thread_ts"),
+                channel_private=event.get("channel_type") in PRIVATE_CHANNEL_TYPES,
             )
             context["ingest_job_ids"] = record_posted_files(
                 services.factory,

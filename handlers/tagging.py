@@ -138,6 +138,7 @@ def register(app: App, services: Services) -> None:
             user_id=poster,
             message_ts=message.get("ts"),
             thread_ts=message.get("thread_ts"),
+            channel_private=_is_private(client, channel_id),
         )
         now = services.clock()
         job_ids = record_posted_files(
@@ -295,6 +296,16 @@ def _editable(
     if all(can_edit(i, user_id=user_id, is_admin=is_admin) for i in images):
         return None
     return NOT_YOURS
+
+
+def _is_private(client: WebClient, channel_id: str) -> bool:
+    """Only members see a private channel's or a DM's images; when Slack will not say, we
+    treat the channel as private (hiding too much is safer than showing too much)."""
+    try:
+        info = client.conversations_info(channel=channel_id)["channel"]
+    except SlackApiError:
+        return True
+    return bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
 
 
 def _pending(services: Services, *, team_id: str, file_ids: list[str]) -> bool:

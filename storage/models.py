@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -115,16 +116,23 @@ class Image(Base):
         Index("ix_images_team_created", "team_id", "created_at", "id"),
         Index("ix_images_team_uploader_created", "team_id", "uploader_id", "created_at"),
         Index("ix_images_team_message", "team_id", "channel_id", "message_ts"),
-        Index("ix_images_tags_gin", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
+        Index("ix_images_team_sort", "team_id", "sort_at", "id"),
+        Index("ix_images_tag_keys_gin", "tag_keys", postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))
     slack_file_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
+    # Whether the channel was private (or a DM) when the image was posted: visibility.
+    channel_private: Mapped[bool] = mapped_column(Boolean, default=False)
     message_ts: Mapped[str | None] = mapped_column(String(32))
     thread_ts: Mapped[str | None] = mapped_column(String(32))
     uploader_id: Mapped[str] = mapped_column(String(32))
+    uploader_name: Mapped[str] = mapped_column(String(255), default="")
+    permalink: Mapped[str | None] = mapped_column(String(1024))
     file_name: Mapped[str] = mapped_column(String(255), default="")
     title: Mapped[str] = mapped_column(String(255), default="")
     description: Mapped[str] = mapped_column(Text, default="")
@@ -132,7 +140,11 @@ class Image(Base):
         Id, ForeignKey("categories.id", ondelete="SET NULL")
     )
     tags: Mapped[list[str]] = mapped_column(TagList, default=list)
+    # Casefolded tags, kept by the app beside `tags`: exact, case-insensitive tag filters.
+    tag_keys: Mapped[list[str]] = mapped_column(TagList, default=list)
     shoot_date: Mapped[datetime | None]
+    # The shoot date when known, else when it was posted: search order and date filters.
+    sort_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), default=ImageStatus.DRAFT.value)
     details_added_at: Mapped[datetime | None]
     details_reminded_at: Mapped[datetime | None]
@@ -201,7 +213,16 @@ class IngestJob(Base):
 
 class Tag(Base):
     __tablename__ = "tags"
-    __table_args__ = (UniqueConstraint("team_id", "name_key"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "name_key"),
+        # Trigram index for typo-tolerant tag lookups (pg_trgm).
+        Index(
+            "ix_tags_name_trgm",
+            "name_key",
+            postgresql_using="gin",
+            postgresql_ops={"name_key": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))

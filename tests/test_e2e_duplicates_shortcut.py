@@ -133,6 +133,8 @@ def test_near_duplicate_lookup_uses_the_band_indexes(database_url: str) -> None:
                 "title": "x",
                 "description": "",
                 "tags": [],
+                "tag_keys": [],
+                "sort_at": now,
                 "status": "draft",
                 "exif": {},
                 "phash": phash,

@@ -22,7 +22,9 @@ def empty_database(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ig
 def tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        names = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        # SQLite's full-text index: the FTS5 table and its shadow tables.
+        return {n for n in names if not n.startswith("images_fts")}
     finally:
         engine.dispose()
 
