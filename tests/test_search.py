@@ -1,0 +1,275 @@
+"""Search on both databases: every filter, paging, typo-tolerant tags, and visibility rules
+that would leak an image if the filter were removed."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.details import tag_key
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.models import Category, Image, Tag
+from storage.search import COUNT_CAP, Cursor, Viewer, closest_tags, parse, search_images
+
+TEAM = "T0TEAM1"
+OTHER_TEAM = "T0OTHER"
+PUBLIC, PRIVATE, GUESTS = "C0PUBLIC", "G0PRIVATE", "C0GUESTS"
+MEMBER = Viewer(TEAM, is_guest=False, channels=frozenset())
+INSIDER = Viewer(TEAM, is_guest=False, channels=frozenset({PRIVATE}))
+GUEST = Viewer(TEAM, is_guest=True, channels=frozenset({GUESTS}))
+START = datetime(2026, 11, 1, 12, tzinfo=UTC)
+FILE_IDS = itertools.count(1)
+
+
+@pytest.fixture
+def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def add(
+    factory: sessionmaker[Session],
+    title: str,
+    *,
+    tags: tuple[str, ...] = (),
+    description: str = "",
+    uploader: str = "UANA",
+    uploader_name: str = "Ana Admin",
+    channel: str = PUBLIC,
+    private: bool = False,
+    team: str = TEAM,
+    when: datetime = START,
+    status: str = "approved",
+    category: str | None = None,
+) -> int:
+    with session_scope(factory) as session:
+        category_id = None
+        if category:
+            row = (
+                session.query(Category)
+                .filter_by(team_id=team, name_key=category.casefold())
+                .first()
+            )
+            if row is None:
+                row = Category(
+                    team_id=team,
+                    name=category,
+                    name_key=category.casefold(),
+                    approval_policy="any",
+                    default_approvers=[],
+                    created_at=START,
+                )
+                session.add(row)
+                session.flush()
+            category_id = row.id
+        for tag in tags:
+            existing = session.query(Tag).filter_by(team_id=team, name_key=tag_key(tag)).first()
+            if existing:
+                existing.use_count += 1
+            else:
+                session.add(
+                    Tag(
+                        team_id=team, name=tag, name_key=tag_key(tag), use_count=1, created_at=START
+                    )
+                )
+        image = Image(
+            team_id=team,
+            slack_file_id=f"F{next(FILE_IDS):08d}",
+            channel_id=channel,
+            channel_private=private,
+            uploader_id=uploader,
+            uploader_name=uploader_name,
+            file_name=f"{title}.jpg",
+            title=title,
+            description=description,
+            tags=list(tags),
+            tag_keys=[tag_key(t) for t in tags],
+            category_id=category_id,
+            status=status,
+            storage_key=f"k/{title}",
+            exif={},
+            sort_at=when,
+            created_at=when,
+            updated_at=when,
+        )
+        session.add(image)
+        session.flush()
+        return image.id
+
+
+def titles(factory: sessionmaker[Session], text: str, viewer: Viewer = MEMBER) -> list[str]:
+    with session_scope(factory) as session:
+        page = search_images(session, parse(text), viewer=viewer, limit=50)
+        return [i.title for i in page.images]
+
+
+@pytest.fixture
+def library(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    add(
+        factory,
+        "CMO keynote",
+        tags=("CMO", "keynote"),
+        category="Marketing",
+        when=START + timedelta(days=2),
+        description="Opening talk at the summit",
+    )
+    add(
+        factory,
+        "CMO portrait",
+        tags=("CMO", "portrait"),
+        category="Marketing",
+        when=START + timedelta(days=1),
+    )
+    add(
+        factory,
+        "Launch party",
+        tags=("launch",),
+        category="Events",
+        uploader="UBEN",
+        uploader_name="Ben Photographer",
+        when=START - timedelta(days=40),
+        description="The launch party in the new office",
+    )
+    add(factory, "Old logo", tags=("logo",), status="rejected", when=START - timedelta(days=400))
+    add(factory, "Draft banner", tags=("banner",), status="draft", when=START)
+    add(
+        factory,
+        "Secret product",
+        tags=("CMO",),
+        channel=PRIVATE,
+        private=True,
+        when=START + timedelta(days=3),
+    )
+    add(factory, "Guest corner", tags=("guest",), channel=GUESTS, when=START)
+    add(factory, "Other team CMO", tags=("CMO",), team=OTHER_TEAM, when=START + timedelta(days=5))
+    return factory
+
+
+def test_free_words_match_title_tags_description_category_and_uploader(
+    library: sessionmaker[Session],
+) -> None:
+    assert titles(library, "keynote") == ["CMO keynote"]
+    assert titles(library, "summit") == ["CMO keynote"]  # description
+    assert titles(library, "Ben") == ["Launch party"]  # uploader's name
+    assert titles(library, "events") == ["Launch party"]  # category
+    assert titles(library, "key") == ["CMO keynote"]  # prefix
+    assert titles(library, "CMO portrait") == ["CMO portrait"]  # every word must match
+
+
+def test_phrases_and_exclusions(library: sessionmaker[Session]) -> None:
+    assert titles(library, '"launch party"') == ["Launch party"]
+    assert titles(library, '"office launch"') == []
+    assert titles(library, "CMO -portrait") == ["CMO keynote"]
+
+
+def test_tag_category_by_in_and_dates(library: sessionmaker[Session]) -> None:
+    assert titles(library, "tag:cmo") == ["CMO keynote", "CMO portrait"]
+    assert titles(library, "tag:launch tag:portrait") == ["CMO portrait", "Launch party"]
+    assert titles(library, "category:marketing") == ["CMO keynote", "CMO portrait"]
+    assert titles(library, "#Events") == ["Launch party"]
+    assert titles(library, "by:<@UBEN|ben>") == ["Launch party"]
+    assert titles(library, f"in:<#{GUESTS}|guests>") == ["Guest corner"]
+    assert titles(library, "date:2026-11-03") == ["CMO keynote"]
+    assert titles(library, "date:2026-09") == ["Launch party"]
+    assert titles(library, "after:2026-11-01 before:2026-11-03") == ["CMO portrait"]
+
+
+def test_status_defaults_hide_rejected_and_archived(library: sessionmaker[Session]) -> None:
+    assert "Old logo" not in titles(library, "logo")
+    assert titles(library, "status:rejected") == ["Old logo"]
+    assert titles(library, "banner") == ["Draft banner"]
+    assert titles(library, "status:approved banner") == []
+
+
+def test_misspelled_tag_is_corrected(library: sessionmaker[Session]) -> None:
+    with session_scope(library) as session:
+        page = search_images(session, parse("tag:keynot"), viewer=MEMBER)
+        assert [i.title for i in page.images] == ["CMO keynote"]
+        assert page.used_tags == {"keynot": "keynote"}
+        assert closest_tags(session, team_id=TEAM, typed="portrit") == ["portrait"]
+
+
+def test_sql_metacharacters_are_only_text(library: sessionmaker[Session]) -> None:
+    for text in ["'; DROP TABLE images; --", "100%", "a_b", 'x" OR 1=1 --', "NEAR(a b)"]:
+        assert titles(library, text) == []
+    everything = titles(library, "")
+    assert len(everything) == 5  # not the rejected, private or other team's images
+    # Punctuation alone is no word: it narrows nothing (and breaks nothing).
+    for text in ["*", "\\", "^", '"', "(", "-"]:
+        assert titles(library, text) == everything
+
+
+# -- visibility: each of these would leak if the filter were removed --------------------------
+
+
+def test_private_channel_images_only_for_its_members(library: sessionmaker[Session]) -> None:
+    assert "Secret product" not in titles(library, "tag:CMO", MEMBER)
+    assert "Secret product" in titles(library, "tag:CMO", INSIDER)
+
+
+def test_guests_see_only_their_channels(library: sessionmaker[Session]) -> None:
+    assert titles(library, "", GUEST) == ["Guest corner"]
+    assert titles(library, "tag:CMO", GUEST) == []
+
+
+def test_other_teams_never_appear(library: sessionmaker[Session]) -> None:
+    assert "Other team CMO" not in titles(library, "CMO", INSIDER)
+    other = Viewer(OTHER_TEAM, is_guest=False, channels=frozenset())
+    assert titles(library, "CMO", other) == ["Other team CMO"]
+
+
+def test_images_not_stored_yet_are_not_found(library: sessionmaker[Session]) -> None:
+    image_id = add(library, "Still uploading", tags=("pending-upload",))
+    with session_scope(library) as session:
+        session.execute(update(Image).where(Image.id == image_id).values(storage_key=None))
+    assert titles(library, "uploading") == []
+
+
+# -- paging -------------------------------------------------------------------------------
+
+
+def test_keyset_paging_forwards_and_back(factory: sessionmaker[Session]) -> None:
+    for n in range(12):
+        add(factory, f"Shot {n:02d}", tags=("series",), when=START + timedelta(hours=n))
+    query = parse("tag:series")
+    with session_scope(factory) as session:
+        first = search_images(session, query, viewer=MEMBER, limit=5)
+        assert [i.title for i in first.images] == [f"Shot {n:02d}" for n in (11, 10, 9, 8, 7)]
+        assert (first.total, first.has_newer, first.has_older) == (12, False, True)
+        last = first.images[-1]
+        second = search_images(
+            session, query, viewer=MEMBER, limit=5, cursor=Cursor(last.sort_at, last.id)
+        )
+        assert [i.title for i in second.images] == [f"Shot {n:02d}" for n in (6, 5, 4, 3, 2)]
+        assert (second.has_newer, second.has_older) == (True, True)
+        top = second.images[0]
+        back = search_images(
+            session,
+            query,
+            viewer=MEMBER,
+            limit=5,
+            cursor=Cursor(top.sort_at, top.id, backwards=True),
+        )
+        assert [i.title for i in back.images] == [i.title for i in first.images]
+        assert back.has_newer is False
+
+
+def test_cursor_encoding_round_trips_and_rejects_junk() -> None:
+    cursor = Cursor(START, 42, backwards=True)
+    assert Cursor.decode(cursor.encode()) == cursor
+    for junk in ("", "x1:2", "f1e999:2", "f1:", "b-1:1;DROP"):
+        assert Cursor.decode(junk) is None
+
+
+def test_count_is_capped(factory: sessionmaker[Session]) -> None:
+    assert COUNT_CAP == 1000
+    with session_scope(factory) as session:
+        page = search_images(session, parse("nothing-here"), viewer=MEMBER)
+    assert page.total == 0
+    assert page.images == []
