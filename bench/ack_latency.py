@@ -399,6 +399,7 @@ def run_once(
             f"sending {events} events at {rate:g}/s for {events / rate:.0f} s "
             f"(+{len(schedule) - events} retries) from {SENDERS} threads"
         )
+        cpu0, wall0 = tree_cpu_s(sampler), time.perf_counter()
         with sampler:
             delivery = deliver(sender, envelopes, schedule)
             info(f"all sent in {delivery.elapsed_s:.1f} s; waiting for the images to be stored")
@@ -418,6 +419,7 @@ def run_once(
                 time.sleep(POLL_EVERY_S)
             waited = store_timeout_s - max(0.0, deadline - time.monotonic())
             info(f"job states after {waited:.1f} s: {dict(states)}")
+            cpu_cores = (tree_cpu_s(sampler) - cpu0) / (time.perf_counter() - wall0)
         worker_peak = None
         if worker is not None and worker.process is not None:
             worker_peak = TreeSampler(worker.process.pid, limit_s=1).hwm_sum()
@@ -460,6 +462,7 @@ def run_once(
         ("duplicate_ingests", counts["duplicate_ingests"], 0),
         ("idle_rss_mb", idle / MB, 1),
         ("peak_rss_mb", sampler.peak / MB, 1),
+        ("app_cpu_cores", cpu_cores, 2),
     ]
     if worker_peak is not None:
         figures.append(("worker_peak_rss_mb", worker_peak / MB, 1))
@@ -488,6 +491,18 @@ def run_once(
     if problems:
         tail_logs(web, worker)
     return Outcome(figures, problems)
+
+
+def tree_cpu_s(sampler: TreeSampler) -> float:
+    """User + system CPU seconds of the app's live processes."""
+    import psutil
+
+    total = 0.0
+    for proc in sampler.processes():
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def tail_logs(web: Any, worker: Any) -> None:
@@ -543,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres",
         metavar="URL",
-        help="run once, on a throwaway database on this PostgreSQL server (unsuffixed figures)",
+        help="run once, on a throwaway database created from this PostgreSQL URL (e.g. "
+        "postgresql://postgres@127.0.0.1:5432/test) and dropped after; unsuffixed figures",
     )
     parser.add_argument("--sqlite", action="store_true", help="full run on SQLite only")
     parser.add_argument("--rate", type=float, default=RATE, help="events per second (1-200)")
@@ -566,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
         del images
         try:
             if args.postgres:
-                server = PostgresServer(args.postgres, "--postgres")
+                dsn = args.postgres.replace("postgresql+psycopg2://", "postgresql://")
+                dsn = dsn.replace("postgres://", "postgresql://", 1)
+                server = PostgresServer(dsn, "--postgres")
                 problems += run_database(
                     "pg",
                     lambda _work: postgres_database(server),

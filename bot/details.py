@@ -24,6 +24,7 @@ from storage.models import (
     ImageStatus,
     Tag,
 )
+from storage.search import closest_tags
 
 MAX_TAG_LENGTH = 50
 MAX_TAGS = 20
@@ -301,8 +302,8 @@ def can_edit(image: Image, *, user_id: str, is_admin: bool) -> bool:
 
 
 def suggest_tags(session: Session, *, team_id: str, typed: str, limit: int = 20) -> list[str]:
-    """Existing tags for autocomplete: prefix matches first, then substring, most used
-    first. (Fuzzy matching arrives with the search index.)"""
+    """Existing tags for autocomplete: prefix matches first, then substring, then close
+    spellings (the search module's trigram / sequence matching), most used first."""
     key = tag_key(typed)
     query = select(Tag.name).where(Tag.team_id == team_id, Tag.use_count > 0)
     if key:
@@ -324,5 +325,9 @@ def suggest_tags(session: Session, *, team_id: str, typed: str, limit: int = 20)
                 .limit(limit - len(prefix))
             )
             prefix.extend(inner)
-        return prefix
+        if len(prefix) < limit:
+            for close in closest_tags(session, team_id=team_id, typed=typed, limit=5):
+                if close not in prefix:
+                    prefix.append(close)
+        return prefix[:limit]
     return list(session.scalars(query.order_by(Tag.use_count.desc(), Tag.name_key).limit(limit)))

@@ -8,6 +8,10 @@ KEEP_DUPLICATE = "keep_duplicate"
 DISCARD_DUPLICATE = "discard_duplicate"
 EDIT_DETAILS = "edit_details"
 TAGS = "tags"
+SEARCH_NEWER = "search_newer"  # two ids: an actions block may not repeat one
+SEARCH_OLDER = "search_older"
+SHARE_IMAGE = "share_image"
+OPEN_ORIGINAL = "open_original"
 
 # Modals and shortcuts
 DETAILS_MODAL = "image_details"

@@ -34,6 +34,7 @@ from storage.media import MediaError, MediaInfo, MediaStore
 from storage.models import (
     AuditEvent,
     Category,
+    Channel,
     Image,
     IngestJob,
     IngestState,
@@ -104,12 +105,32 @@ def record_posted_files(
             session, team_id=post.team_id, event_id=event_id, now=now
         ):
             return []
+        _remember_channel(session, post=post, now=now)
         job_ids = []
         for posted in wanted:
             job_id = _upsert_image_and_job(session, post=post, posted=posted, now=now)
             if job_id is not None:
                 job_ids.append(job_id)
         return job_ids
+
+
+def _remember_channel(session: Session, *, post: Post, now: datetime) -> None:
+    known = session.get(Channel, (post.team_id, post.channel_id))
+    if known is not None:
+        known.is_private = known.is_private or post.channel_private
+        return
+    try:
+        with session.begin_nested():
+            session.add(
+                Channel(
+                    team_id=post.team_id,
+                    channel_id=post.channel_id,
+                    is_private=post.channel_private,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        pass  # remembered by a concurrent delivery
 
 
 def _first_delivery(session: Session, *, team_id: str, event_id: str, now: datetime) -> bool:

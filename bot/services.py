@@ -26,6 +26,7 @@ from bot import imaging
 from bot.admin import AdminDirectory, UserFacts
 from bot.config import Settings
 from bot.domain import PostedFile
+from bot.finder import Memberships
 from bot.library import IngestLimits, Ingestor, IngestOutcome
 from bot.slack_files import DownloadError, posted_file_from_slack
 from storage.db import make_engine, make_session_factory
@@ -48,6 +49,32 @@ class Services:
     _executor: ThreadPoolExecutor | None = None
     _ingestor: Ingestor | None = None
     _admins: AdminDirectory | None = None
+    _memberships: Memberships | None = None
+
+    @property
+    def memberships(self) -> Memberships:
+        if self._memberships is None:
+            self._memberships = Memberships(lookup=self.channel_members)
+        return self._memberships
+
+    def channel_members(self, team_id: str, channel_id: str) -> frozenset[str] | None:
+        """Everyone in a conversation (conversations.members, all pages), or None."""
+        client = self.slack_client(team_id)
+        members: set[str] = set()
+        cursor = None
+        for _ in range(100):  # 100 pages of 1000: more than any workspace has
+            try:
+                response = client.conversations_members(
+                    channel=channel_id, limit=1000, cursor=cursor
+                )
+            except SlackApiError as exc:
+                log.info("conversations.members %s: %s", channel_id, exc.response.get("error"))
+                return None
+            members.update(response.get("members") or [])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return frozenset(members)
 
     @property
     def admins(self) -> AdminDirectory:

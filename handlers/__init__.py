@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import commands, home, messages, tagging
+from handlers import commands, home, messages, search, tagging
 
 
 def register_listeners(app: App, services: Services) -> None:
@@ -13,3 +13,4 @@ def register_listeners(app: App, services: Services) -> None:
     commands.register(app, services)
     tagging.register(app, services)
     home.register(app, services)
+    search.register(app, services)

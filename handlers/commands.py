@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import admin, blocks
 from bot.services import Services
+from handlers.search import run_search
 
 CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 
@@ -37,12 +38,9 @@ def register(app: App, services: Services) -> None:
             elif word == "categories":
                 answer = _categories(services, rest, team_id=team_id, user_id=user_id)
             else:
-                text, help_body = blocks.help_blocks()
-                note = blocks.section(
-                    "Search is not available yet; it is the next thing being built. "
-                    "Here is what works today:"
-                )
-                answer = (text, [note, *help_body])
+                query = rest if word == "search" else text
+                run_search(services, respond, team_id=team_id, user_id=user_id, text=query)
+                return
         except admin.AdminError as exc:
             answer = (str(exc), [blocks.section(f":warning: {blocks.escape(str(exc))}")])
         respond(text=answer[0], blocks=answer[1], response_type="ephemeral")

@@ -55,7 +55,10 @@ def register(app: App, services: Services) -> None:
             services,
             team_id=team_id,
             image_ids=image_ids,
-            response_url=body.get("response_url"),
+            # Only the prompt is replaced by the summary, never a search answer.
+            response_url=body.get("response_url")
+            if action["action_id"] == ids.ADD_DETAILS
+            else None,
         )
         try:
             client.views_open(trigger_id=body["trigger_id"], view=view)

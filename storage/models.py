@@ -245,6 +245,18 @@ class Category(Base):
     created_at: Mapped[datetime]
 
 
+class Channel(Base):
+    """Every conversation the library has images from, and whether only members see it:
+    the short list a viewer's memberships are checked against."""
+
+    __tablename__ = "channels"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    is_private: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+
+
 class WatchedChannel(Base):
     __tablename__ = "watched_channels"
 

@@ -112,9 +112,11 @@ class Live:
         fields = self.slack.slash_command("/images", user=user, channel=channel, text=text)
         reply = self.sender.command(**fields)
         assert reply.status == 200, reply
-        (call,) = self.slack.wait_for(
-            "response_url", predicate=lambda c: c.params.get("_url") == fields["response_url"]
-        )
+        # The answer Slack accepted (a refused one is recorded too, with its status).
+        call = self.slack.wait_for(
+            "response_url",
+            predicate=lambda c: c.params.get("_url") == fields["response_url"] and c.status == 200,
+        )[-1]
         return call.params
 
     def click(
@@ -155,10 +157,11 @@ class Live:
         return self.sender.interactive(payload)
 
     def responses(self, url: str | None = None) -> list[dict[str, Any]]:
+        """What the app sent to response_urls and Slack accepted, oldest first."""
         return [
             c.params
             for c in self.slack.calls_to("response_url")
-            if url is None or c.params.get("_url") == url
+            if (url is None or c.params.get("_url") == url) and c.status == 200
         ]
 
 

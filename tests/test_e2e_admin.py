@@ -101,7 +101,7 @@ def test_categories_add_rename_and_guarded_remove(live: Live) -> None:
 def test_help_and_unknown_words(live: Live) -> None:
     assert "/images watch" in said(live.command("help", user=MEMBER))
     answer = said(live.command("CMO keynote", user=MEMBER))
-    assert "Search is not available yet" in answer
+    assert "0 images* for `CMO keynote`" in answer
 
 
 def test_bot_invited_to_an_unwatched_channel_tells_the_inviter(live: Live) -> None:

@@ -3,18 +3,17 @@ that would leak an image if the filter were removed."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.details import tag_key
 from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import Category, Image, Tag
+from storage.models import Image
 from storage.search import COUNT_CAP, Cursor, Viewer, closest_tags, parse, search_images
+from tests.seed import START, add
 
 TEAM = "T0TEAM1"
 OTHER_TEAM = "T0OTHER"
@@ -22,8 +21,6 @@ PUBLIC, PRIVATE, GUESTS = "C0PUBLIC", "G0PRIVATE", "C0GUESTS"
 MEMBER = Viewer(TEAM, is_guest=False, channels=frozenset())
 INSIDER = Viewer(TEAM, is_guest=False, channels=frozenset({PRIVATE}))
 GUEST = Viewer(TEAM, is_guest=True, channels=frozenset({GUESTS}))
-START = datetime(2026, 11, 1, 12, tzinfo=UTC)
-FILE_IDS = itertools.count(1)
 
 
 @pytest.fixture
@@ -31,76 +28,6 @@ def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(database_url)
     yield make_session_factory(engine)
     engine.dispose()
-
-
-def add(
-    factory: sessionmaker[Session],
-    title: str,
-    *,
-    tags: tuple[str, ...] = (),
-    description: str = "",
-    uploader: str = "UANA",
-    uploader_name: str = "Ana Admin",
-    channel: str = PUBLIC,
-    private: bool = False,
-    team: str = TEAM,
-    when: datetime = START,
-    status: str = "approved",
-    category: str | None = None,
-) -> int:
-    with session_scope(factory) as session:
-        category_id = None
-        if category:
-            row = (
-                session.query(Category)
-                .filter_by(team_id=team, name_key=category.casefold())
-                .first()
-            )
-            if row is None:
-                row = Category(
-                    team_id=team,
-                    name=category,
-                    name_key=category.casefold(),
-                    approval_policy="any",
-                    default_approvers=[],
-                    created_at=START,
-                )
-                session.add(row)
-                session.flush()
-            category_id = row.id
-        for tag in tags:
-            existing = session.query(Tag).filter_by(team_id=team, name_key=tag_key(tag)).first()
-            if existing:
-                existing.use_count += 1
-            else:
-                session.add(
-                    Tag(
-                        team_id=team, name=tag, name_key=tag_key(tag), use_count=1, created_at=START
-                    )
-                )
-        image = Image(
-            team_id=team,
-            slack_file_id=f"F{next(FILE_IDS):08d}",
-            channel_id=channel,
-            channel_private=private,
-            uploader_id=uploader,
-            uploader_name=uploader_name,
-            file_name=f"{title}.jpg",
-            title=title,
-            description=description,
-            tags=list(tags),
-            tag_keys=[tag_key(t) for t in tags],
-            category_id=category_id,
-            status=status,
-            storage_key=f"k/{title}",
-            exif={},
-            sort_at=when,
-            created_at=when,
-            updated_at=when,
-        )
-        session.add(image)
-        session.flush()
-        return image.id
 
 
 def titles(factory: sessionmaker[Session], text: str, viewer: Viewer = MEMBER) -> list[str]:

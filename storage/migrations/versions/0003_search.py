@@ -72,6 +72,19 @@ def upgrade() -> None:
             )
         )
         batch.add_column(sa.Column("sort_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "channels",
+        sa.Column("team_id", sa.String(32), nullable=False),
+        sa.Column("channel_id", sa.String(32), nullable=False),
+        sa.Column("is_private", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("team_id", "channel_id", name=op.f("pk_channels")),
+    )
+    op.execute(
+        "INSERT INTO channels (team_id, channel_id, is_private, created_at) "
+        "SELECT team_id, channel_id, false, min(created_at) FROM images "
+        "GROUP BY team_id, channel_id"
+    )
     op.execute("UPDATE images SET sort_at = coalesce(shoot_date, created_at)")
     if dialect == "postgresql":
         op.execute(
@@ -128,6 +141,7 @@ def downgrade() -> None:
         for name in ("images_fts_insert", "images_fts_delete", "images_fts_update"):
             op.execute(f"DROP TRIGGER {name}")
         op.execute("DROP TABLE images_fts")
+    op.drop_table("channels")
     with op.batch_alter_table("images") as batch:
         batch.drop_index("ix_images_team_sort")
         for column in ("sort_at", "tag_keys", "permalink", "uploader_name", "channel_private"):

@@ -1,0 +1,200 @@
+"""Finding images: who may see what, one page of results, and sharing one into a channel.
+
+Visibility is decided here from Slack's membership lists (cached for a minute) and applied
+inside the SQL of `storage.search`, so paging and counts never include what the viewer may
+not see.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.admin import AdminDirectory
+from bot.prompts import Preview, preview_for
+from storage.db import session_scope
+from storage.media import MediaStore
+from storage.models import Category, Channel, Image
+from storage.search import Cursor, Page, Query, Viewer, closest_tags, search_images, visible_to
+
+log = logging.getLogger(__name__)
+
+MEMBERSHIP_TTL_SECONDS = 60.0
+
+
+class Memberships:
+    """Who is in a conversation (conversations.members), cached briefly per channel."""
+
+    def __init__(
+        self,
+        *,
+        lookup: Callable[[str, str], frozenset[str] | None],
+        ttl_seconds: float = MEMBERSHIP_TTL_SECONDS,
+    ) -> None:
+        self._lookup = lookup
+        self._ttl = ttl_seconds
+        self._cache: dict[tuple[str, str], tuple[float, frozenset[str] | None]] = {}
+        self._lock = threading.Lock()
+
+    def members(self, team_id: str, channel_id: str) -> frozenset[str] | None:
+        """The members, or None when Slack would not say (then nobody is let in)."""
+        key = (team_id, channel_id)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        members = self._lookup(team_id, channel_id)
+        with self._lock:
+            self._cache[key] = (time.monotonic() + self._ttl, members)
+        return members
+
+
+def viewer_for(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    user_id: str,
+    admins: AdminDirectory,
+    memberships: Memberships,
+) -> Viewer:
+    """The conversations with images in the library that `user_id` belongs to: private
+    ones for members, every one for guests (who see nothing public by default)."""
+    is_guest = admins.user(team_id, user_id).is_guest
+    with session_scope(factory) as session:
+        query = select(Channel.channel_id).where(Channel.team_id == team_id)
+        if not is_guest:
+            query = query.where(Channel.is_private.is_(True))
+        channels = list(session.scalars(query))
+    mine = frozenset(
+        c for c in channels if user_id in (memberships.members(team_id, c) or frozenset())
+    )
+    return Viewer(team_id=team_id, is_guest=is_guest, channels=mine)
+
+
+@dataclass(frozen=True)
+class Result:
+    image_id: int
+    title: str
+    tags: list[str]
+    category: str | None
+    shoot_date: str | None
+    uploader_id: str
+    status: str
+    preview: Preview
+    original_url: str | None
+    can_edit: bool
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    query: Query
+    results: list[Result]
+    total: int
+    newer: Cursor | None
+    older: Cursor | None
+    corrected_tags: dict[str, str]
+    suggestions: list[str]
+
+
+def find(
+    factory: sessionmaker[Session],
+    *,
+    query: Query,
+    viewer: Viewer,
+    user_id: str,
+    is_admin: bool,
+    media: MediaStore,
+    cursor: Cursor | None = None,
+    per_page: int = 5,
+) -> ResultPage:
+    """One page of results, ready to render, with suggestions when there are none."""
+    with session_scope(factory) as session:
+        page: Page = search_images(session, query, viewer=viewer, cursor=cursor, limit=per_page)
+        categories = dict(
+            session.execute(
+                select(Category.id, Category.name).where(Category.team_id == viewer.team_id)
+            ).all()
+        )
+        results = [
+            Result(
+                image_id=image.id,
+                title=image.title or image.file_name,
+                tags=list(image.tags),
+                category=categories.get(image.category_id) if image.category_id else None,
+                shoot_date=image.sort_at.date().isoformat(),
+                uploader_id=image.uploader_id,
+                status=image.status,
+                preview=preview_for(image, media),
+                original_url=_original_url(image, media),
+                can_edit=is_admin or image.uploader_id == user_id,
+            )
+            for image in page.images
+        ]
+        suggestions: list[str] = []
+        if not results:
+            for typed in (*query.tags, *query.words):
+                for tag in closest_tags(session, team_id=viewer.team_id, typed=typed, limit=3):
+                    if tag not in suggestions:
+                        suggestions.append(tag)
+    first, last = page.images[:1], page.images[-1:]
+    return ResultPage(
+        query=query,
+        results=results,
+        total=page.total,
+        newer=Cursor(first[0].sort_at, first[0].id, backwards=True)
+        if first and page.has_newer
+        else None,
+        older=Cursor(last[0].sort_at, last[0].id) if last and page.has_older else None,
+        corrected_tags=page.used_tags,
+        suggestions=suggestions[:5],
+    )
+
+
+def _original_url(image: Image, media: MediaStore) -> str | None:
+    if image.storage_key:
+        url = media.original_url(image.storage_key)
+        if url:
+            return url
+    return image.permalink
+
+
+def visible_image(factory: sessionmaker[Session], *, image_id: int, viewer: Viewer) -> Image | None:
+    """The image if `viewer` may see it (the same rule as search)."""
+    with session_scope(factory) as session:
+        return session.scalar(select(Image).where(Image.id == image_id, visible_to(viewer)))
+
+
+class ShareRefused(Exception):
+    """Sharing is not allowed; the message says why, for the person who clicked."""
+
+
+def check_share(
+    image: Image,
+    *,
+    user_id: str,
+    target_channel: str,
+    memberships: Memberships,
+) -> None:
+    """Refuse when the sharer is not in the target channel, or when the image comes from a
+    private conversation and the target has anyone who is not in it."""
+    target_members = memberships.members(image.team_id, target_channel)
+    if target_members is None:
+        raise ShareRefused(
+            "I can't post in this conversation. Invite me first: /invite @Image Library"
+        )
+    if user_id not in target_members:
+        raise ShareRefused("You can only share into a channel you are in.")
+    if image.channel_private and target_channel != image.channel_id:
+        source = memberships.members(image.team_id, image.channel_id) or frozenset()
+        outsiders = target_members - source
+        if outsiders:
+            raise ShareRefused(
+                "This image comes from a private conversation; sharing it here would show it "
+                f"to {len(outsiders)} people who are not in it."
+            )

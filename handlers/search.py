@@ -1,0 +1,159 @@
+"""`/images <query>`: results privately through the command's response_url, paging in place,
+sharing into the channel, opening the original."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, ids
+from bot.finder import ShareRefused, check_share, find, viewer_for, visible_image
+from bot.prompts import preview_for
+from bot.services import Services
+from storage.search import Cursor, parse
+
+log = logging.getLogger(__name__)
+
+
+def run_search(
+    services: Services,
+    respond: Respond,
+    *,
+    team_id: str,
+    user_id: str,
+    text: str,
+    cursor: Cursor | None = None,
+    replace: bool = False,
+) -> None:
+    """Search as `user_id` and answer through `respond` (a response_url)."""
+    query = parse(text)
+    if query.is_empty and not query.problems:
+        help_text, help_body = blocks.help_blocks()
+        respond(text=help_text, blocks=help_body, response_type="ephemeral")
+        return
+    viewer = viewer_for(
+        services.factory,
+        team_id=team_id,
+        user_id=user_id,
+        admins=services.admins,
+        memberships=services.memberships,
+    )
+    page = find(
+        services.factory,
+        query=query,
+        viewer=viewer,
+        user_id=user_id,
+        is_admin=services.admins.is_admin(team_id, user_id),
+        media=services.media,
+        cursor=cursor,
+    )
+    state = {"q": text}
+    answer, body = blocks.search_blocks(page, state=state)
+    sent = respond(text=answer, blocks=body, response_type="ephemeral", replace_original=replace)
+    if sent.status_code != 200:
+        # A preview Slack could not load fails the whole message: answer without previews.
+        log.warning(
+            "search answer refused (%s %s); sending it without previews",
+            sent.status_code,
+            str(sent.body)[:200],
+        )
+        answer, body = blocks.search_blocks(page, state=state, with_images=False)
+        respond(text=answer, blocks=body, response_type="ephemeral", replace_original=replace)
+
+
+def register(app: App, services: Services) -> None:
+    def page(
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        context: BoltContext,
+        respond: Respond,
+    ) -> None:
+        ack()
+        try:
+            state = json.loads(action.get("value") or "{}")
+        except json.JSONDecodeError:
+            state = {}
+        cursor = Cursor.decode(str(state.get("cursor", "")))
+        run_search(
+            services,
+            respond,
+            team_id=str(context.team_id),
+            user_id=str(body["user"]["id"]),
+            text=str(state.get("q", "")),
+            cursor=cursor,
+            replace=True,
+        )
+
+    def share(
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+        respond: Respond,
+    ) -> None:
+        ack()
+        team_id, user_id = str(context.team_id), str(body["user"]["id"])
+        target = str((body.get("channel") or {}).get("id") or "")
+        viewer = viewer_for(
+            services.factory,
+            team_id=team_id,
+            user_id=user_id,
+            admins=services.admins,
+            memberships=services.memberships,
+        )
+        value = str(action.get("value") or "")
+        image = visible_image(
+            services.factory, image_id=int(value) if value.isdigit() else -1, viewer=viewer
+        )
+        if image is None or not target:
+            respond(
+                text="That image is no longer in the library, or not yours to see.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        try:
+            check_share(
+                image, user_id=user_id, target_channel=target, memberships=services.memberships
+            )
+            text, shared = blocks.shared_blocks(
+                title=image.title,
+                preview=preview_for(image, services.media),
+                sharer=user_id,
+                uploader=image.uploader_id,
+                channel_id=image.channel_id,
+                original_url=image.permalink,
+            )
+            client.chat_postMessage(channel=target, text=text, blocks=shared)
+        except ShareRefused as exc:
+            respond(text=f":no_entry: {exc}", response_type="ephemeral", replace_original=False)
+            return
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            reason = (
+                "I am not in this channel: invite me with /invite @Image Library, then share."
+                if error in ("not_in_channel", "channel_not_found")
+                else f"Slack refused the post ({error})."
+            )
+            respond(text=f":warning: {reason}", response_type="ephemeral", replace_original=False)
+            return
+        respond(
+            text=f"Shared *{blocks.escape(image.title)}* in <#{target}>.",
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+    def open_original(ack: Ack) -> None:
+        ack()  # a link button: Slack opens the URL; the click only needs acknowledging
+
+    app.action(ids.SEARCH_NEWER)(page)
+    app.action(ids.SEARCH_OLDER)(page)
+    app.action(ids.SHARE_IMAGE)(share)
+    app.action(ids.OPEN_ORIGINAL)(open_original)
