@@ -310,6 +310,7 @@ class Ingestor:
             job = session.get_one(IngestJob, job_id)
             image = session.get_one(Image, job.image_id)
             team_id, file_id = image.team_id, image.slack_file_id
+            uploader_id = image.uploader_id
             url, size, attempts = job.download_url, job.size, job.attempts
             category = (
                 session.scalar(select(Category.name).where(Category.id == image.category_id))
@@ -322,6 +323,7 @@ class Ingestor:
                 job_id=job_id,
                 image_id=image_id,
                 team_id=team_id,
+                uploader_id=uploader_id,
                 file_id=file_id,
                 url=url,
                 size=size,
@@ -353,6 +355,7 @@ class Ingestor:
         job_id: int,
         image_id: int,
         team_id: str,
+        uploader_id: str,
         file_id: str,
         url: str | None,
         size: int | None,
@@ -399,6 +402,8 @@ class Ingestor:
         self._mark_stored(
             job_id=job_id,
             image_id=image_id,
+            # Looked up before the write transaction: no network call while holding it.
+            uploader_name=self._name_for(team_id, uploader_id),
             facts=facts,
             sha256=fetched.sha256,
             size=fetched.size,
@@ -412,6 +417,7 @@ class Ingestor:
         *,
         job_id: int,
         image_id: int,
+        uploader_name: str,
         facts: ImageFacts,
         sha256: str,
         size: int,
@@ -431,7 +437,7 @@ class Ingestor:
             if image.shoot_date is None and facts.shoot_date is not None:
                 image.shoot_date = facts.shoot_date
                 image.sort_at = facts.shoot_date
-            image.uploader_name = self._name_for(image.team_id, image.uploader_id)[:255]
+            image.uploader_name = uploader_name[:255]
             image.storage_key, image.delivery_url = key, url
             image.updated_at = now
             job = session.get_one(IngestJob, job_id)

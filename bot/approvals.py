@@ -1,0 +1,427 @@
+"""The approval workflow: requests, votes, the policy, and state changes that settle once.
+
+A request is `open` until it settles as `approved`, `rejected` or `cancelled`. Policy `any`:
+the first decision settles it. Policy `all`: every approver must approve; one rejection
+rejects. Every change happens inside one transaction that first locks the request row
+(`SELECT ... FOR UPDATE` on Postgres; SQLite serialises writers), so two approvers clicking
+at the same moment, an approve racing a reject, or Slack's retried deliveries all settle
+exactly once, and only the transaction that settled it reports `settled=True` (the one that
+sends the notifications).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import session_scope
+from storage.models import ApprovalRequest, ApprovalVote, AuditEvent, Image, ImageStatus
+
+MAX_REASON_LENGTH = 500
+MAX_NOTE_LENGTH = 1000
+
+
+class ApprovalError(Exception):
+    """A request cannot be made or decided; the message says why, for the person."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class VoteView:
+    approver_id: str
+    decision: str | None
+    reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    card_channel: str | None
+    card_ts: str | None
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """Everything the cards, threads and App Home show about one request."""
+
+    id: int
+    team_id: str
+    image_id: int
+    requested_by: str
+    policy: str
+    note: str
+    due_at: datetime | None
+    state: str
+    decided_at: datetime | None
+    created_at: datetime
+    votes: list[VoteView] = field(default_factory=list)
+
+    @property
+    def approvers(self) -> list[str]:
+        return [v.approver_id for v in self.votes]
+
+    @property
+    def approved_by(self) -> list[str]:
+        return [v.approver_id for v in self.votes if v.decision == "approved"]
+
+    @property
+    def rejection(self) -> VoteView | None:
+        return next((v for v in self.votes if v.decision == "rejected"), None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: RequestView
+    settled: bool  # this decision settled the request: send the notifications
+    counted: bool  # the vote was recorded (False: a repeat, or the request was already settled)
+
+
+def request_view(session: Session, request: ApprovalRequest) -> RequestView:
+    votes = session.scalars(
+        select(ApprovalVote).where(ApprovalVote.request_id == request.id).order_by(ApprovalVote.id)
+    )
+    return RequestView(
+        id=request.id,
+        team_id=request.team_id,
+        image_id=request.image_id,
+        requested_by=request.requested_by,
+        policy=request.policy,
+        note=request.note,
+        due_at=request.due_at,
+        state=request.state,
+        decided_at=request.decided_at,
+        created_at=request.created_at,
+        votes=[
+            VoteView(v.approver_id, v.decision, v.reason, v.decided_by, v.decided_at,
+                     v.card_channel, v.card_ts)
+            for v in votes
+        ],
+    )
+
+
+def get_request(factory: sessionmaker[Session], *, team_id: str, request_id: int) -> RequestView | None:
+    with session_scope(factory) as session:
+        request = session.scalar(
+            select(ApprovalRequest).where(
+                ApprovalRequest.team_id == team_id, ApprovalRequest.id == request_id
+            )
+        )
+        return request_view(session, request) if request else None
+
+
+def open_request_for(session: Session, *, team_id: str, image_id: int) -> ApprovalRequest | None:
+    return session.scalar(
+        select(ApprovalRequest).where(
+            ApprovalRequest.team_id == team_id,
+            ApprovalRequest.image_id == image_id,
+            ApprovalRequest.state == "open",
+        )
+    )
+
+
+def create_request(
+    session: Session,
+    *,
+    image: Image,
+    requested_by: str,
+    approvers: Sequence[str],
+    policy: str,
+    note: str,
+    due_at: datetime | None,
+    now: datetime,
+) -> ApprovalRequest:
+    """Record a request inside the caller's transaction. One open request per image."""
+    if open_request_for(session, team_id=image.team_id, image_id=image.id) is not None:
+        raise ApprovalError(
+            "This image already has an open approval request; cancel it first to ask again.",
+            field="approvers",
+        )
+    if not approvers:
+        raise ApprovalError("Name at least one person to approve it.", field="approvers")
+    if due_at is not None and due_at < now:
+        raise ApprovalError("The due date is in the past.", field="due")
+    request = ApprovalRequest(
+        team_id=image.team_id,
+        image_id=image.id,
+        requested_by=requested_by,
+        policy=policy if policy in ("any", "all") else "any",
+        note=note.strip()[:MAX_NOTE_LENGTH],
+        due_at=due_at,
+        state="open",
+        created_at=now,
+    )
+    session.add(request)
+    session.flush()
+    for approver in dict.fromkeys(approvers):
+        session.add(ApprovalVote(team_id=image.team_id, request_id=request.id, approver_id=approver))
+    image.status = ImageStatus.PENDING
+    _audit(session, image.team_id, image.id, requested_by, "approval_requested",
+           {"request": request.id, "approvers": list(dict.fromkeys(approvers)),
+            "policy": request.policy}, now)
+    return request
+
+
+def request_approval(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    image_id: int,
+    requested_by: str,
+    approvers: Sequence[str],
+    policy: str,
+    note: str = "",
+    due_at: datetime | None = None,
+    now: datetime,
+) -> RequestView:
+    with session_scope(factory) as session:
+        image = session.scalar(
+            select(Image).where(Image.team_id == team_id, Image.id == image_id).with_for_update()
+        )
+        if image is None:
+            raise ApprovalError("That image is no longer in the library.")
+        request = create_request(
+            session, image=image, requested_by=requested_by, approvers=approvers,
+            policy=policy, note=note, due_at=due_at, now=now,
+        )
+        return request_view(session, request)
+
+
+def record_card(
+    factory: sessionmaker[Session], *, request_id: int, approver_id: str, channel: str, ts: str
+) -> None:
+    """Remember where an approver's card is, to update it later."""
+    with session_scope(factory) as session:
+        vote = session.scalar(
+            select(ApprovalVote).where(
+                ApprovalVote.request_id == request_id, ApprovalVote.approver_id == approver_id
+            )
+        )
+        if vote is not None:
+            vote.card_channel, vote.card_ts = channel, ts
+
+
+def decide(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    request_id: int,
+    user_id: str,
+    decision: str,
+    reason: str | None,
+    is_admin: bool,
+    now: datetime,
+) -> Decision:
+    """Record `user_id`'s decision. Raises ApprovalError when they may not decide."""
+    if decision not in ("approved", "rejected"):
+        raise ApprovalError("Unknown decision.")
+    reason = (reason or "").strip()
+    if decision == "rejected" and not reason:
+        raise ApprovalError("Say why it is rejected.", field="reason")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ApprovalError(
+            f"Keep the reason under {MAX_REASON_LENGTH} characters.", field="reason"
+        )
+    with session_scope(factory) as session:
+        request = session.scalar(
+            select(ApprovalRequest)
+            .where(ApprovalRequest.team_id == team_id, ApprovalRequest.id == request_id)
+            .with_for_update()
+        )
+        if request is None:
+            raise ApprovalError("This approval request no longer exists.")
+        if request.state != "open":
+            return Decision(request_view(session, request), settled=False, counted=False)
+        votes = list(
+            session.scalars(select(ApprovalVote).where(ApprovalVote.request_id == request.id))
+        )
+        mine = next((v for v in votes if v.approver_id == user_id), None)
+        if mine is None and not is_admin:
+            raise ApprovalError("You are not an approver of this request.")
+        if mine is not None and mine.decision is not None:
+            return Decision(request_view(session, request), settled=False, counted=False)
+        if mine is None:  # an admin deciding for the request, recorded as such
+            mine = ApprovalVote(team_id=team_id, request_id=request.id, approver_id=user_id)
+            session.add(mine)
+            votes.append(mine)
+        mine.decision, mine.reason = decision, reason or None
+        mine.decided_by, mine.decided_at = user_id, now
+        _audit(session, team_id, request.image_id, user_id, decision,
+               {"request": request.id, "reason": reason or None,
+                "as_admin": mine.approver_id == user_id and is_admin
+                and user_id not in _original_approvers(votes, user_id)}, now)
+        settled_as = _outcome(request.policy, votes, as_admin=is_admin and mine.approver_id == user_id)
+        if settled_as is not None:
+            request.state, request.decided_at = settled_as, now
+            image = session.get(Image, request.image_id)
+            if image is not None:
+                image.status = settled_as
+                image.updated_at = now
+        session.flush()
+        return Decision(request_view(session, request), settled=settled_as is not None, counted=True)
+
+
+def _original_approvers(votes: list[ApprovalVote], admin_id: str) -> set[str]:
+    return {v.approver_id for v in votes if v.approver_id != admin_id or v.decision is None}
+
+
+def _outcome(policy: str, votes: list[ApprovalVote], *, as_admin: bool) -> str | None:
+    decisions = [v.decision for v in votes]
+    if "rejected" in decisions:
+        return "rejected"
+    if policy == "any" or as_admin:
+        return "approved" if "approved" in decisions else None
+    named = [v for v in votes if v.decided_by is None or v.decided_by == v.approver_id]
+    return "approved" if named and all(v.decision == "approved" for v in named) else None
+
+
+def cancel(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    request_id: int,
+    user_id: str,
+    is_admin: bool,
+    now: datetime,
+    reason: str = "cancelled",
+) -> Decision:
+    """Cancel an open request (its requester or an admin). The image goes back to draft."""
+    with session_scope(factory) as session:
+        request = session.scalar(
+            select(ApprovalRequest)
+            .where(ApprovalRequest.team_id == team_id, ApprovalRequest.id == request_id)
+            .with_for_update()
+        )
+        if request is None:
+            raise ApprovalError("This approval request no longer exists.")
+        if request.requested_by != user_id and not is_admin:
+            raise ApprovalError("Only the person who asked, or an admin, can cancel it.")
+        if request.state != "open":
+            return Decision(request_view(session, request), settled=False, counted=False)
+        request.state, request.decided_at = "cancelled", now
+        image = session.get(Image, request.image_id)
+        if image is not None and image.status == ImageStatus.PENDING:
+            image.status = ImageStatus.DRAFT
+        _audit(session, team_id, request.image_id, user_id, "approval_cancelled",
+               {"request": request.id, "why": reason}, now)
+        return Decision(request_view(session, request), settled=True, counted=True)
+
+
+@dataclass(frozen=True)
+class Nudge:
+    request: RequestView
+    escalate: bool  # tell the admins, not (only) the approvers
+
+
+def claim_reminders(
+    factory: sessionmaker[Session],
+    *,
+    now: datetime,
+    remind_after: timedelta,
+    escalate_after: timedelta,
+    limit: int = 200,
+) -> list[Nudge]:
+    """Open requests due a reminder (at most once per interval) or an escalation (once).
+    Rows are claimed with FOR UPDATE SKIP LOCKED on Postgres and stamped in the same
+    transaction, so two workers never send the same reminder."""
+    with session_scope(factory) as session:
+        query = (
+            select(ApprovalRequest)
+            .where(
+                ApprovalRequest.state == "open",
+                ApprovalRequest.created_at <= now - remind_after,
+            )
+            .order_by(ApprovalRequest.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        nudges = []
+        for request in session.scalars(query):
+            escalate = request.escalated_at is None and request.created_at <= now - escalate_after
+            due = request.last_reminded_at is None or request.last_reminded_at <= now - remind_after
+            if not (escalate or due):
+                continue
+            if escalate:
+                request.escalated_at = now
+            if due:
+                request.last_reminded_at = now
+            nudges.append(Nudge(request_view(session, request), escalate=escalate))
+        return nudges
+
+
+def cancel_for_image(
+    session: Session, *, image: Image, actor_id: str, now: datetime
+) -> ApprovalRequest | None:
+    """Deleting or archiving an image cancels its open request (caller's transaction)."""
+    request = open_request_for(session, team_id=image.team_id, image_id=image.id)
+    if request is not None:
+        request.state, request.decided_at = "cancelled", now
+        _audit(session, image.team_id, image.id, actor_id, "approval_cancelled",
+               {"request": request.id, "why": "image removed"}, now)
+    return request
+
+
+def pending_for(
+    factory: sessionmaker[Session], *, team_id: str, user_id: str, limit: int = 10
+) -> list[RequestView]:
+    """Open requests waiting for `user_id`'s decision."""
+    with session_scope(factory) as session:
+        requests = session.scalars(
+            select(ApprovalRequest)
+            .join(ApprovalVote, ApprovalVote.request_id == ApprovalRequest.id)
+            .where(
+                ApprovalRequest.team_id == team_id,
+                ApprovalRequest.state == "open",
+                ApprovalVote.approver_id == user_id,
+                ApprovalVote.decision.is_(None),
+            )
+            .order_by(ApprovalRequest.created_at)
+            .limit(limit)
+        )
+        return [request_view(session, r) for r in requests]
+
+
+def requested_by(
+    factory: sessionmaker[Session], *, team_id: str, user_id: str, limit: int = 10
+) -> list[RequestView]:
+    with session_scope(factory) as session:
+        requests = session.scalars(
+            select(ApprovalRequest)
+            .where(ApprovalRequest.team_id == team_id, ApprovalRequest.requested_by == user_id)
+            .order_by(ApprovalRequest.created_at.desc())
+            .limit(limit)
+        )
+        return [request_view(session, r) for r in requests]
+
+
+def history(
+    factory: sessionmaker[Session], *, team_id: str, image_id: int, limit: int = 40
+) -> list[AuditEvent]:
+    with session_scope(factory) as session:
+        return list(
+            session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.team_id == team_id, AuditEvent.image_id == image_id)
+                .order_by(AuditEvent.id)
+                .limit(limit)
+            )
+        )
+
+
+def _audit(
+    session: Session,
+    team_id: str,
+    image_id: int | None,
+    actor_id: str,
+    action: str,
+    detail: dict[str, object],
+    now: datetime,
+) -> None:
+    session.add(
+        AuditEvent(team_id=team_id, image_id=image_id, actor_id=actor_id, action=action,
+                   detail=detail, created_at=now)
+    )
