@@ -282,6 +282,34 @@ def remove_category(
         return int(in_use)
 
 
+def set_approvers(
+    factory: sessionmaker[Session],
+    *,
+    team_id: str,
+    category: str,
+    approvers: list[str],
+    policy: str,
+    actor_id: str,
+    now: datetime,
+) -> CategoryInfo:
+    """A category's default approvers (prefilled in the details form) and its policy."""
+    if policy not in ("any", "all"):
+        raise AdminError("The policy is `any` (first decision settles) or `all`.")
+    with session_scope(factory) as session:
+        row = find_category(session, team_id=team_id, name=category)
+        row.default_approvers = list(dict.fromkeys(approvers))
+        row.approval_policy = policy
+        _audit(
+            session,
+            team_id,
+            actor_id,
+            "approvers_set",
+            {"category": row.name, "approvers": row.default_approvers, "policy": policy},
+            now=now,
+        )
+        return CategoryInfo(row.id, row.name, 0, list(row.default_approvers), policy)
+
+
 def _category_name(raw: str) -> str:
     name = normalise_tag(raw)
     if not name:

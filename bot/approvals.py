@@ -96,14 +96,23 @@ def request_view(session: Session, request: ApprovalRequest) -> RequestView:
         decided_at=request.decided_at,
         created_at=request.created_at,
         votes=[
-            VoteView(v.approver_id, v.decision, v.reason, v.decided_by, v.decided_at,
-                     v.card_channel, v.card_ts)
+            VoteView(
+                v.approver_id,
+                v.decision,
+                v.reason,
+                v.decided_by,
+                v.decided_at,
+                v.card_channel,
+                v.card_ts,
+            )
             for v in votes
         ],
     )
 
 
-def get_request(factory: sessionmaker[Session], *, team_id: str, request_id: int) -> RequestView | None:
+def get_request(
+    factory: sessionmaker[Session], *, team_id: str, request_id: int
+) -> RequestView | None:
     with session_scope(factory) as session:
         request = session.scalar(
             select(ApprovalRequest).where(
@@ -157,11 +166,23 @@ def create_request(
     session.add(request)
     session.flush()
     for approver in dict.fromkeys(approvers):
-        session.add(ApprovalVote(team_id=image.team_id, request_id=request.id, approver_id=approver))
+        session.add(
+            ApprovalVote(team_id=image.team_id, request_id=request.id, approver_id=approver)
+        )
     image.status = ImageStatus.PENDING
-    _audit(session, image.team_id, image.id, requested_by, "approval_requested",
-           {"request": request.id, "approvers": list(dict.fromkeys(approvers)),
-            "policy": request.policy}, now)
+    _audit(
+        session,
+        image.team_id,
+        image.id,
+        requested_by,
+        "approval_requested",
+        {
+            "request": request.id,
+            "approvers": list(dict.fromkeys(approvers)),
+            "policy": request.policy,
+        },
+        now,
+    )
     return request
 
 
@@ -184,8 +205,14 @@ def request_approval(
         if image is None:
             raise ApprovalError("That image is no longer in the library.")
         request = create_request(
-            session, image=image, requested_by=requested_by, approvers=approvers,
-            policy=policy, note=note, due_at=due_at, now=now,
+            session,
+            image=image,
+            requested_by=requested_by,
+            approvers=approvers,
+            policy=policy,
+            note=note,
+            due_at=due_at,
+            now=now,
         )
         return request_view(session, request)
 
@@ -243,17 +270,23 @@ def decide(
             raise ApprovalError("You are not an approver of this request.")
         if mine is not None and mine.decision is not None:
             return Decision(request_view(session, request), settled=False, counted=False)
-        if mine is None:  # an admin deciding for the request, recorded as such
+        as_admin = mine is None  # an admin deciding in the approvers' place, recorded as such
+        if mine is None:
             mine = ApprovalVote(team_id=team_id, request_id=request.id, approver_id=user_id)
             session.add(mine)
             votes.append(mine)
         mine.decision, mine.reason = decision, reason or None
         mine.decided_by, mine.decided_at = user_id, now
-        _audit(session, team_id, request.image_id, user_id, decision,
-               {"request": request.id, "reason": reason or None,
-                "as_admin": mine.approver_id == user_id and is_admin
-                and user_id not in _original_approvers(votes, user_id)}, now)
-        settled_as = _outcome(request.policy, votes, as_admin=is_admin and mine.approver_id == user_id)
+        _audit(
+            session,
+            team_id,
+            request.image_id,
+            user_id,
+            decision,
+            {"request": request.id, "reason": reason or None, "as_admin": as_admin},
+            now,
+        )
+        settled_as = _outcome(request.policy, votes, override=as_admin)
         if settled_as is not None:
             request.state, request.decided_at = settled_as, now
             image = session.get(Image, request.image_id)
@@ -261,21 +294,19 @@ def decide(
                 image.status = settled_as
                 image.updated_at = now
         session.flush()
-        return Decision(request_view(session, request), settled=settled_as is not None, counted=True)
+        return Decision(
+            request_view(session, request), settled=settled_as is not None, counted=True
+        )
 
 
-def _original_approvers(votes: list[ApprovalVote], admin_id: str) -> set[str]:
-    return {v.approver_id for v in votes if v.approver_id != admin_id or v.decision is None}
-
-
-def _outcome(policy: str, votes: list[ApprovalVote], *, as_admin: bool) -> str | None:
+def _outcome(policy: str, votes: list[ApprovalVote], *, override: bool) -> str | None:
+    """What the votes so far settle the request as, or None while it stays open."""
     decisions = [v.decision for v in votes]
     if "rejected" in decisions:
         return "rejected"
-    if policy == "any" or as_admin:
+    if policy == "any" or override:
         return "approved" if "approved" in decisions else None
-    named = [v for v in votes if v.decided_by is None or v.decided_by == v.approver_id]
-    return "approved" if named and all(v.decision == "approved" for v in named) else None
+    return "approved" if all(d == "approved" for d in decisions) else None
 
 
 def cancel(
@@ -305,8 +336,15 @@ def cancel(
         image = session.get(Image, request.image_id)
         if image is not None and image.status == ImageStatus.PENDING:
             image.status = ImageStatus.DRAFT
-        _audit(session, team_id, request.image_id, user_id, "approval_cancelled",
-               {"request": request.id, "why": reason}, now)
+        _audit(
+            session,
+            team_id,
+            request.image_id,
+            user_id,
+            "approval_cancelled",
+            {"request": request.id, "why": reason},
+            now,
+        )
         return Decision(request_view(session, request), settled=True, counted=True)
 
 
@@ -360,8 +398,15 @@ def cancel_for_image(
     request = open_request_for(session, team_id=image.team_id, image_id=image.id)
     if request is not None:
         request.state, request.decided_at = "cancelled", now
-        _audit(session, image.team_id, image.id, actor_id, "approval_cancelled",
-               {"request": request.id, "why": "image removed"}, now)
+        _audit(
+            session,
+            image.team_id,
+            image.id,
+            actor_id,
+            "approval_cancelled",
+            {"request": request.id, "why": "image removed"},
+            now,
+        )
     return request
 
 
@@ -422,6 +467,12 @@ def _audit(
     now: datetime,
 ) -> None:
     session.add(
-        AuditEvent(team_id=team_id, image_id=image_id, actor_id=actor_id, action=action,
-                   detail=detail, created_at=now)
+        AuditEvent(
+            team_id=team_id,
+            image_id=image_id,
+            actor_id=actor_id,
+            action=action,
+            detail=detail,
+            created_at=now,
+        )
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot import ids
 from bot.admin import CategoryInfo, Watched
+from bot.approvals import RequestView
 from bot.details import MAX_DESCRIPTION_LENGTH, MAX_TAG_LENGTH, MAX_TITLE_LENGTH
 from bot.finder import Result, ResultPage
 from bot.prompts import ImageNote, Preview, PromptPlan
@@ -416,13 +417,57 @@ class HomeImage:
     preview: Preview | None = None
 
 
-def home_view(*, missing: Sequence[HomeImage], recent: Sequence[HomeImage]) -> Block:
+@dataclass(frozen=True)
+class HomeRequest:
+    request: RequestView
+    title: str
+
+
+def home_view(
+    *,
+    missing: Sequence[HomeImage],
+    recent: Sequence[HomeImage],
+    waiting: Sequence[HomeRequest] = (),
+    requests: Sequence[HomeRequest] = (),
+) -> Block:
     blocks: list[Block] = [
         {"type": "header", "text": plain("Image library", 150)},
         section(
             "Search everything with `/images <words>`, e.g. `/images CMO tag:launch`. "
             "`/images help` lists all commands."
         ),
+    ]
+    if waiting:
+        blocks.append({"type": "divider"})
+        blocks.append({"type": "header", "text": plain("Waiting for your approval", 150)})
+        for item in waiting[:8]:
+            blocks.append(
+                section(
+                    f"*{escape(item.title or 'untitled')}* \u00b7 asked by "
+                    f"<@{item.request.requested_by}>"
+                )
+            )
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"home_approval:{item.request.id}",
+                    "elements": [
+                        button("Approve", ids.APPROVE, str(item.request.id), style="primary"),
+                        button("Reject", ids.REJECT, str(item.request.id), style="danger"),
+                    ],
+                }
+            )
+    if requests:
+        blocks.append({"type": "divider"})
+        blocks.append({"type": "header", "text": plain("My requests", 150)})
+        for item in requests[:8]:
+            row: Block = section(
+                f"*{escape(item.title or 'untitled')}*\n{approval_status(item.request)}"
+            )
+            if item.request.state == "open":
+                row["accessory"] = button("Cancel", ids.CANCEL_REQUEST, str(item.request.id))
+            blocks.append(row)
+    blocks += [
         {"type": "divider"},
         {"type": "header", "text": plain("Still missing details", 150)},
     ]
@@ -473,6 +518,8 @@ def help_blocks() -> tuple[str, list[Block]]:
         "\u2022 `/images channels` \u2014 which channels are watched\n"
         "\u2022 `/images categories` \u2014 list; admins: `add`, `rename <old> to <new>`, "
         "`remove <name> [--move-to <other>]`\n"
+        "\u2022 `/images approvers <category> @ana @ben [any|all]` \u2014 who approves a "
+        "category's images (admins)\n"
         "\u2022 `/images help` \u2014 this list\n"
         "Post images in a watched channel, or use the *Add to image library* message "
         "shortcut on any message with images, then add their details."
@@ -538,6 +585,8 @@ def search_blocks(
             )
         if result.can_edit:
             actions.append(button("Edit details", ids.EDIT_DETAILS, str(result.image_id)))
+        actions.append(button("Request approval", ids.REQUEST_APPROVAL, str(result.image_id)))
+        actions.append(button("History", ids.SHOW_HISTORY, str(result.image_id)))
         blocks.append({"type": "actions", "elements": actions})
     paging = []
     if page.newer:
@@ -607,3 +656,158 @@ def shared_blocks(
         )
     )
     return f"{title} (shared from the image library)", blocks
+
+
+# -- approvals ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardImage:
+    title: str
+    tags: Sequence[str]
+    category: str | None
+    shoot_date: str | None
+    preview: Preview | None
+    original_url: str | None
+
+
+def approval_card(request: RequestView, image: CardImage) -> tuple[str, list[Block]]:
+    """An approver's DM card. Open: Approve / Reject / Open original. Settled: the truth,
+    and no buttons."""
+    blocks: list[Block] = []
+    picture = image_block(image.preview) if image.preview else None
+    if picture:
+        blocks.append(picture)
+    asked = f"<@{request.requested_by}> asks for your approval"
+    if request.note:
+        asked += f": \u201c{escape(request.note)}\u201d"
+    facts = [
+        f"*{escape(image.title or 'untitled')}*",
+        tag_line(image.tags),
+        " \u00b7 ".join(p for p in (escape(image.category or ""), image.shoot_date or "") if p),
+    ]
+    blocks.append(section("\n".join(f for f in facts if f)))
+    blocks.append(
+        context(
+            asked + (f" \u00b7 due {request.due_at.date().isoformat()}" if request.due_at else "")
+        )
+    )
+    status = approval_status(request)
+    if request.state == "open":
+        if request.policy == "all" and request.approved_by:
+            blocks.append(context(status))
+        elements = [
+            button("Approve", ids.APPROVE, str(request.id), style="primary"),
+            button("Reject", ids.REJECT, str(request.id), style="danger"),
+        ]
+        if image.original_url:
+            elements.append(
+                {
+                    "type": "button",
+                    "text": plain("Open original", 75),
+                    "action_id": ids.OPEN_ORIGINAL,
+                    "url": image.original_url[:3000],
+                    "value": str(request.image_id),
+                }
+            )
+        blocks.append(
+            {"type": "actions", "block_id": f"approval:{request.id}", "elements": elements}
+        )
+    else:
+        blocks.append(section(status))
+    return f"Approval request: {image.title or 'an image'}", blocks
+
+
+def approval_status(request: RequestView) -> str:
+    """One line of truth about a request, the same on every card and thread."""
+    when = request.decided_at.strftime("%Y-%m-%d %H:%M UTC") if request.decided_at else ""
+    if request.state == "approved":
+        people = ", ".join(f"<@{a}>" for a in request.approved_by) or "an admin"
+        return f":white_check_mark: Approved by {people} at {when}"
+    if request.state == "rejected":
+        rejection = request.rejection
+        who = f"<@{rejection.approver_id}>" if rejection else "an approver"
+        reason = f": {escape(rejection.reason)}" if rejection and rejection.reason else ""
+        return f":no_entry: Rejected by {who}{reason}"
+    if request.state == "cancelled":
+        return f":heavy_multiplication_x: Request cancelled {when}".rstrip()
+    waiting = [a for a in request.approvers if a not in request.approved_by]
+    if request.policy == "all" and request.approved_by:
+        done = ", ".join(f"<@{a}>" for a in request.approved_by)
+        rest = ", ".join(f"<@{a}>" for a in waiting)
+        return f"Approved so far by {done}; waiting for {rest}"
+    return ":hourglass_flowing_sand: Waiting for " + ", ".join(f"<@{a}>" for a in waiting)
+
+
+def reject_modal(request_id: int, metadata: dict[str, Any]) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": ids.REJECT_MODAL,
+        "title": plain("Reject image", 24),
+        "submit": plain("Reject", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps(dict(metadata, request=request_id))[:3000],
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": ids.REASON_BLOCK,
+                "label": plain("Why is it rejected?", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            }
+        ],
+    }
+
+
+def request_modal(image_id: int, *, title: str, approvers: Sequence[str]) -> Block:
+    approvers_element: Block = {"type": "multi_users_select", "action_id": "value"}
+    if approvers:
+        approvers_element["initial_users"] = list(approvers)[:100]
+    return {
+        "type": "modal",
+        "callback_id": ids.REQUEST_MODAL,
+        "title": plain("Request approval", 24),
+        "submit": plain("Send", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({"image": image_id}),
+        "blocks": [
+            section(f"*{escape(title or 'untitled')}*"),
+            {
+                "type": "input",
+                "block_id": ids.APPROVERS_BLOCK,
+                "label": plain("Approvers", 2000),
+                "element": approvers_element,
+            },
+            {
+                "type": "input",
+                "block_id": ids.NOTE_BLOCK,
+                "optional": True,
+                "label": plain("Note", 2000),
+                "element": {"type": "plain_text_input", "action_id": "value", "max_length": 1000},
+            },
+            {
+                "type": "input",
+                "block_id": ids.DUE_BLOCK,
+                "optional": True,
+                "label": plain("Due date", 2000),
+                "element": {"type": "datepicker", "action_id": "value"},
+            },
+        ],
+    }
+
+
+def history_blocks(
+    title: str, events: Sequence[tuple[str, str, str, str]]
+) -> tuple[str, list[Block]]:
+    """(when, actor id, action, detail) rows: who uploaded, edited, asked, decided."""
+    lines = [
+        f"\u2022 {when} \u2014 <@{actor}> {escape(action.replace('_', ' '))}"
+        + (f" ({escape(detail)})" if detail else "")
+        for when, actor, action, detail in events[-40:]
+    ]
+    body = f"*History of {escape(title or 'untitled')}*\n" + ("\n".join(lines) or "Nothing yet.")
+    return f"History of {title}", [section(body)]

@@ -14,10 +14,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.approvals import create_request
 from storage.db import session_scope
 from storage.models import (
-    ApprovalRequest,
-    ApprovalVote,
     AuditEvent,
     Category,
     Image,
@@ -201,17 +200,20 @@ def save_details(
                     created_at=now,
                 )
             )
-            if details.approvers:
-                request_id = _record_approval_request(
+            # Only a draft is sent for approval from this form: editing the details of an
+            # image that is pending, approved or rejected does not reset its approval.
+            if details.approvers and image.status == ImageStatus.DRAFT:
+                request = create_request(
                     session,
                     image=image,
                     requested_by=actor_id,
                     approvers=details.approvers,
                     policy=category.approval_policy if category else "any",
+                    note="",
+                    due_at=None,
                     now=now,
                 )
-                if request_id is not None:
-                    request_ids.append(request_id)
+                request_ids.append(request.id)
         return SavedDetails(
             image_ids=[i.id for i in images],
             tags=list(details.tags),
@@ -247,54 +249,6 @@ def _retag(
             .where(Tag.team_id == team_id, Tag.name_key.in_(gone), Tag.use_count > 0)
             .values(use_count=Tag.use_count - 1)
         )
-
-
-def _record_approval_request(
-    session: Session,
-    *,
-    image: Image,
-    requested_by: str,
-    approvers: Sequence[str],
-    policy: str,
-    now: datetime,
-) -> int | None:
-    """Record (not yet send) an approval request; an image has at most one open request."""
-    open_request = session.scalar(
-        select(ApprovalRequest.id).where(
-            ApprovalRequest.team_id == image.team_id,
-            ApprovalRequest.image_id == image.id,
-            ApprovalRequest.state == "open",
-        )
-    )
-    if open_request is not None:
-        return None
-    request = ApprovalRequest(
-        team_id=image.team_id,
-        image_id=image.id,
-        requested_by=requested_by,
-        policy=policy,
-        note="",
-        state="open",
-        created_at=now,
-    )
-    session.add(request)
-    session.flush()
-    for approver in approvers:
-        session.add(
-            ApprovalVote(team_id=image.team_id, request_id=request.id, approver_id=approver)
-        )
-    image.status = ImageStatus.PENDING
-    session.add(
-        AuditEvent(
-            team_id=image.team_id,
-            image_id=image.id,
-            actor_id=requested_by,
-            action="approval_requested",
-            detail={"approvers": list(approvers), "policy": policy},
-            created_at=now,
-        )
-    )
-    return request.id
 
 
 def can_edit(image: Image, *, user_id: str, is_admin: bool) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bot import blocks, ids
 from bot.admin import list_categories
+from bot.approvals import Nudge, RequestView, pending_for, record_card, requested_by
 from bot.home import home_images
 from bot.library import IngestOutcome
 from bot.prompts import PromptPlan, claim_prompt, post_date, preview_for
@@ -138,9 +139,30 @@ def publish_home(services: Services, *, team_id: str, user_id: str) -> None:
     missing, recent = home_images(
         services.factory, team_id=team_id, user_id=user_id, media=services.media
     )
-    view = blocks.home_view(missing=missing, recent=recent)
+    waiting = pending_for(services.factory, team_id=team_id, user_id=user_id)
+    mine = requested_by(services.factory, team_id=team_id, user_id=user_id)
+    titles = _titles(services, team_id, [r.image_id for r in [*waiting, *mine]])
+    view = blocks.home_view(
+        missing=missing,
+        recent=recent,
+        waiting=[blocks.HomeRequest(r, titles.get(r.image_id, "")) for r in waiting],
+        requests=[blocks.HomeRequest(r, titles.get(r.image_id, "")) for r in mine],
+    )
     client = services.slack_client(team_id)
     _call("views.publish", lambda: client.views_publish(user_id=user_id, view=view))
+
+
+def _titles(services: Services, team_id: str, image_ids: list[int]) -> dict[int, str]:
+    if not image_ids:
+        return {}
+    with session_scope(services.factory) as session:
+        return dict(
+            session.execute(
+                select(Image.id, Image.title).where(
+                    Image.team_id == team_id, Image.id.in_(image_ids)
+                )
+            ).all()
+        )
 
 
 def send_details_reminder(services: Services, reminder: DetailsReminder) -> None:
@@ -183,3 +205,141 @@ def _call(name: str, send, *, ignore: tuple[str, ...] = ()) -> None:  # type: ig
             log.warning("%s failed: %s %s", name, error, exc.response.get("errors") or "")
     except Exception:
         log.exception("%s failed", name)
+
+
+# -- approvals ---------------------------------------------------------------------------
+
+
+def card_image(services: Services, *, team_id: str, image_id: int) -> blocks.CardImage | None:
+    with session_scope(services.factory) as session:
+        image = session.scalar(select(Image).where(Image.team_id == team_id, Image.id == image_id))
+        if image is None:
+            return None
+        category = session.get(Category, image.category_id) if image.category_id else None
+        original = (
+            services.media.original_url(image.storage_key) if image.storage_key else None
+        ) or image.permalink
+        return blocks.CardImage(
+            title=image.title,
+            tags=list(image.tags),
+            category=category.name if category else None,
+            shoot_date=image.sort_at.date().isoformat(),
+            preview=preview_for(image, services.media),
+            original_url=original,
+        )
+
+
+def _thread_of(services: Services, request: RequestView) -> tuple[str, str] | None:
+    with session_scope(services.factory) as session:
+        image = session.get(Image, request.image_id)
+        if image is None or not image.message_ts:
+            return None
+        return image.channel_id, image.thread_ts or image.message_ts
+
+
+def send_request(services: Services, request: RequestView) -> None:
+    """DM each approver a card, confirm privately to the requester, and say it once in the
+    thread of the original post."""
+    image = card_image(services, team_id=request.team_id, image_id=request.image_id)
+    if image is None:
+        return
+    client = services.slack_client(request.team_id)
+    text, card = blocks.approval_card(request, image)
+    for approver in request.approvers:
+        try:
+            sent = client.chat_postMessage(channel=approver, text=text, blocks=card)
+        except SlackApiError as exc:
+            log.warning("approval card to %s failed: %s", approver, exc.response.get("error"))
+            continue
+        record_card(
+            services.factory,
+            request_id=request.id,
+            approver_id=approver,
+            channel=str(sent["channel"]),
+            ts=str(sent["ts"]),
+        )
+    people = ", ".join(f"<@{a}>" for a in request.approvers)
+    _call(
+        "chat.postMessage",
+        lambda: client.chat_postMessage(
+            channel=request.requested_by,
+            text=f"Sent *{blocks.escape(image.title or 'your image')}* for approval to {people}.",
+        ),
+    )
+    thread = _thread_of(services, request)
+    if thread:
+        _call(
+            "chat.postMessage",
+            lambda: client.chat_postMessage(
+                channel=thread[0], thread_ts=thread[1], text=f"Sent for approval to {people}."
+            ),
+            ignore=("not_in_channel", "channel_not_found"),
+        )
+    for user in {request.requested_by, *request.approvers}:
+        publish_home(services, team_id=request.team_id, user_id=user)
+
+
+def show_outcome(services: Services, request: RequestView, *, settled: bool) -> None:
+    """Make every card tell the truth; when the request just settled, tell the requester in
+    the original thread."""
+    image = card_image(services, team_id=request.team_id, image_id=request.image_id)
+    client = services.slack_client(request.team_id)
+    if image is not None:
+        text, card = blocks.approval_card(request, image)
+        for vote in request.votes:
+            if vote.card_channel and vote.card_ts:
+                _call(
+                    "chat.update",
+                    lambda v=vote: client.chat_update(
+                        channel=v.card_channel, ts=v.card_ts, text=text, blocks=card
+                    ),
+                    ignore=("message_not_found", "channel_not_found"),
+                )
+    if settled:
+        thread = _thread_of(services, request)
+        line = f"<@{request.requested_by}> {blocks.approval_status(request)}"
+        if thread:
+            _call(
+                "chat.postMessage",
+                lambda: client.chat_postMessage(channel=thread[0], thread_ts=thread[1], text=line),
+                ignore=("not_in_channel", "channel_not_found"),
+            )
+        else:
+            _call(
+                "chat.postMessage",
+                lambda: client.chat_postMessage(channel=request.requested_by, text=line),
+            )
+    for user in {request.requested_by, *request.approvers}:
+        publish_home(services, team_id=request.team_id, user_id=user)
+
+
+def send_nudge(services: Services, nudge: Nudge) -> None:
+    """A reminder to the approvers still to decide; an escalation to the admins."""
+    request = nudge.request
+    client = services.slack_client(request.team_id)
+    image = card_image(services, team_id=request.team_id, image_id=request.image_id)
+    title = blocks.escape(image.title if image else "an image")
+    waiting = [v.approver_id for v in request.votes if v.decision is None]
+    for approver in waiting:
+        _call(
+            "chat.postMessage",
+            lambda a=approver: client.chat_postMessage(
+                channel=a,
+                text=f":bell: Reminder: <@{request.requested_by}> is waiting for your decision "
+                f"on *{title}* (the card with the buttons is above).",
+            ),
+        )
+    if nudge.escalate:
+        who = ", ".join(f"<@{a}>" for a in waiting) or "nobody"
+        for admin_id in sorted(services.settings.slack_admin_ids):
+            _call(
+                "chat.postMessage",
+                lambda a=admin_id: client.chat_postMessage(
+                    channel=a,
+                    text=f":rotating_light: The approval of *{title}* requested by "
+                    f"<@{request.requested_by}> has waited over "
+                    f"{services.settings.approval_escalate_hours:g} hours; still waiting for "
+                    f"{who}. "
+                    "Admins can decide from the card or cancel it from App Home.",
+                ),
+            )

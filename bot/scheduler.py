@@ -44,6 +44,25 @@ def remind_about_details(services: Services) -> int:
     return sum(len(r.image_ids) for r in reminders)
 
 
+def remind_approvers(services: Services) -> int:
+    """Remind approvers of requests open longer than APPROVAL_REMINDER_HOURS (once per
+    interval) and tell the admins after APPROVAL_ESCALATE_HOURS (once)."""
+    from bot.approvals import claim_reminders
+    from bot.notify import send_nudge
+
+    if not services.settings.slack_bot_token:
+        return 0
+    nudges = claim_reminders(
+        services.factory,
+        now=services.clock(),
+        remind_after=timedelta(hours=services.settings.approval_reminder_hours),
+        escalate_after=timedelta(hours=services.settings.approval_escalate_hours),
+    )
+    for nudge in nudges:
+        send_nudge(services, nudge)
+    return len(nudges)
+
+
 def prune_processed_events(services: Services) -> int:
     with session_scope(services.factory) as session:
         result = session.execute(
@@ -57,6 +76,7 @@ def prune_processed_events(services: Services) -> int:
 JOBS = {
     "sweep_ingest": (sweep_ingest, {"seconds": SWEEP_SECONDS}),
     "remind_about_details": (remind_about_details, {"minutes": 5}),
+    "remind_approvers": (remind_approvers, {"minutes": 5}),
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
 }
 

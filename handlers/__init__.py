@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import commands, home, messages, search, tagging
+from handlers import approvals, commands, home, messages, search, tagging
 
 
 def register_listeners(app: App, services: Services) -> None:
@@ -14,3 +14,4 @@ def register_listeners(app: App, services: Services) -> None:
     tagging.register(app, services)
     home.register(app, services)
     search.register(app, services)
+    approvals.register(app, services)

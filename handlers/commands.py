@@ -37,6 +37,8 @@ def register(app: App, services: Services) -> None:
                 )
             elif word == "categories":
                 answer = _categories(services, rest, team_id=team_id, user_id=user_id)
+            elif word == "approvers":
+                answer = _approvers(services, rest, team_id=team_id, user_id=user_id)
             else:
                 query = rest if word == "search" else text
                 run_search(services, respond, team_id=team_id, user_id=user_id, text=query)
@@ -161,6 +163,42 @@ def _categories(
             "I know `/images categories`, `add <name>`, `rename <old> to <new>` and "
             "`remove <name> [--move-to <other>]`."
         )
+    return text, [blocks.section(text)]
+
+
+USER_REF = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def _approvers(
+    services: Services, rest: str, *, team_id: str, user_id: str
+) -> tuple[str, list[blocks.Block]]:
+    """`/images approvers <category> @ana @ben [any|all]`."""
+    _require_admin(services, team_id=team_id, user_id=user_id, what="set approvers")
+    people = USER_REF.findall(rest)
+    words = USER_REF.sub(" ", rest).split()
+    policy = "any"
+    if words and words[-1].lower() in ("any", "all"):
+        policy = words.pop().lower()
+    if not words or not people:
+        raise admin.AdminError(
+            "Say it like this: `/images approvers Marketing @ana @ben [any|all]`."
+        )
+    for person in people:
+        facts = services.admins.user(team_id, person)
+        if facts.is_bot or facts.deleted:
+            raise admin.AdminError(f"<@{person}> cannot approve (a bot, or no longer here).")
+    info = admin.set_approvers(
+        services.factory,
+        team_id=team_id,
+        category=" ".join(words),
+        approvers=people,
+        policy=policy,
+        actor_id=user_id,
+        now=services.clock(),
+    )
+    who = ", ".join(f"<@{p}>" for p in info.default_approvers)
+    rule = "every one of them must approve" if policy == "all" else "the first decision counts"
+    text = f"Images in *{blocks.escape(info.name)}* will be sent for approval to {who} ({rule})."
     return text, [blocks.section(text)]
 
 

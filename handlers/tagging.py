@@ -14,13 +14,15 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import blocks, ids
+from bot.approvals import ApprovalError, get_request
 from bot.details import DetailsError, DetailsInput, can_edit, save_details, suggest_tags, validate
 from bot.domain import Post
 from bot.library import record_posted_files
-from bot.notify import details_modal_for, details_or_reasons, publish_home
+from bot.notify import details_modal_for, details_or_reasons, publish_home, send_request
 from bot.prompts import build_plan, discard_image, keep_duplicate, preview_for, register_view
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack
+from handlers.approvals import check_approvers
 from storage.db import session_scope
 from storage.models import Image, IngestJob, IngestState
 
@@ -84,6 +86,14 @@ def register(app: App, services: Services) -> None:
             return
         try:
             details = validate(_read_form(view, image_ids), today=services.clock().date())
+            if details.approvers:
+                _check_approvers(
+                    services,
+                    team_id=team_id,
+                    user_id=user_id,
+                    approvers=list(details.approvers),
+                    image_ids=image_ids,
+                )
             saved = save_details(
                 services.factory,
                 team_id=team_id,
@@ -108,6 +118,10 @@ def register(app: App, services: Services) -> None:
                     "blocks": summary_body,
                 },
             )
+        for request_id in saved.approval_request_ids:
+            request = get_request(services.factory, team_id=team_id, request_id=request_id)
+            if request is not None:
+                send_request(services, request)
         publish_home(services, team_id=team_id, user_id=user_id)
 
     def shortcut(
@@ -309,6 +323,20 @@ def _is_private(client: WebClient, channel_id: str) -> bool:
     except SlackApiError:
         return True
     return bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+
+
+def _check_approvers(
+    services: Services, *, team_id: str, user_id: str, approvers: list[str], image_ids: list[int]
+) -> None:
+    with session_scope(services.factory) as session:
+        images = list(session.scalars(select(Image).where(Image.id.in_(image_ids))))
+    try:
+        for image in images:
+            check_approvers(
+                services, team_id=team_id, requester=user_id, approvers=approvers, image=image
+            )
+    except ApprovalError as exc:
+        raise DetailsError({"approvers": str(exc)}) from None
 
 
 def _pending(services: Services, *, team_id: str, file_ids: list[str]) -> bool:

@@ -1,0 +1,1137 @@
+"""Search benchmark: query latency at 1,000,000 images on Postgres, beside a naive baseline,
+and the whole `/images` slash command from signed request to `response_url` answer.
+
+    .venv/bin/python bench/search.py            # 1,000,000 images; under 10 min once seeded
+    .venv/bin/python bench/search.py --quick    # 100,000 images; under 60 s after seeding
+
+The images are seeded once with COPY into a dedicated database (`imglib_bench_<N>` on the
+server at 127.0.0.1:5432, created and migrated when missing) and reused by later runs while
+its `bench_meta` marker says it holds N images of this seed version (`--reseed` forces a new
+seed, `--database-url` picks another server or database). Then each query shape runs through
+`bot.finder.find` (what `/images` calls: `storage.search.search_images` plus the category
+names and suggestions) after `storage.search.parse`, with the Viewer `bot.finder.viewer_for`
+builds, and beside it a naive SQL equivalent (ILIKE over a join, OFFSET paging, index scans
+disabled) on the same data in the same run. Last, the real app (`python -m bot serve`, started
+by `tests.conftest.AppProcess`) answers signed `/images` commands from the Slack emulator.
+
+Figures go to stdout as `name: value` lines; progress, sanity checks, goals and (for a shape
+over its goal, or all with `--explain`) the query plans go to stderr. Exit status 1 when
+something failed (the database, the app, a wrong result), with the reason. See
+bench/README.md, "Search benchmark", for what each figure means.
+
+Only 127.0.0.1 is contacted: Postgres, the Slack emulator and the app. Result previews point
+at https://media.example.com, which nothing fetches (the emulator only checks the URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import hashlib
+import io
+import math
+import multiprocessing
+import queue
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
+SEED_VERSION = "search-v1"
+SEED = 20261124
+
+TEAM = "T0TEAM1"
+OTHER_TEAM = "T0OTHER"  # a second workspace in the same tables: never in TEAM's results
+ADMIN = "UADMIN"
+MEMBER = "UMEMBER"
+GUEST = "UGUEST"
+COMMAND_CHANNEL = "C0PUB000"
+
+END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # the newest image; 3 years of dates before
+SPAN = timedelta(days=3 * 365)
+OTHER_TEAM_SHARE = 0.03
+PRIVATE_SHARE = 0.30
+PUBLIC_CHANNELS = 42
+PRIVATE_CHANNELS = 18
+UPLOADERS = 300
+TAG_VOCABULARY = 20_000
+PSEUDO_WORDS = 3_000
+CHUNK_ROWS = 25_000
+GENERATORS = 1  # processes generating COPY text while the server ingests it
+
+PER_PAGE = 5  # what /images shows
+GOAL_MS = 20.0
+GOAL_MS_MISSPELLED = 60.0
+GOAL_COMMAND_MS = 150.0
+BASELINE_BUDGET_S = 25.0  # per shape; at least BASELINE_MIN_RUNS whatever it costs
+BASELINE_MIN_RUNS = 5
+STATEMENT_TIMEOUT_MS = 60_000
+APP_START_TIMEOUT_S = 60.0
+RESPONSE_TIMEOUT_S = 15.0
+MEDIA_BASE_URL = "https://media.example.com"  # only ever written into payloads
+
+
+class BenchError(Exception):
+    """Something did not work; the message says what (and the script exits 1)."""
+
+
+def info(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def figure(name: str, value: float, digits: int) -> None:
+    print(f"{name}: {value:.{digits}f}", flush=True)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+# --------------------------------------------------------------------------------------------
+# The library's vocabulary: deterministic, built the same way in every process
+
+
+FUNCTION_WORDS = ["the", "and", "at", "with", "of", "in", "for", "on", "from", "our"]
+REAL_WORDS = [
+    *FUNCTION_WORDS,
+    "team", "new", "photo", "day", "event", "office", "stage", "product", "shot", "launch",
+    "group", "party", "booth", "portrait", "client", "city", "night", "morning", "summer",
+    "winter", "spring", "autumn", "coffee", "desk", "meeting", "workshop", "panel", "speaker",
+    "crowd", "lobby", "screen", "banner", "poster", "logo", "sample", "demo", "lunch", "dinner",
+    "photos", "keynote", "brand", "garden", "rooftop", "studio", "light", "blue", "red", "green",
+    "window", "street", "hall", "venue", "guests", "table", "award", "ceremony", "welcome",
+    "photographer", "candid", "wide", "detail", "close", "hands", "smile", "selfie", "signage",
+    "backstage", "rehearsal", "packaging", "unboxing", "prototype", "whiteboard", "sketch",
+    "campaign", "billboard", "storefront", "shelf", "display", "kiosk", "van", "fleet",
+    "warehouse", "factory", "lab", "interview", "podcast", "livestream", "webinar", "recording",
+    "microphone", "camera", "drone", "aerial", "skyline", "harbour", "beach", "mountain",
+    "forest", "snow", "rain", "sunset", "sunrise", "golden", "hour", "flatlay", "mockup",
+    "render", "draft", "final", "approved", "version", "edit", "crop", "print", "flyer",
+    "brochure", "catalog", "magazine", "press", "release", "headline", "quote", "testimonial",
+    "customer", "partner", "volunteer", "charity", "run", "marathon", "trophy", "medal",
+    "cake", "birthday", "anniversary", "farewell", "onboarding", "hackathon", "townhall",
+    "offsite", "retreat", "summit", "expo", "fair", "showroom", "gallery", "museum",
+]  # fmt: skip
+HOT_TAGS = [
+    "events", "marketing", "team", "product", "office", "keynote", "CMO", "launch", "social",
+    "brand", "conference", "webinar", "portrait", "headshot", "booth", "stage", "customer",
+    "partner", "award", "hiring", "culture", "offsite", "summit", "retail", "packaging",
+    "press", "Q4", "Q1", "Q2", "Q3", "berlin", "london", "paris", "new-york", "tokyo",
+    "sales", "leadership", "design", "engineering", "support", "community", "sponsor",
+    "trade-show", "print", "video-still", "ugc", "influencer", "holiday", "summer-party",
+    "town-hall",
+]  # fmt: skip
+PHRASES = [
+    ("launch party", 4.0),
+    ("product launch", 3.0),
+    ("team offsite", 2.0),
+    ("behind the scenes", 2.0),
+    ("customer story", 1.5),
+    ("annual summit", 1.0),
+]
+PHRASE_TITLE_SHARE = 0.03
+PHRASE_DESCRIPTION_SHARE = 0.01
+CATEGORIES = [
+    "Events", "Marketing", "Product", "Brand", "Social Media", "Sales", "Partners",
+    "Customers", "People & Culture", "Office", "Press", "Webinars", "Trade Shows",
+    "Leadership", "Recruiting", "Community", "Design", "Engineering", "Support", "Archive",
+]  # fmt: skip
+OTHER_CATEGORIES = ["Events", "Operations", "Misc"]
+OTHER_ONLY_TAG = "zephyrine"  # only the other team uses it
+FIRST_NAMES = [
+    "Ana", "Ben", "Chloe", "Dev", "Ema", "Femi", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea",
+    "Mo", "Nia", "Oli", "Pia", "Raj", "Sol", "Tess", "Uma", "Vik", "Wen", "Xan", "Yara", "Zed",
+]  # fmt: skip
+LAST_NAMES = [
+    "Silva", "Okafor", "Nguyen", "Schmidt", "Rossi", "Kowalski", "Haddad", "Tanaka", "Moreau",
+    "Jensen", "Costa", "Ivanova",
+]  # fmt: skip
+STATUSES = [("approved", 72), ("pending", 12), ("draft", 9), ("rejected", 4), ("archived", 3)]
+TAG_COUNTS = [(0, 6), (1, 14), (2, 22), (3, 24), (4, 17), (5, 10), (6, 7)]
+CAMERAS = ["Canon EOS R5", "Sony A7 IV", "iPhone 15 Pro", "Nikon Z6", "Pixel 8", None]
+
+
+def _cumulative(weights: list[float]) -> list[float]:
+    total, out = 0.0, []
+    for w in weights:
+        total += w
+        out.append(total)
+    return out
+
+
+def _zipf(n: int, *, s: float, q: float) -> list[float]:
+    return _cumulative([1.0 / (rank + q) ** s for rank in range(1, n + 1)])
+
+
+def _pseudo_words(rng: random.Random, count: int, taken: set[str]) -> list[str]:
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    words: list[str] = []
+    seen = set(taken)
+    for _ in range(count * 20):  # bounded: duplicates are rare
+        if len(words) == count:
+            break
+        word = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
+        if rng.random() < 0.4:
+            word += rng.choice("lnrst")
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    if len(words) < count:
+        raise BenchError("could not make enough distinct pseudo-words")
+    return words
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    tags: list[str]
+    tag_cum: list[float]
+    words: list[str]
+    word_cum: list[float]
+    phrases: list[str]
+    phrase_cum: list[float]
+    uploaders: list[tuple[str, str]]
+    uploader_cum: list[float]
+    public: list[str]
+    private: list[str]
+    public_cum: list[float]
+    private_cum: list[float]
+    other_channels: list[str]
+    category_cum: list[float]
+
+
+def build_vocabulary() -> Vocabulary:
+    rng = random.Random(SEED)
+    taken = {w.lower() for w in (*REAL_WORDS, *HOT_TAGS)} | {"keynoet", OTHER_ONLY_TAG}
+    pseudo = _pseudo_words(rng, TAG_VOCABULARY - len(HOT_TAGS) + PSEUDO_WORDS, taken)
+    tags = HOT_TAGS + pseudo[: TAG_VOCABULARY - len(HOT_TAGS)]
+    words = REAL_WORDS + pseudo[TAG_VOCABULARY - len(HOT_TAGS) :]
+    uploaders = [
+        (f"U{n:06d}", f"{FIRST_NAMES[n % len(FIRST_NAMES)]} {LAST_NAMES[n % len(LAST_NAMES)]}")
+        for n in range(UPLOADERS)
+    ]
+    return Vocabulary(
+        tags=tags,
+        tag_cum=_zipf(len(tags), s=1.0, q=1.0),
+        words=words,
+        word_cum=_zipf(len(words), s=1.0, q=2.0),
+        phrases=[p for p, _ in PHRASES],
+        phrase_cum=_cumulative([w for _, w in PHRASES]),
+        uploaders=uploaders,
+        uploader_cum=_zipf(UPLOADERS, s=0.9, q=3.0),
+        public=[f"C0PUB{n:03d}" for n in range(PUBLIC_CHANNELS)],
+        private=[f"G0PRV{n:03d}" for n in range(PRIVATE_CHANNELS)],
+        public_cum=_zipf(PUBLIC_CHANNELS, s=1.0, q=2.0),
+        private_cum=_zipf(PRIVATE_CHANNELS, s=1.0, q=2.0),
+        other_channels=[f"C0OTH{n:03d}" for n in range(5)],
+        category_cum=_zipf(len(CATEGORIES), s=0.8, q=1.0),
+    )
+
+
+VOCAB = build_vocabulary()
+MEMBER_PRIVATE = [VOCAB.private[i] for i in (0, 5, 9, 14)]  # a member of 4 of the 18
+GUEST_CHANNELS = [VOCAB.public[2], VOCAB.public[10], VOCAB.private[1]]  # a guest in 3
+
+
+# --------------------------------------------------------------------------------------------
+# Seeding: COPY text generated in other processes, chunk by chunk
+
+IMAGE_COLUMNS = (
+    "team_id, slack_file_id, channel_id, channel_private, message_ts, uploader_id, "
+    "uploader_name, file_name, title, description, category_id, tags, tag_keys, shoot_date, "
+    "sort_at, status, details_added_at, storage_key, width, height, format, bytes, sha256, "
+    "phash, phash_b0, phash_b1, phash_b2, phash_b3, camera, exif, created_at, updated_at"
+)
+NULL = "\\N"
+
+
+def _ts(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _words(rng: random.Random, count: int) -> list[str]:
+    return rng.choices(VOCAB.words, cum_weights=VOCAB.word_cum, k=count)
+
+
+def _with_phrase(rng: random.Random, words: list[str]) -> list[str]:
+    phrase = rng.choices(VOCAB.phrases, cum_weights=VOCAB.phrase_cum)[0]
+    at = rng.randint(0, len(words))
+    return words[:at] + phrase.split() + words[at:]
+
+
+def generate_chunk(start: int, count: int, total: int, categories: dict[str, list[int]]) -> str:
+    """COPY text (tab-separated) for images start..start+count-1 of `total`, oldest first."""
+    rng = random.Random(f"{SEED}:{start}")
+    out = io.StringIO()
+    span_s = SPAN.total_seconds()
+    first = END - SPAN
+    statuses = [s for s, _ in STATUSES]
+    status_cum = _cumulative([w for _, w in STATUSES])
+    tag_counts = [n for n, _ in TAG_COUNTS]
+    tag_count_cum = _cumulative([w for _, w in TAG_COUNTS])
+    team_categories, other_categories = categories[TEAM], categories[OTHER_TEAM]
+    for index in range(start, start + count):
+        # A library grows: more images per day lately (u ** 0.8 spreads the old ones out).
+        u = (index + rng.random()) / total
+        created = first + timedelta(seconds=span_s * u**0.8)
+        other = rng.random() < OTHER_TEAM_SHARE
+        if other:
+            team = OTHER_TEAM
+            channel, private = rng.choice(VOCAB.other_channels), False
+            category = rng.choice([*other_categories, None])
+        else:
+            team = TEAM
+            private = rng.random() < PRIVATE_SHARE
+            if private:
+                channel = rng.choices(VOCAB.private, cum_weights=VOCAB.private_cum)[0]
+            else:
+                channel = rng.choices(VOCAB.public, cum_weights=VOCAB.public_cum)[0]
+            category = (
+                rng.choices(team_categories, cum_weights=VOCAB.category_cum)[0]
+                if rng.random() < 0.85
+                else None
+            )
+        uploader_id, uploader_name = rng.choices(VOCAB.uploaders, cum_weights=VOCAB.uploader_cum)[0]
+        title_words = _words(rng, rng.randint(2, 6))
+        if rng.random() < PHRASE_TITLE_SHARE:
+            title_words = _with_phrase(rng, title_words)
+        title = " ".join(title_words).capitalize()
+        description = ""
+        if rng.random() < 0.6:
+            described = _words(rng, rng.randint(4, 20))
+            if rng.random() < PHRASE_DESCRIPTION_SHARE:
+                described = _with_phrase(rng, described)
+            description = " ".join(described).capitalize() + "."
+        n_tags = rng.choices(tag_counts, cum_weights=tag_count_cum)[0]
+        tags = list(dict.fromkeys(rng.choices(VOCAB.tags, cum_weights=VOCAB.tag_cum, k=n_tags)))
+        if other and rng.random() < 0.2:
+            tags.append(OTHER_ONLY_TAG)
+        shoot = None
+        if rng.random() < 0.6:
+            shoot = (created - timedelta(days=rng.uniform(0, 20))).replace(microsecond=0)
+        sort_at = shoot or created
+        status = rng.choices(statuses, cum_weights=status_cum)[0]
+        stored = rng.random() < 0.97
+        sha = hashlib.sha256(f"{SEED}:{index}".encode()).hexdigest()
+        phash = rng.getrandbits(64)
+        bands = [(phash >> (48 - 16 * b)) & 0xFFFF for b in range(4)]
+        camera = rng.choice(CAMERAS)
+        fields = [
+            team,
+            f"F{index:010d}",
+            channel,
+            "t" if private else "f",
+            f"{created.timestamp():.6f}",
+            uploader_id,
+            uploader_name,
+            f"IMG_{index % 100000:05d}.jpg",
+            title,
+            description,
+            str(category) if category else NULL,
+            "{" + ",".join(tags) + "}",
+            "{" + ",".join(t.casefold() for t in tags) + "}",
+            _ts(shoot) if shoot else NULL,
+            _ts(sort_at),
+            status,
+            _ts(created + timedelta(minutes=5)) if title_words and rng.random() < 0.7 else NULL,
+            f"{team}/{sha[:2]}/{sha}.jpg" if stored else NULL,
+            "4000",
+            "3000",
+            "JPEG",
+            str(rng.randint(800_000, 14_000_000)),
+            sha,
+            str(phash - (1 << 63)),
+            *(str(b) for b in bands),
+            camera or NULL,
+            "{}",
+            _ts(created),
+            _ts(created + timedelta(seconds=30)),
+        ]
+        out.write("\t".join(fields))
+        out.write("\n")
+    return out.getvalue()
+
+
+def _generator_process(
+    worker: int,
+    workers: int,
+    total: int,
+    categories: dict[str, list[int]],
+    out: Any,
+) -> None:
+    for n, start in enumerate(range(0, total, CHUNK_ROWS)):
+        if n % workers == worker:
+            out.put(generate_chunk(start, min(CHUNK_ROWS, total - start), total, categories))
+    out.put(None)
+
+
+def chunks(total: int, categories: dict[str, list[int]]) -> Iterator[str]:
+    """The COPY text in order, generated by GENERATORS processes (bounded queues)."""
+    context = multiprocessing.get_context("fork")
+    queues = [context.Queue(maxsize=3) for _ in range(GENERATORS)]
+    procs = [
+        context.Process(
+            target=_generator_process,
+            args=(w, GENERATORS, total, categories, queues[w]),
+            daemon=True,
+        )
+        for w in range(GENERATORS)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for n in range(math.ceil(total / CHUNK_ROWS)):
+            try:
+                chunk = queues[n % GENERATORS].get(timeout=300)
+            except queue.Empty:
+                raise BenchError("the row generator stopped producing") from None
+            if chunk is None:
+                raise BenchError("the row generator ended early")
+            yield chunk
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+
+
+def app_tables() -> list[str]:
+    from storage.models import Base
+
+    return [t.name for t in Base.metadata.sorted_tables]
+
+
+def seed(engine: Any, total: int) -> float:
+    """Empty the library tables and fill them; one transaction (a failed seed leaves the
+    database as it was). Returns the seconds it took."""
+    started = time.perf_counter()
+    now = END + timedelta(hours=1)
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("SET maintenance_work_mem = '1GB'")
+        cur.execute("SET synchronous_commit = off")
+        cur.execute(f"TRUNCATE {', '.join(app_tables())} RESTART IDENTITY CASCADE")
+        cur.execute("DELETE FROM bench_meta")
+        categories: dict[str, list[int]] = {TEAM: [], OTHER_TEAM: []}
+        for team, names in ((TEAM, CATEGORIES), (OTHER_TEAM, OTHER_CATEGORIES)):
+            for name in names:
+                cur.execute(
+                    "INSERT INTO categories (team_id, name, name_key, approval_policy, "
+                    "default_approvers, created_at) VALUES (%s, %s, %s, 'any', '[]', %s) "
+                    "RETURNING id",
+                    (team, name, name.casefold(), END - SPAN),
+                )
+                categories[team].append(int(cur.fetchone()[0]))
+        channels = [(TEAM, c, False) for c in VOCAB.public]
+        channels += [(TEAM, c, True) for c in VOCAB.private]
+        channels += [(OTHER_TEAM, c, False) for c in VOCAB.other_channels]
+        cur.executemany(
+            "INSERT INTO channels (team_id, channel_id, is_private, created_at) "
+            "VALUES (%s, %s, %s, %s)",
+            [(*c, END - SPAN) for c in channels],
+        )
+        # Secondary indexes are built after the load (the same definitions, read back from
+        # the catalog): far faster than keeping a GIN index up to date row by row.
+        cur.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'images'::regclass "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
+        )
+        indexes = cur.fetchall()
+        for name, _ in indexes:
+            cur.execute(f'DROP INDEX "{name}"')
+        replica = True
+        try:
+            cur.execute("SAVEPOINT replica")
+            # Skips the foreign-key triggers during COPY (every category id exists).
+            cur.execute("SET LOCAL session_replication_role = replica")
+        except Exception:
+            cur.execute("ROLLBACK TO SAVEPOINT replica")
+            replica = False
+        info(
+            f"seeding {total:,} images with COPY"
+            + ("" if replica else " (foreign keys checked per row: not a superuser)")
+        )
+        copied = 0
+        last_note = time.perf_counter()
+        for chunk in chunks(total, categories):
+            cur.copy_expert(
+                f"COPY images ({IMAGE_COLUMNS}) FROM STDIN WITH (FREEZE)", io.StringIO(chunk)
+            )
+            copied += chunk.count("\n")
+            if time.perf_counter() - last_note > 15 or copied == total:
+                last_note = time.perf_counter()
+                info(f"  {copied:,} copied ({last_note - started:.0f} s)")
+        if replica:
+            cur.execute("SET LOCAL session_replication_role = origin")
+        t_index = time.perf_counter()
+        for name, definition in indexes:
+            cur.execute(definition)
+            info(f"  index {name} built ({time.perf_counter() - t_index:.0f} s)")
+        cur.execute(
+            "INSERT INTO tags (team_id, name, name_key, use_count, created_at) "
+            "SELECT team_id, min(t), lower(t), count(*), min(created_at) "
+            "FROM images, unnest(tags) AS t GROUP BY team_id, lower(t)"
+        )
+        seconds = time.perf_counter() - started
+        cur.executemany(
+            "INSERT INTO bench_meta (key, value) VALUES (%s, %s)",
+            [
+                ("images", str(total)),
+                ("version", SEED_VERSION),
+                ("seeded_at", now.isoformat()),
+                ("seed_load_s", f"{seconds:.1f}"),
+            ],
+        )
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+    info(f"  committed ({time.perf_counter() - started:.0f} s); VACUUM ANALYZE")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in ("images", "tags", "categories", "channels"):
+            conn.exec_driver_sql(f"VACUUM ANALYZE {table}")
+    seconds = time.perf_counter() - started
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE bench_meta SET value = %(v)s WHERE key = 'seed_load_s'", {"v": f"{seconds:.1f}"}
+        )
+    return seconds
+
+
+def database_url(args: argparse.Namespace, total: int) -> str:
+    from bot.config import normalise_database_url
+
+    if args.database_url:
+        return normalise_database_url(args.database_url)
+    return normalise_database_url(f"{DEFAULT_SERVER}/imglib_bench_{total}")
+
+
+def ensure_database(url: str) -> None:
+    """Create the database when missing (from the server's `postgres` database)."""
+    import psycopg2
+    from psycopg2 import sql
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = parsed.database
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    dsn = admin.render_as_string(hide_password=False)
+    connection = psycopg2.connect(dsn, connect_timeout=10)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                info(f"creating database {name}")
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+
+
+def prepare(args: argparse.Namespace, total: int) -> tuple[str, float | None]:
+    """A migrated database holding `total` seeded images; the seed time if seeded now."""
+    from sqlalchemy import text
+
+    from storage import migrate
+    from storage.db import make_engine
+
+    url = database_url(args, total)
+    try:
+        ensure_database(url)
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+    except Exception as exc:
+        raise BenchError(f"cannot prepare the database: {exc}") from None
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value text)"
+            )
+            meta = dict(conn.execute(text("SELECT key, value FROM bench_meta")).all())
+            count = int(conn.execute(text("SELECT count(*) FROM images")).scalar_one())
+        if meta.get("version") == SEED_VERSION and meta.get("images") == str(total) == str(count):
+            if not args.reseed:
+                info(
+                    f"reusing {url.rsplit('/', 1)[-1]}: {count:,} images seeded "
+                    f"{meta.get('seeded_at', '?')} (seed took {meta.get('seed_load_s', '?')} s)"
+                )
+                return url, None
+        elif count and not meta:
+            raise BenchError(
+                f"{url.rsplit('/', 1)[-1]} has {count:,} images and no bench_meta: not a "
+                "benchmark database, refusing to empty it"
+            )
+        seconds = seed(engine, total)
+        info(f"seeded {total:,} images in {seconds:.0f} s")
+        return url, seconds
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes: what people search for, through the app's own code
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    text: str
+    user: str
+    goal_ms: float = GOAL_MS
+    page: int = 1  # > 1: fetched with the cursor of the page before (keyset paging)
+    naive: tuple[Any, ...] = ()  # what the naive SQL looks for
+    expect_corrected: dict[str, str] = field(default_factory=dict)
+
+
+def shapes_for(engine: Any, total: int) -> list[Shape]:
+    from sqlalchemy import text
+
+    target = max(2, round(total / 40_000))  # a rare tag: ~25 images at 1M, a few at 100k
+    with engine.connect() as conn:
+        rare = conn.execute(
+            text(
+                "SELECT name FROM tags WHERE team_id = :team AND name_key <> :other "
+                "AND use_count BETWEEN :lo AND :hi ORDER BY abs(use_count - :target), name "
+                "LIMIT 1"
+            ),
+            {
+                "team": TEAM,
+                "other": OTHER_ONLY_TAG,
+                "lo": max(1, target // 2),
+                "hi": target * 2,
+                "target": target,
+            },
+        ).scalar()
+    if rare is None:
+        raise BenchError("no rare tag in the seeded data")
+    second = VOCAB.tags[300]  # ~0.1 % of images
+    to_day = END.date()
+    from_day = to_day - timedelta(days=90)
+    return [
+        Shape("common_tag", "tag:events", MEMBER, naive=("tags", ["events"])),
+        Shape("rare_tag", f"tag:{rare}", MEMBER, naive=("tags", [rare])),
+        Shape(
+            "two_tags",
+            f"tag:keynote tag:{second}",
+            MEMBER,
+            naive=("tags", ["keynote", second]),
+        ),
+        Shape("free_word", "rehearsal", MEMBER, naive=("word", "rehearsal")),
+        Shape("phrase", '"launch party"', MEMBER, naive=("phrase", "launch party")),
+        Shape(
+            "category_90_days",
+            f"category:Events after:{from_day - timedelta(days=1)} before:{to_day}",
+            MEMBER,
+            naive=("category_range", "Events", from_day, to_day),
+        ),
+        Shape(
+            "misspelled_tag",
+            "tag:keynoet",
+            MEMBER,
+            goal_ms=GOAL_MS_MISSPELLED,
+            naive=("misspelled", "keynoet"),
+            expect_corrected={"keynoet": "keynote"},
+        ),
+        Shape("page_50", "photo", MEMBER, page=50, naive=("word", "photo")),
+        Shape("guest_visibility", "tag:events", GUEST, naive=("tags", ["events"])),
+    ]
+
+
+@dataclass
+class Library:
+    """The app's pieces the slash command uses, in this process."""
+
+    engine: Any
+    factory: Any
+    media: Any
+    viewers: dict[str, Any]
+
+    def find(self, shape: Shape, cursor: Any = None) -> Any:
+        from bot.finder import find
+        from storage.search import parse
+
+        return find(
+            self.factory,
+            query=parse(shape.text),
+            viewer=self.viewers[shape.user],
+            user_id=shape.user,
+            is_admin=False,
+            media=self.media,
+            cursor=cursor,
+            per_page=PER_PAGE,
+        )
+
+
+def memberships_map() -> dict[str, set[str]]:
+    """Who is in which conversation (what the emulator answers conversations.members with)."""
+    members: dict[str, set[str]] = {}
+    for channel in VOCAB.public:
+        members[channel] = {ADMIN, MEMBER, "UBOT"}
+    for channel in VOCAB.private:
+        members[channel] = {ADMIN, "UBOT"}
+    for channel in MEMBER_PRIVATE:
+        members[channel].add(MEMBER)
+    for channel in GUEST_CHANNELS:
+        members[channel].add(GUEST)
+    return members
+
+
+def open_library(url: str, media_dir: Path) -> Library:
+    from bot.admin import AdminDirectory, UserFacts
+    from bot.finder import Memberships, viewer_for
+    from storage.db import make_engine, make_session_factory
+    from storage.media import LocalStore
+
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    media = LocalStore(media_dir, signing_key=b"bench-search", public_base_url=MEDIA_BASE_URL)
+    members = memberships_map()
+    admins = AdminDirectory(
+        configured=frozenset({ADMIN}),
+        lookup=lambda team, user: UserFacts(
+            is_admin=False, is_guest=user == GUEST, is_bot=False, deleted=False
+        ),
+    )
+    memberships = Memberships(lookup=lambda team, channel: frozenset(members.get(channel, ())))
+    viewers = {
+        user: viewer_for(
+            factory, team_id=TEAM, user_id=user, admins=admins, memberships=memberships
+        )
+        for user in (MEMBER, GUEST)
+    }
+    if viewers[MEMBER].channels != frozenset(MEMBER_PRIVATE):
+        raise BenchError(f"member viewer has {sorted(viewers[MEMBER].channels)}")
+    if not viewers[GUEST].is_guest or viewers[GUEST].channels != frozenset(GUEST_CHANNELS):
+        raise BenchError(f"guest viewer is {viewers[GUEST]}")
+    return Library(engine, factory, media, viewers)
+
+
+def cursor_for(library: Library, shape: Shape) -> Any:
+    """The cursor of page `shape.page`: walk the Older links from the first page."""
+    cursor = None
+    for n in range(1, shape.page):
+        page = library.find(shape, cursor)
+        if page.older is None:
+            raise BenchError(f"{shape.name}: only {n} pages")
+        cursor = page.older
+    return cursor
+
+
+def check_results(library: Library, shape: Shape, page: Any) -> None:
+    """Every result is the team's, visible to the viewer, and the count is plausible."""
+    from sqlalchemy import select
+
+    from storage.models import Image
+
+    viewer = library.viewers[shape.user]
+    ids = [r.image_id for r in page.results]
+    if not ids:
+        raise BenchError(f"{shape.name}: no results for {shape.text!r}")
+    with library.factory() as session:
+        rows = session.execute(
+            select(Image.id, Image.team_id, Image.channel_id, Image.channel_private).where(
+                Image.id.in_(ids)
+            )
+        ).all()
+    for image_id, team, channel, private in rows:
+        if team != TEAM:
+            raise BenchError(f"{shape.name}: image {image_id} of team {team} in the results")
+        if (viewer.is_guest or private) and channel not in viewer.channels:
+            raise BenchError(f"{shape.name}: image {image_id} from {channel} is not visible")
+    if shape.expect_corrected and page.corrected_tags != shape.expect_corrected:
+        raise BenchError(f"{shape.name}: corrected {page.corrected_tags}")
+
+
+def check_isolation(library: Library) -> None:
+    """The other team's own tag finds nothing for this team (and something for its own);
+    without typo correction, which could rightly pick one of this team's tags."""
+    from dataclasses import replace
+
+    from storage.search import parse, search_images
+
+    query = parse(f"tag:{OTHER_ONLY_TAG}")
+    viewer = library.viewers[MEMBER]
+    with library.factory() as session:
+        ours = search_images(session, query, viewer=viewer, correct_tags=False)
+        theirs = search_images(
+            session, query, viewer=replace(viewer, team_id=OTHER_TEAM), correct_tags=False
+        )
+    if ours.total or not theirs.total:
+        raise BenchError(
+            f"team isolation: {ours.total} for {TEAM}, {theirs.total} for {OTHER_TEAM}"
+        )
+    info(f"isolation: tag:{OTHER_ONLY_TAG} finds 0 for {TEAM}, {theirs.total} for {OTHER_TEAM}")
+
+
+def time_shape(library: Library, shape: Shape, *, runs: int, warmup: int) -> list[float]:
+    cursor = cursor_for(library, shape)
+    page = None
+    for _ in range(warmup):
+        page = library.find(shape, cursor)
+    check_results(library, shape, page)
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        library.find(shape, cursor)
+        timings.append((time.perf_counter() - started) * 1000)
+    total = f"{page.total:,}" if page.total <= 1000 else "1,000+"
+    info(
+        f"{shape.name}: {shape.text!r} as {shape.user}, page {shape.page}: {total} found; "
+        f"p50 {percentile(timings, 50):.2f} ms, p95 {percentile(timings, 95):.2f} ms "
+        f"({runs} runs)"
+    )
+    return timings
+
+
+# --------------------------------------------------------------------------------------------
+# The naive baseline: ILIKE over a join, OFFSET paging, no index scans
+
+
+NAIVE_SELECT = (
+    "SELECT i.id, i.title, i.file_name, i.tags, c.name AS category, i.sort_at, i.uploader_id, "
+    "i.status, i.storage_key, i.slack_file_id FROM images i "
+    "LEFT JOIN categories c ON c.id = i.category_id WHERE "
+)
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def naive_where(conn: Any, shape: Shape, viewer: Any) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {
+        "team": viewer.team_id,
+        "statuses": ["approved", "pending", "draft"],
+        "channels": sorted(viewer.channels),
+    }
+    where = [
+        "i.team_id = %(team)s",
+        "i.storage_key IS NOT NULL",
+        "i.status = ANY(%(statuses)s::text[])",
+        "i.channel_id = ANY(%(channels)s::text[])"
+        if viewer.is_guest
+        else "(NOT i.channel_private OR i.channel_id = ANY(%(channels)s::text[]))",
+    ]
+    kind = shape.naive[0]
+    if kind == "misspelled":
+        # The naive way to forgive a typo: the whole vocabulary into Python, then difflib.
+        vocabulary = [
+            row[0]
+            for row in conn.exec_driver_sql(
+                "SELECT name_key FROM tags WHERE team_id = %(team)s AND use_count > 0",
+                {"team": viewer.team_id},
+            )
+        ]
+        close = difflib.get_close_matches(shape.naive[1].casefold(), vocabulary, n=1, cutoff=0.6)
+        kind, wanted = "tags", close[:1] or [shape.naive[1]]
+    else:
+        wanted = shape.naive[1]
+    if kind == "tags":
+        ors = []
+        for n, tag in enumerate(wanted):
+            params[f"tag{n}"] = tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            ors.append(f"t ILIKE %(tag{n})s")
+        where.append(f"EXISTS (SELECT 1 FROM unnest(i.tags) AS t WHERE {' OR '.join(ors)})")
+    elif kind in ("word", "phrase"):
+        params["like"] = _like(wanted)
+        params["prefix"] = _like(wanted)[1:]
+        text_match = [
+            "i.title ILIKE %(like)s",
+            "i.description ILIKE %(like)s",
+            "i.uploader_name ILIKE %(like)s",
+            "EXISTS (SELECT 1 FROM unnest(i.tags) AS t WHERE t ILIKE %(like)s)",
+        ]
+        if kind == "word":
+            text_match.append("c.name ILIKE %(prefix)s")
+        where.append("(" + " OR ".join(text_match) + ")")
+    elif kind == "category_range":
+        _, name, first, last = shape.naive
+        params.update(
+            category=name,
+            after=datetime.combine(first, datetime.min.time(), tzinfo=UTC),
+            before=datetime.combine(last, datetime.min.time(), tzinfo=UTC),
+        )
+        where += ["c.name ILIKE %(category)s", "i.sort_at >= %(after)s", "i.sort_at < %(before)s"]
+    else:
+        raise BenchError(f"no naive form for {shape.name}")
+    return " AND ".join(where), params
+
+
+def naive_page(conn: Any, shape: Shape, viewer: Any) -> list[int]:
+    """One page the naive way: the page by OFFSET, and the same capped count as ours."""
+    where, params = naive_where(conn, shape, viewer)
+    params["offset"] = (shape.page - 1) * PER_PAGE
+    rows = conn.exec_driver_sql(
+        NAIVE_SELECT + where + f" ORDER BY i.sort_at DESC, i.id DESC LIMIT {PER_PAGE + 1} "
+        "OFFSET %(offset)s",
+        params,
+    ).all()
+    conn.exec_driver_sql(
+        "SELECT count(*) FROM (SELECT 1 FROM images i LEFT JOIN categories c "
+        f"ON c.id = i.category_id WHERE {where} LIMIT 1001) AS capped",
+        params,
+    ).scalar()
+    conn.exec_driver_sql(
+        "SELECT id, name FROM categories WHERE team_id = %(team)s", {"team": viewer.team_id}
+    ).all()
+    return [row[0] for row in rows[:PER_PAGE]]
+
+
+@contextlib.contextmanager
+def naive_connection(engine: Any) -> Iterator[Any]:
+    with engine.connect() as conn:
+        for setting in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
+            conn.exec_driver_sql(f"SET {setting} = off")
+        conn.exec_driver_sql(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("RESET ALL")
+
+
+def time_naive(
+    library: Library, shape: Shape, *, runs: int, ours: list[int]
+) -> tuple[list[float], bool]:
+    viewer = library.viewers[shape.user]
+    timings: list[float] = []
+    budget_until = time.perf_counter() + BASELINE_BUDGET_S
+    with naive_connection(library.engine) as conn:
+        same = naive_page(conn, shape, viewer) == ours  # also the warm-up
+        conn.rollback()
+        for n in range(runs):
+            if n >= BASELINE_MIN_RUNS and time.perf_counter() > budget_until:
+                break
+            started = time.perf_counter()
+            naive_page(conn, shape, viewer)
+            conn.rollback()
+            timings.append((time.perf_counter() - started) * 1000)
+    info(
+        f"  baseline: p50 {percentile(timings, 50):.1f} ms ({len(timings)} runs); same page "
+        f"as ours: {'yes' if same else 'no'}"
+    )
+    return timings, same
+
+
+# --------------------------------------------------------------------------------------------
+# Query plans of what the app runs
+
+
+def explain(library: Library, shape: Shape) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of every statement one `find` sends, to stderr."""
+    from sqlalchemy import event
+
+    cursor = cursor_for(library, shape)
+    captured: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cur: Any, statement: str, parameters: Any, *args: Any) -> None:
+        captured.append((statement, parameters))
+
+    event.listen(library.engine, "before_cursor_execute", record)
+    try:
+        library.find(shape, cursor)
+    finally:
+        event.remove(library.engine, "before_cursor_execute", record)
+    raw = library.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for n, (statement, parameters) in enumerate(captured, 1):
+            if not statement.lstrip().upper().startswith("SELECT"):
+                continue
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+            plan = "\n".join(f"    {row[0]}" for row in cur.fetchall())
+            sql_text = cur.mogrify(statement, parameters).decode()
+            info(f"--- {shape.name}, statement {n}:\n    {sql_text}\n{plan}")
+        raw.rollback()
+    finally:
+        raw.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The whole slash command through the running app
+
+
+def start_slack() -> Any:
+    from tests.fakes.slack_api import SlackEmulator
+
+    slack = SlackEmulator(team_id=TEAM, team_name="Bench Marketing")
+    slack.add_user(ADMIN, "ana", real_name="Ana Admin", is_admin=True)
+    slack.add_user(MEMBER, "max", real_name="Max Member")
+    slack.add_user(GUEST, "gil", real_name="Gil Guest", is_restricted=True)
+    for channel, members in memberships_map().items():
+        slack.add_channel(
+            channel,
+            channel.lower(),
+            is_private=channel in VOCAB.private,
+            members=sorted(members),
+        )
+    return slack.start()
+
+
+def command_latencies(
+    url: str, shapes: list[Shape], *, commands: int, work: Path
+) -> tuple[list[float], dict[str, list[float]]]:
+    from tests.conftest import AppProcess, app_env
+
+    slack = start_slack()
+    env = app_env(database_url=url, slack=slack, media_dir=work / "media")
+    env.update({"CLOUDINARY_URL": "", "PUBLIC_BASE_URL": MEDIA_BASE_URL, "LOG_LEVEL": "WARNING"})
+    app = AppProcess(["serve"], env, work / "app.log")
+    mix = [s for s in shapes if s.page == 1]  # a page further on is a button, not a command
+    try:
+        try:
+            app.start(timeout=APP_START_TIMEOUT_S)
+        except AssertionError as exc:
+            raise BenchError(f"the app did not start: {exc}") from None
+        sender = app.sender()
+
+        def one(shape: Shape) -> float:
+            fields = slack.slash_command(
+                "/images", user=shape.user, channel=COMMAND_CHANNEL, text=shape.text
+            )
+            response_url = fields["response_url"]
+            sent = time.time()
+            reply = sender.command(**fields)
+            if reply.status != 200:
+                raise BenchError(f"/images {shape.text}: HTTP {reply.status} {reply.body[:200]!r}")
+            try:
+                calls = slack.wait_for(
+                    "response_url",
+                    predicate=lambda c: c.params.get("_url") == response_url and c.status == 200,
+                    timeout=RESPONSE_TIMEOUT_S,
+                )
+            except AssertionError:
+                raise BenchError(
+                    f"/images {shape.text}: no accepted response_url answer in "
+                    f"{RESPONSE_TIMEOUT_S:.0f} s\n{app.logs()}"
+                ) from None
+            answer = str(calls[0].params.get("text", ""))
+            if answer.startswith("No images") or "went wrong" in answer:
+                raise BenchError(f"/images {shape.text}: answered {answer[:200]!r}")
+            return (calls[0].at - sent) * 1000
+
+        for shape in mix * 2:  # warm-up: connections, caches, the first users.info
+            one(shape)
+        latencies: list[float] = []
+        per_shape: dict[str, list[float]] = {s.name: [] for s in mix}
+        for n in range(commands):
+            shape = mix[n % len(mix)]
+            latency = one(shape)
+            latencies.append(latency)
+            per_shape[shape.name].append(latency)
+        refused = [c for c in slack.calls_to("response_url") if c.status != 200]
+        if refused:
+            info(f"note: {len(refused)} response_url posts refused by the emulator")
+        return latencies, per_shape
+    finally:
+        app.stop()
+        slack.stop()
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 images, fewer runs")
+    parser.add_argument("--images", type=int, help="how many images (default 1,000,000)")
+    parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
+    parser.add_argument("--database-url", help="a Postgres database to use instead")
+    parser.add_argument("--runs", type=int, help="timed runs per shape (default 200; quick 100)")
+    parser.add_argument("--baseline-runs", type=int, help="naive runs per shape (20; quick 10)")
+    parser.add_argument("--commands", type=int, help="timed slash commands (default 240)")
+    parser.add_argument("--explain", action="store_true", help="plans of every shape (stderr)")
+    args = parser.parse_args(argv)
+    total = args.images or (100_000 if args.quick else 1_000_000)
+    runs = args.runs or (100 if args.quick else 200)
+    warmup = 10 if args.quick else 20
+    baseline_runs = args.baseline_runs or (10 if args.quick else 20)
+    commands = args.commands or (200 if args.quick else 240)
+    if not (1_000 <= total <= 10_000_000 and 1 <= runs <= 10_000 and 1 <= baseline_runs <= 1000):
+        parser.error("--images 1000..10000000, --runs 1..10000, --baseline-runs 1..1000")
+    if not 1 <= commands <= 10_000:
+        parser.error("--commands 1..10000")
+
+    started = time.perf_counter()
+    try:
+        url, seed_s = prepare(args, total)
+        measured_from = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+            work = Path(tmp)
+            library = open_library(url, work / "media")
+            try:
+                shapes = shapes_for(library.engine, total)
+                check_isolation(library)
+                ours: dict[str, list[float]] = {}
+                naive: dict[str, list[float]] = {}
+                for shape in shapes:
+                    ours[shape.name] = time_shape(library, shape, runs=runs, warmup=warmup)
+                    first_page = [
+                        r.image_id for r in library.find(shape, cursor_for(library, shape)).results
+                    ]
+                    naive[shape.name], _ = time_naive(
+                        library, shape, runs=baseline_runs, ours=first_page
+                    )
+                over = [s for s in shapes if percentile(ours[s.name], 95) >= s.goal_ms]
+                for shape in shapes if args.explain else over:
+                    explain(library, shape)
+            finally:
+                library.engine.dispose()
+            info(f"slash commands: {commands} timed, one at a time, after {2 * 8} warm-up")
+            latencies, per_shape = command_latencies(url, shapes, commands=commands, work=work)
+    except BenchError as exc:
+        info(f"error: {exc}")
+        return 1
+
+    figure("images", total, 0)
+    if seed_s is not None:
+        figure("seed_s", seed_s, 1)
+    for shape in shapes:
+        p50 = percentile(ours[shape.name], 50)
+        base = percentile(naive[shape.name], 50)
+        figure(f"p50_ms_{shape.name}", p50, 2)
+        figure(f"p95_ms_{shape.name}", percentile(ours[shape.name], 95), 2)
+        figure(f"baseline_p50_ms_{shape.name}", base, 1)
+        figure(f"baseline_ratio_{shape.name}", base / p50 if p50 > 0 else float("nan"), 1)
+    figure("command_p50_ms", percentile(latencies, 50), 1)
+    figure("command_p95_ms", percentile(latencies, 95), 1)
+
+    for name, values in per_shape.items():
+        info(
+            f"command {name}: p50 {percentile(values, 50):.1f} ms, "
+            f"p95 {percentile(values, 95):.1f} ms ({len(values)})"
+        )
+    for shape in shapes:
+        p95 = percentile(ours[shape.name], 95)
+        verdict = "met" if p95 < shape.goal_ms else "NOT met"
+        info(f"goal p95_ms_{shape.name} < {shape.goal_ms:.0f}: {verdict} ({p95:.2f})")
+    p95 = percentile(latencies, 95)
+    verdict = "met" if p95 < GOAL_COMMAND_MS else "NOT met"
+    info(f"goal command_p95_ms < {GOAL_COMMAND_MS:.0f}: {verdict} ({p95:.1f})")
+    info(
+        f"done in {time.perf_counter() - started:.0f} s "
+        f"({time.perf_counter() - measured_from:.0f} s after seeding)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
