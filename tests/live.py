@@ -152,6 +152,26 @@ class Live:
         response = calls[nth].response
         return response["view"]["id"], response["view"]
 
+    def opened_views(self) -> int:
+        return sum(
+            1
+            for c in self.slack.calls_to("views.open")
+            if c.status == 200 and c.response and c.response.get("ok")
+        )
+
+    def click_to_open(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = POSTER,
+        channel: str | None = PUBLIC_CHANNEL,
+    ) -> tuple[str, dict[str, Any]]:
+        """Click a button that opens a modal; the modal it opened."""
+        before = self.opened_views()
+        self.click(action_id, value, user=user, channel=channel)
+        return self.opened_view(before)
+
     def submit(self, view_id: str, values: dict[str, Any], *, user: str = POSTER) -> Reply:
         payload = self.slack.view_submission(user=user, view_id=view_id, values=values)
         return self.sender.interactive(payload)
