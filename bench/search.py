@@ -950,18 +950,35 @@ def explain(library: Library, shape: Shape) -> None:
     finally:
         event.remove(library.engine, "before_cursor_execute", record)
     raw = library.engine.raw_connection()
+    summary = []
     try:
         cur = raw.cursor()
         for n, (statement, parameters) in enumerate(captured, 1):
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue
             cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-            plan = "\n".join(f"    {row[0]}" for row in cur.fetchall())
+            lines = [row[0] for row in cur.fetchall()]
+            plan = "\n".join(f"    {line}" for line in lines)
             sql_text = cur.mogrify(statement, parameters).decode()
             info(f"--- {shape.name}, statement {n}:\n    {sql_text}\n{plan}")
+            took = next((x.split(":")[1].strip() for x in lines if "Execution Time" in x), "?")
+            summary.append(f"{_statement_kind(statement)} {took}")
         raw.rollback()
     finally:
         raw.close()
+    info(f"explain {shape.name}: " + ", ".join(summary))
+
+
+def _statement_kind(statement: str) -> str:
+    if "count(*)" in statement:
+        return "capped count"
+    if "ORDER BY images.sort_at" in statement:
+        return "page"
+    if "similarity(" in statement:
+        return "closest tag"
+    if "FROM tags" in statement:
+        return "tag exists"
+    return "categories" if "FROM categories" in statement else "other"
 
 
 # --------------------------------------------------------------------------------------------

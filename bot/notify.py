@@ -283,18 +283,19 @@ def show_outcome(services: Services, request: RequestView, *, settled: bool) -> 
     """Make every card tell the truth; when the request just settled, tell the requester in
     the original thread."""
     image = card_image(services, team_id=request.team_id, image_id=request.image_id)
+    if image is None:  # removed from the library: the cards still say what happened
+        image = blocks.CardImage("(removed from the library)", [], None, None, None, None)
     client = services.slack_client(request.team_id)
-    if image is not None:
-        text, card = blocks.approval_card(request, image)
-        for vote in request.votes:
-            if vote.card_channel and vote.card_ts:
-                _call(
-                    "chat.update",
-                    lambda v=vote: client.chat_update(
-                        channel=v.card_channel, ts=v.card_ts, text=text, blocks=card
-                    ),
-                    ignore=("message_not_found", "channel_not_found"),
-                )
+    text, card = blocks.approval_card(request, image)
+    for vote in request.votes:
+        if vote.card_channel and vote.card_ts:
+            _call(
+                "chat.update",
+                lambda v=vote: client.chat_update(
+                    channel=v.card_channel, ts=v.card_ts, text=text, blocks=card
+                ),
+                ignore=("message_not_found", "channel_not_found"),
+            )
     if settled:
         thread = _thread_of(services, request)
         line = f"<@{request.requested_by}> {blocks.approval_status(request)}"

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.approvals import RequestView, cancel_for_image, request_view
 from bot.duplicates import Duplicate, find_duplicate, hamming
 from storage.db import session_scope
 from storage.media import MediaStore
@@ -294,13 +295,16 @@ def discard_image(
     actor_id: str,
     media: MediaStore,
     now: datetime,
-) -> Image | None:
-    """Remove an image from the library. Its original is deleted from the store unless
-    another image has the very same bytes (the stores are content-addressed)."""
+) -> tuple[Image | None, RequestView | None]:
+    """Remove an image from the library, cancelling its open approval request (returned, so
+    its cards can be updated). Its original is deleted from the store unless another image
+    has the very same bytes (the stores are content-addressed)."""
     with session_scope(factory) as session:
         image = session.scalar(select(Image).where(Image.team_id == team_id, Image.id == image_id))
         if image is None:
-            return None
+            return None, None
+        cancelled = cancel_for_image(session, image=image, actor_id=actor_id, now=now)
+        cancelled_view = request_view(session, cancelled) if cancelled else None
         key = image.storage_key
         shared = key is not None and bool(
             session.scalar(
@@ -326,7 +330,7 @@ def discard_image(
         session.execute(delete(Image).where(Image.id == image.id))
     if key and not shared:
         media.delete(key)
-    return image
+    return image, cancelled_view
 
 
 def post_date(message_ts: str | None) -> date | None:

@@ -18,7 +18,13 @@ from bot.approvals import ApprovalError, get_request
 from bot.details import DetailsError, DetailsInput, can_edit, save_details, suggest_tags, validate
 from bot.domain import Post
 from bot.library import record_posted_files
-from bot.notify import details_modal_for, details_or_reasons, publish_home, send_request
+from bot.notify import (
+    details_modal_for,
+    details_or_reasons,
+    publish_home,
+    send_request,
+    show_outcome,
+)
 from bot.prompts import build_plan, discard_image, keep_duplicate, preview_for, register_view
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack
@@ -240,7 +246,7 @@ def register(app: App, services: Services) -> None:
                 services.factory, team_id=team_id, image_id=image_ids[0], actor_id=user_id, now=now
             )
         else:
-            image = discard_image(
+            image, cancelled = discard_image(
                 services.factory,
                 team_id=team_id,
                 image_id=image_ids[0],
@@ -248,6 +254,8 @@ def register(app: App, services: Services) -> None:
                 media=services.media,
                 now=now,
             )
+            if cancelled is not None:
+                show_outcome(services, cancelled, settled=True)
         if image is None or image.message_ts is None:
             return
         plan = build_plan(

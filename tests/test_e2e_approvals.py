@@ -451,3 +451,50 @@ def test_two_workers_remind_each_request_once(live: Live) -> None:
         escalate_after=timedelta(hours=72),
     )
     assert [n.escalate for n in escalations] == [True]
+
+
+def test_discarding_an_image_cancels_its_request_and_updates_the_cards(live: Live) -> None:
+    from tests import images
+
+    with_setup(live)
+    data = images.jpeg(seed=60)
+    for file_id in ("F0FIRST", "F0COPY"):
+        live.slack.add_file(
+            file_id,
+            name=f"{file_id}.jpg",
+            content=data,
+            mimetype="image/jpeg",
+            filetype="jpg",
+            user=POSTER,
+        )
+    live.post("F0FIRST")
+    live.wait_for_prompt(count=1)
+    live.post("F0COPY")
+    prompt = live.wait_for_prompt(count=2)
+    copy_id = int(
+        next(
+            e["value"]
+            for b in prompt.params["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == ids.DISCARD_DUPLICATE
+        )
+    )
+    approvals.request_approval(
+        live.db.factory,
+        team_id=TEAM,
+        image_id=copy_id,
+        requested_by=POSTER,
+        approvers=[APPROVER_A],
+        policy="any",
+        now=datetime.now(UTC),
+    )
+    request_id = request_id_of(live)
+    approvals.record_card(
+        live.db.factory, request_id=request_id, approver_id=APPROVER_A, channel="DMEMBER", ts="1.5"
+    )
+    live.click(ids.DISCARD_DUPLICATE, str(copy_id))
+    update = wait_until(lambda: live.slack.calls_to("chat.update"), what="card updated")
+    assert update[-1].params["ts"] == "1.5"
+    assert "Request cancelled" in said(update[-1].params["blocks"])
+    assert live.image(copy_id) is None
