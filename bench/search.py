@@ -1072,14 +1072,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
     parser.add_argument("--database-url", help="a Postgres database to use instead")
     parser.add_argument("--runs", type=int, help="timed runs per shape (default 200; quick 100)")
-    parser.add_argument("--baseline-runs", type=int, help="naive runs per shape (20; quick 10)")
+    parser.add_argument("--baseline-runs", type=int, help="naive runs per shape (20; quick 5)")
     parser.add_argument("--commands", type=int, help="timed slash commands (default 240)")
     parser.add_argument("--explain", action="store_true", help="plans of every shape (stderr)")
     args = parser.parse_args(argv)
     total = args.images or (100_000 if args.quick else 1_000_000)
     runs = args.runs or (100 if args.quick else 200)
     warmup = 10 if args.quick else 20
-    baseline_runs = args.baseline_runs or (10 if args.quick else 20)
+    baseline_runs = args.baseline_runs or (5 if args.quick else 20)
     commands = args.commands or (200 if args.quick else 240)
     if not (1_000 <= total <= 10_000_000 and 1 <= runs <= 10_000 and 1 <= baseline_runs <= 1000):
         parser.error("--images 1000..10000000, --runs 1..10000, --baseline-runs 1..1000")

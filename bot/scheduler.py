@@ -108,5 +108,5 @@ def _guarded(name, job):  # type: ignore[no-untyped-def]
         except Exception:
             log.exception("scheduled job %s failed; it runs again at the next interval", name)
 
-    run.__name__ = name
+    run.__name__ = run.__qualname__ = name
     return run
