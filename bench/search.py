@@ -418,7 +418,7 @@ def seed(engine: Any, total: int) -> float:
     """Empty the library tables and fill them; one transaction (a failed seed leaves the
     database as it was). Returns the seconds it took."""
     started = time.perf_counter()
-    now = END + timedelta(hours=1)
+    now = datetime.now(UTC).replace(microsecond=0)
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()

@@ -14,9 +14,9 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import approvals, blocks, ids
-from bot.finder import viewer_for, visible_image
 from bot.notify import send_request, show_outcome
 from bot.services import Services
+from handlers.common import visible, visible_to_clicker
 from storage.db import session_scope
 from storage.models import Category, Image
 
@@ -121,17 +121,12 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        team_id, user_id = str(context.team_id), str(body["user"]["id"])
-        image = _visible(
-            services, team_id=team_id, user_id=user_id, image_id=_int(action.get("value"))
+        clicked = visible_to_clicker(
+            services, body=body, action=action, context=context, respond=respond
         )
-        if image is None:
-            respond(
-                text="That image is no longer in the library.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
+        if clicked is None:
             return
+        _, _, image = clicked
         try:
             client.views_open(
                 trigger_id=body["trigger_id"],
@@ -161,7 +156,7 @@ def register(app: App, services: Services) -> None:
         due_at = (
             datetime.combine(date.fromisoformat(due), time(23, 59), tzinfo=UTC) if due else None
         )
-        image = _visible(services, team_id=team_id, user_id=user_id, image_id=image_id)
+        image = visible(services, team_id=team_id, user_id=user_id, image_id=image_id)
         try:
             if image is None:
                 raise approvals.ApprovalError(
@@ -198,17 +193,12 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        team_id, user_id = str(context.team_id), str(body["user"]["id"])
-        image = _visible(
-            services, team_id=team_id, user_id=user_id, image_id=_int(action.get("value"))
+        clicked = visible_to_clicker(
+            services, body=body, action=action, context=context, respond=respond
         )
-        if image is None:
-            respond(
-                text="That image is no longer in the library.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
+        if clicked is None:
             return
+        team_id, _, image = clicked
         text, body_blocks = history_answer(services, team_id=team_id, image=image)
         respond(text=text, blocks=body_blocks, response_type="ephemeral", replace_original=False)
 
@@ -271,14 +261,7 @@ def check_approvers(
             raise approvals.ApprovalError(
                 "You cannot approve your own request; name someone else.", field="approvers"
             )
-        viewer = viewer_for(
-            services.factory,
-            team_id=team_id,
-            user_id=approver,
-            admins=services.admins,
-            memberships=services.memberships,
-        )
-        if visible_image(services.factory, image_id=image.id, viewer=viewer) is None:
+        if visible(services, team_id=team_id, user_id=approver, image_id=image.id) is None:
             raise approvals.ApprovalError(
                 f"<@{approver}> cannot see this image (it comes from a channel they are not in).",
                 field="approvers",
@@ -294,17 +277,6 @@ def history_answer(services: Services, *, team_id: str, image: Image) -> tuple[s
             (event.created_at.strftime("%Y-%m-%d %H:%M"), event.actor_id, event.action, str(extra))
         )
     return blocks.history_blocks(image.title, rows)
-
-
-def _visible(services: Services, *, team_id: str, user_id: str, image_id: int) -> Image | None:
-    viewer = viewer_for(
-        services.factory,
-        team_id=team_id,
-        user_id=user_id,
-        admins=services.admins,
-        memberships=services.memberships,
-    )
-    return visible_image(services.factory, image_id=image_id, viewer=viewer)
 
 
 def _default_approvers(services: Services, image: Image) -> list[str]:

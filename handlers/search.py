@@ -12,9 +12,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, ids
-from bot.finder import ShareRefused, check_share, find, viewer_for, visible_image
+from bot.finder import ShareRefused, check_share, find, viewer_for
 from bot.prompts import preview_for
 from bot.services import Services
+from handlers.common import visible_to_clicker
 from storage.search import Cursor, parse
 
 log = logging.getLogger(__name__)
@@ -99,26 +100,13 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        team_id, user_id = str(context.team_id), str(body["user"]["id"])
         target = str((body.get("channel") or {}).get("id") or "")
-        viewer = viewer_for(
-            services.factory,
-            team_id=team_id,
-            user_id=user_id,
-            admins=services.admins,
-            memberships=services.memberships,
+        clicked = visible_to_clicker(
+            services, body=body, action=action, context=context, respond=respond
         )
-        value = str(action.get("value") or "")
-        image = visible_image(
-            services.factory, image_id=int(value) if value.isdigit() else -1, viewer=viewer
-        )
-        if image is None or not target:
-            respond(
-                text="That image is no longer in the library, or not yours to see.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
+        if clicked is None or not target:
             return
+        _, user_id, image = clicked
         try:
             check_share(
                 image, user_id=user_id, target_channel=target, memberships=services.memberships
