@@ -1073,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="a Postgres database to use instead")
     parser.add_argument("--runs", type=int, help="timed runs per shape (default 200; quick 100)")
     parser.add_argument("--baseline-runs", type=int, help="naive runs per shape (20; quick 5)")
-    parser.add_argument("--commands", type=int, help="timed slash commands (default 240)")
+    parser.add_argument("--commands", type=int, help="timed slash commands (240; quick 200)")
     parser.add_argument("--explain", action="store_true", help="plans of every shape (stderr)")
     args = parser.parse_args(argv)
     total = args.images or (100_000 if args.quick else 1_000_000)

@@ -333,7 +333,7 @@ class Page:
     used_tags: dict[str, str] = field(default_factory=dict)  # typed -> corrected tag
 
 
-COUNT_CAP = 1000
+COUNT_CAP = 100  # "100+ images": counting further costs more than it tells
 
 
 def visible_to(viewer: Viewer) -> ColumnElement[bool]:
@@ -397,11 +397,12 @@ def _conditions(
         Image.status.in_(query.effective_statuses),
     ]
     for word in query.words:
+        # Categories named like the word are looked up first (a short list): a sub-select
+        # in the OR would keep Postgres from using the full-text index.
+        category_ids = list(session.scalars(_category_ids(team, word, prefix=True)))
+        match = _text_match(word, postgres=postgres)
         conditions.append(
-            or_(
-                _text_match(word, postgres=postgres),
-                Image.category_id.in_(_category_ids(team, word, prefix=True)),
-            )
+            or_(match, Image.category_id.in_(category_ids)) if category_ids else match
         )
     for phrase in query.phrases:
         conditions.append(_text_match(phrase, postgres=postgres, phrase=True))

@@ -82,7 +82,7 @@ def test_search_answer_fits_with_long_text_and_paging() -> None:
     )
     _, body = blocks.search_blocks(page, state={"q": "CMO " + LONG})
     assert validate_blocks(body, surface="message", reject_private_image_urls=False) == []
-    assert "1,000+" in body[0]["text"]["text"]
+    assert "100+" in body[0]["text"]["text"]
 
 
 def test_home_and_admin_answers_fit() -> None:

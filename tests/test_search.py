@@ -195,7 +195,7 @@ def test_cursor_encoding_round_trips_and_rejects_junk() -> None:
 
 
 def test_count_is_capped(factory: sessionmaker[Session]) -> None:
-    assert COUNT_CAP == 1000
+    assert COUNT_CAP == 100
     with session_scope(factory) as session:
         page = search_images(session, parse("nothing-here"), viewer=MEMBER)
     assert page.total == 0
