@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.details import normalise_tag
+from bot.mrkdwn import escape
 from storage.db import session_scope
 from storage.models import AuditEvent, Category, Image, WatchedChannel
 
@@ -20,7 +21,8 @@ MAX_CATEGORY_LENGTH = 75  # a Slack option's text limit
 
 
 class AdminError(Exception):
-    """A request a person made cannot be done; the message says what to do instead."""
+    """A request a person made cannot be done; the message (mrkdwn, user text already
+    escaped) says what to do instead."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def find_category(session: Session, *, team_id: str, name: str) -> Category:
     )
     if category is None:
         raise AdminError(
-            f"There is no category called \u201c{normalise_tag(name)}\u201d. "
+            f"There is no category called \u201c{escape(normalise_tag(name))}\u201d. "
             "See them with `/images categories`."
         )
     return category
@@ -200,7 +202,7 @@ def add_category(
             session.flush()
             _audit(session, team_id, actor_id, "category_added", {"name": clean}, now=now)
     except IntegrityError:
-        raise AdminError(f"The category \u201c{clean}\u201d already exists.") from None
+        raise AdminError(f"The category \u201c{escape(clean)}\u201d already exists.") from None
     return clean
 
 
@@ -223,7 +225,7 @@ def rename_category(
             detail: dict[str, object] = {"from": before, "to": clean}
             _audit(session, team_id, actor_id, "category_renamed", detail, now=now)
     except IntegrityError:
-        raise AdminError(f"The category \u201c{clean}\u201d already exists.") from None
+        raise AdminError(f"The category \u201c{escape(clean)}\u201d already exists.") from None
     return clean
 
 
@@ -255,9 +257,9 @@ def remove_category(
                 raise AdminError("Pick a different category to move the images to.")
         elif in_use:
             raise AdminError(
-                f"\u201c{category.name}\u201d has {in_use} image{'s' if in_use != 1 else ''}. "
-                f"Say where they go: `/images categories remove {category.name} "
-                "--move-to <other category>`."
+                f"\u201c{escape(category.name)}\u201d has {in_use} "
+                f"image{'s' if in_use != 1 else ''}. Say where they go: "
+                f"`/images categories remove {escape(category.name)} --move-to &lt;other&gt;`."
             )
         if target is not None:
             session.execute(

@@ -151,6 +151,12 @@ def create_request(
         )
     if not approvers:
         raise ApprovalError("Name at least one person to approve it.", field="approvers")
+    if image.status not in (ImageStatus.DRAFT, ImageStatus.REJECTED):
+        raise ApprovalError(
+            f"This image is already {image.status}; only drafts and rejected images are sent "
+            "for approval.",
+            field="approvers",
+        )
     if due_at is not None and due_at < now:
         raise ApprovalError("The due date is in the past.", field="due")
     request = ApprovalRequest(
@@ -447,14 +453,15 @@ def history(
     factory: sessionmaker[Session], *, team_id: str, image_id: int, limit: int = 40
 ) -> list[AuditEvent]:
     with session_scope(factory) as session:
-        return list(
+        newest = list(
             session.scalars(
                 select(AuditEvent)
                 .where(AuditEvent.team_id == team_id, AuditEvent.image_id == image_id)
-                .order_by(AuditEvent.id)
+                .order_by(AuditEvent.id.desc())
                 .limit(limit)
             )
         )
+        return newest[::-1]
 
 
 def _audit(

@@ -17,17 +17,13 @@ from bot.admin import CategoryInfo, Watched
 from bot.approvals import RequestView
 from bot.details import MAX_DESCRIPTION_LENGTH, MAX_TAG_LENGTH, MAX_TITLE_LENGTH
 from bot.finder import Result, ResultPage
+from bot.mrkdwn import escape
 from bot.prompts import ImageNote, Preview, PromptPlan
 from storage.search import COUNT_CAP
 
 Block = dict[str, Any]
 
 MAX_TITLES_IN_MODAL = 20  # keeps a many-image modal well under Slack's 100 blocks
-
-
-def escape(text: str) -> str:
-    """Make user text safe inside mrkdwn: &, < and > are Slack's control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
@@ -566,7 +562,7 @@ def search_blocks(
                 + "?"
             )
         blocks.append(section(hint + " `/images help` shows how to search."))
-        return f"No images for {page.query.describe()}", blocks
+        return f"No images for {escape(page.query.describe())}", blocks
     for result in page.results:
         image = image_block(result.preview) if with_images else None
         if image is not None:
@@ -599,7 +595,7 @@ def search_blocks(
         )
     if paging:
         blocks.append({"type": "actions", "block_id": "search_paging", "elements": paging})
-    return f"{count} {noun} for {page.query.describe()}", blocks
+    return f"{count} {noun} for {escape(page.query.describe())}", blocks
 
 
 def _result_text(result: Result, *, with_link: bool) -> str:
@@ -655,7 +651,7 @@ def shared_blocks(
             f"posted by <@{uploader}> in <#{channel_id}>"
         )
     )
-    return f"{title} (shared from the image library)", blocks
+    return f"{escape(title)} (shared from the image library)", blocks
 
 
 # -- approvals ---------------------------------------------------------------------------
@@ -715,7 +711,7 @@ def approval_card(request: RequestView, image: CardImage) -> tuple[str, list[Blo
         )
     else:
         blocks.append(section(status))
-    return f"Approval request: {image.title or 'an image'}", blocks
+    return f"Approval request: {escape(image.title or 'an image')}", blocks
 
 
 def approval_status(request: RequestView) -> str:
@@ -810,4 +806,4 @@ def history_blocks(
         for when, actor, action, detail in events[-40:]
     ]
     body = f"*History of {escape(title or 'untitled')}*\n" + ("\n".join(lines) or "Nothing yet.")
-    return f"History of {title}", [section(body)]
+    return f"History of {escape(title)}", [section(body)]

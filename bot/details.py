@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import create_request
@@ -227,6 +228,11 @@ def _day(value: datetime | None) -> date | None:
     return value.date() if value else None
 
 
+def forget_tags(session: Session, *, team_id: str, tags: list[str]) -> None:
+    """An image with these tags left the library: lower their use counts."""
+    _retag(session, team_id=team_id, old=tags, new=[], now=datetime.now(UTC))
+
+
 def _retag(
     session: Session, *, team_id: str, old: list[str], new: list[str], now: datetime
 ) -> None:
@@ -238,10 +244,17 @@ def _retag(
             continue
         row = session.scalar(select(Tag).where(Tag.team_id == team_id, Tag.name_key == key))
         if row is None:
-            session.add(Tag(team_id=team_id, name=tag, name_key=key, use_count=1, created_at=now))
-            session.flush()
-        else:
-            row.use_count += 1
+            try:
+                with session.begin_nested():
+                    session.add(
+                        Tag(team_id=team_id, name=tag, name_key=key, use_count=1, created_at=now)
+                    )
+                continue
+            except IntegrityError:  # someone added the same new tag at the same moment
+                row = session.scalars(
+                    select(Tag).where(Tag.team_id == team_id, Tag.name_key == key)
+                ).one()
+        row.use_count += 1
     gone = old_keys - new_keys
     if gone:
         session.execute(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.imaging import phash_bands
 from storage.models import Image, IngestJob, IngestState
+from storage.search import Viewer, visible_to
 
 MAX_INDEXED_DISTANCE = 3  # what four bands can guarantee to find
 
@@ -34,8 +35,11 @@ def hamming(a: int, b: int) -> int:
     return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
 
 
-def find_duplicate(session: Session, image: Image, *, max_distance: int) -> Duplicate | None:
-    """The closest earlier stored image of the same team, or None."""
+def find_duplicate(
+    session: Session, image: Image, *, max_distance: int, viewer: Viewer
+) -> Duplicate | None:
+    """The closest stored image of the same team that `viewer` (the poster) may see: a
+    duplicate they could not see is not named to them."""
     if image.sha256 is None or image.phash is None:
         return None
     max_distance = min(max_distance, MAX_INDEXED_DISTANCE)
@@ -47,6 +51,7 @@ def find_duplicate(session: Session, image: Image, *, max_distance: int) -> Dupl
             Image.sha256 == image.sha256,
             Image.id != image.id,
             Image.id.in_(stored),
+            visible_to(viewer),
         )
         .order_by(Image.id)
         .limit(1)
@@ -60,6 +65,7 @@ def find_duplicate(session: Session, image: Image, *, max_distance: int) -> Dupl
             Image.id != image.id,
             band_filter(image.phash),
             Image.id.in_(stored),
+            visible_to(viewer),
         )
         .limit(200)
     )

@@ -117,7 +117,14 @@ def record_posted_files(
 def _remember_channel(session: Session, *, post: Post, now: datetime) -> None:
     known = session.get(Channel, (post.team_id, post.channel_id))
     if known is not None:
-        known.is_private = known.is_private or post.channel_private
+        if post.channel_private and not known.is_private:
+            # The channel became private: its earlier images are now for members only.
+            known.is_private = True
+            session.execute(
+                update(Image)
+                .where(Image.team_id == post.team_id, Image.channel_id == post.channel_id)
+                .values(channel_private=True)
+            )
         return
     try:
         with session.begin_nested():
@@ -312,6 +319,7 @@ class Ingestor:
             team_id, file_id = image.team_id, image.slack_file_id
             uploader_id = image.uploader_id
             url, size, attempts = job.download_url, job.size, job.attempts
+            lease = job.lease_until
             category = (
                 session.scalar(select(Category.name).where(Category.id == image.category_id))
                 if image.category_id
@@ -321,6 +329,7 @@ class Ingestor:
         try:
             outcome = self._ingest(
                 job_id=job_id,
+                lease=lease,
                 image_id=image_id,
                 team_id=team_id,
                 uploader_id=uploader_id,
@@ -331,10 +340,19 @@ class Ingestor:
             )
         except (DownloadError, MediaError) as exc:
             outcome = self._failed(
-                job_id, image_id, str(exc), retryable=exc.retryable, attempts=attempts
+                job_id, image_id, str(exc), retryable=exc.retryable, attempts=attempts, lease=lease
             )
+        except LeaseLost:
+            with session_scope(self._factory) as session:
+                state = IngestState(session.get_one(IngestJob, job_id).state)
+            log.info(
+                "ingest job %s: finished after its lease; the newer run's result stands", job_id
+            )
+            outcome = IngestOutcome(job_id, image_id, state)
         except InvalidImage as exc:
-            outcome = self._failed(job_id, image_id, str(exc), retryable=False, attempts=attempts)
+            outcome = self._failed(
+                job_id, image_id, str(exc), retryable=False, attempts=attempts, lease=lease
+            )
         except Exception:
             # Our bug or an outage we did not foresee (the database going away): keep the job
             # for a later try rather than lose the image.
@@ -353,6 +371,7 @@ class Ingestor:
         self,
         *,
         job_id: int,
+        lease: datetime | None,
         image_id: int,
         team_id: str,
         uploader_id: str,
@@ -399,8 +418,9 @@ class Ingestor:
             )
         finally:
             fetched.path.unlink(missing_ok=True)
-        self._mark_stored(
+        if not self._mark_stored(
             job_id=job_id,
+            lease=lease,
             image_id=image_id,
             # Looked up before the write transaction: no network call while holding it.
             uploader_name=self._name_for(team_id, uploader_id),
@@ -409,13 +429,15 @@ class Ingestor:
             size=fetched.size,
             key=stored.key,
             url=stored.url,
-        )
+        ):
+            raise LeaseLost
         return IngestOutcome(job_id=job_id, image_id=image_id, state=IngestState.STORED)
 
     def _mark_stored(
         self,
         *,
         job_id: int,
+        lease: datetime | None,
         image_id: int,
         uploader_name: str,
         facts: ImageFacts,
@@ -423,10 +445,15 @@ class Ingestor:
         size: int,
         key: str,
         url: str,
-    ) -> None:
+    ) -> bool:
+        """Record the stored original; False when this run no longer holds the job (its
+        lease ran out and another run took it over), in which case nothing is written."""
         now = self._clock()
         b0, b1, b2, b3 = facts.phash_bands
         with session_scope(self._factory) as session:
+            job = session.get_one(IngestJob, job_id, with_for_update=True)
+            if not _holds(job, lease):
+                return False
             image = session.get_one(Image, image_id)
             image.width, image.height, image.format = facts.width, facts.height, facts.format
             image.bytes, image.sha256 = size, sha256
@@ -440,7 +467,6 @@ class Ingestor:
             image.uploader_name = uploader_name[:255]
             image.storage_key, image.delivery_url = key, url
             image.updated_at = now
-            job = session.get_one(IngestJob, job_id)
             job.state, job.lease_until, job.last_error = IngestState.STORED, None, None
             job.updated_at = now
             session.add(
@@ -455,12 +481,23 @@ class Ingestor:
             )
 
     def _failed(
-        self, job_id: int, image_id: int, reason: str, *, retryable: bool, attempts: int
+        self,
+        job_id: int,
+        image_id: int,
+        reason: str,
+        *,
+        retryable: bool,
+        attempts: int,
+        lease: datetime | None,
     ) -> IngestOutcome:
         now = self._clock()
         give_up = not retryable or attempts >= MAX_ATTEMPTS
         with session_scope(self._factory) as session:
-            job = session.get_one(IngestJob, job_id)
+            job = session.get_one(IngestJob, job_id, with_for_update=True)
+            if not _holds(job, lease):
+                # Another run took the job over after our lease ran out: its result stands.
+                log.info("ingest job %s: result of an expired run dropped (%s)", job_id, reason)
+                return IngestOutcome(job_id, image_id, IngestState(job.state), job.last_error)
             job.last_error = reason[:1000]
             job.lease_until = None
             job.updated_at = now
@@ -474,6 +511,14 @@ class Ingestor:
             return IngestOutcome(job_id, image_id, IngestState.FAILED, reason)
         log.info("ingest job %s will retry (attempt %s): %s", job_id, attempts, reason)
         return IngestOutcome(job_id, image_id, IngestState.QUEUED, reason)
+
+
+class LeaseLost(Exception):
+    """This run's lease on the job ran out and another run took it over."""
+
+
+def _holds(job: IngestJob, lease: datetime | None) -> bool:
+    return job.state == IngestState.RUNNING and job.lease_until == lease
 
 
 def _claimable(now: datetime):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bot import blocks, ids
 from bot.admin import list_categories
 from bot.approvals import Nudge, RequestView, pending_for, record_card, requested_by
+from bot.finder import viewer_for
 from bot.home import home_images
 from bot.library import IngestOutcome
 from bot.prompts import PromptPlan, claim_prompt, post_date, preview_for
@@ -37,11 +38,25 @@ def on_ingest_settled(services: Services, outcome: IngestOutcome) -> None:
     """Called after every ingest attempt. Tells the poster once the whole message settled."""
     if outcome.state not in ("stored", "failed"):
         return
+    with session_scope(services.factory) as session:
+        posted = session.get(Image, outcome.image_id)
+        team_id, uploader = (posted.team_id, posted.uploader_id) if posted else ("", "")
+    if not uploader:
+        return
+    # Outside any transaction: this may ask Slack who is in which channel.
+    viewer = viewer_for(
+        services.factory,
+        team_id=team_id,
+        user_id=uploader,
+        admins=services.admins,
+        memberships=services.memberships,
+    )
     plan = claim_prompt(
         services.factory,
         image_id=outcome.image_id,
         media=services.media,
         duplicate_distance=services.settings.duplicate_max_distance,
+        viewer=viewer,
         now=services.clock(),
     )
     if plan is None:
@@ -100,6 +115,7 @@ def details_modal_for(
 ) -> blocks.Block:
     """The details modal for these images, prefilled with what is known (their current
     details, the EXIF shoot date or else the day of the post, the category's approvers)."""
+    image_ids = image_ids[: blocks.MAX_TITLES_IN_MODAL]  # one title input each
     categories = list_categories(services.factory, team_id=team_id)
     with session_scope(services.factory) as session:
         images = list(
@@ -180,7 +196,7 @@ def send_details_reminder(services: Services, reminder: DetailsReminder) -> None
                 blocks.button(
                     "Add details",
                     ids.ADD_DETAILS,
-                    ",".join(str(i) for i in reminder.image_ids[:50]),
+                    ",".join(str(i) for i in reminder.image_ids[: blocks.MAX_TITLES_IN_MODAL]),
                     style="primary",
                 )
             ],

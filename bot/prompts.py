@@ -7,6 +7,7 @@ makes exactly one of them send the prompt.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -15,10 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import RequestView, cancel_for_image, request_view
+from bot.details import forget_tags
 from bot.duplicates import Duplicate, find_duplicate, hamming
 from storage.db import session_scope
-from storage.media import MediaStore
+from storage.media import MediaError, MediaStore
 from storage.models import AuditEvent, Image, IngestJob, IngestState, PostPrompt
+from storage.search import Viewer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ def claim_prompt(
     image_id: int,
     media: MediaStore,
     duplicate_distance: int,
+    viewer: Viewer,
     now: datetime,
 ) -> PromptPlan | None:
     """After `image_id`'s job settled: if its whole message is settled and nobody has told
@@ -114,7 +120,9 @@ def claim_prompt(
             return None
         for sibling in _message_images(session, *key):
             if _is_stored(session, sibling.id) and sibling.duplicate_of_id is None:
-                duplicate = find_duplicate(session, sibling, max_distance=duplicate_distance)
+                duplicate = find_duplicate(
+                    session, sibling, max_distance=duplicate_distance, viewer=viewer
+                )
                 if duplicate is not None:
                     sibling.duplicate_of_id = duplicate.image_id
     return build_plan(factory, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media)
@@ -304,6 +312,7 @@ def discard_image(
         if image is None:
             return None, None
         cancelled = cancel_for_image(session, image=image, actor_id=actor_id, now=now)
+        forget_tags(session, team_id=team_id, tags=list(image.tags))
         cancelled_view = request_view(session, cancelled) if cancelled else None
         key = image.storage_key
         shared = key is not None and bool(
@@ -329,7 +338,10 @@ def discard_image(
         )
         session.execute(delete(Image).where(Image.id == image.id))
     if key and not shared:
-        media.delete(key)
+        try:
+            media.delete(key)
+        except MediaError as exc:  # the row is gone; an orphaned original is only storage
+            log.warning("could not delete original %s: %s", key, exc)
     return image, cancelled_view
 
 

@@ -47,8 +47,9 @@ def token_allowed_for(url: str, *, api_host: str | None) -> bool:
     """True when `url` is on a Slack host (or the configured API host) over a sane scheme."""
     parsed = urlparse(url)
     host = (parsed.hostname or "").lower()
-    if api_host and host == api_host.lower() and parsed.scheme in ("http", "https"):
-        return True
+    on_slack = any(host == base or host.endswith("." + base) for base in SLACK_FILE_HOSTS)
+    if api_host and host == api_host.lower() and not on_slack:
+        return parsed.scheme in ("http", "https")  # a test or proxy host, configured on purpose
     if parsed.scheme != "https":
         return False
     return any(host == base or host.endswith("." + base) for base in SLACK_FILE_HOSTS)

@@ -34,6 +34,9 @@ class WebApp:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/slack/events":
+            if self.services.settings.slack_mode == "socket":
+                # Socket Mode app: requests are not signed-checked, so none are taken here.
+                return _respond(start_response, "404 Not Found", "Not found\n")
             if self.bolt is None:
                 return _respond(
                     start_response,

@@ -126,7 +126,15 @@ def register(app: App, services: Services) -> None:
         )
         if clicked is None:
             return
-        _, _, image = clicked
+        team_id, user_id, image = clicked
+        if image.uploader_id != user_id and not services.admins.is_admin(team_id, user_id):
+            respond(
+                text="Only the person who posted this image, or an admin, can send it for "
+                "approval.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
         try:
             client.views_open(
                 trigger_id=body["trigger_id"],
@@ -158,6 +166,15 @@ def register(app: App, services: Services) -> None:
         )
         image = visible(services, team_id=team_id, user_id=user_id, image_id=image_id)
         try:
+            if (
+                image is not None
+                and image.uploader_id != user_id
+                and not (services.admins.is_admin(team_id, user_id))
+            ):
+                raise approvals.ApprovalError(
+                    "Only the person who posted this image, or an admin, can send it for approval.",
+                    field="approvers",
+                )
             if image is None:
                 raise approvals.ApprovalError(
                     "That image is no longer in the library.", field="approvers"
@@ -261,7 +278,9 @@ def check_approvers(
             raise approvals.ApprovalError(
                 "You cannot approve your own request; name someone else.", field="approvers"
             )
-        if visible(services, team_id=team_id, user_id=approver, image_id=image.id) is None:
+        if (image.channel_private or facts.is_guest) and approver not in (
+            services.memberships.members(team_id, image.channel_id) or frozenset()
+        ):
             raise approvals.ApprovalError(
                 f"<@{approver}> cannot see this image (it comes from a channel they are not in).",
                 field="approvers",

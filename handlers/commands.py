@@ -44,7 +44,7 @@ def register(app: App, services: Services) -> None:
                 run_search(services, respond, team_id=team_id, user_id=user_id, text=query)
                 return
         except admin.AdminError as exc:
-            answer = (str(exc), [blocks.section(f":warning: {blocks.escape(str(exc))}")])
+            answer = (str(exc), [blocks.section(f":warning: {exc}")])  # already mrkdwn-safe
         respond(text=answer[0], blocks=answer[1], response_type="ephemeral")
 
     app.command("/images")(images_command)
@@ -105,10 +105,12 @@ def _check_bot_can_read(client: WebClient, channel_id: str) -> None:
                 "`/invite @Image Library`."
             ) from None
         raise
-    if info.get("is_private") and not info.get("is_member"):
+    if not info.get("is_member"):
+        # Slack only sends a channel's messages to apps that are in it, public or private.
+        kind = "private" if info.get("is_private") else "a channel"
         raise admin.AdminError(
-            f"<#{channel_id}> is private and I am not in it. Invite me first with "
-            "`/invite @Image Library`, then watch it."
+            f"I am not in <#{channel_id}> ({kind}), so I would not see its images. Invite me "
+            "first with `/invite @Image Library`, then watch it."
         )
 
 

@@ -41,7 +41,8 @@ def register(app: App, services: Services) -> None:
                 user_id=str(event["user"]),
                 message_ts=event.get("ts"),
                 thread_ts=event.get("thread_ts"),
-                channel_private=event.get("channel_type") in PRIVATE_CHANNEL_TYPES,
+                # No channel_type: we cannot tell, so only members will see the images.
+                channel_private=event.get("channel_type", "group") in PRIVATE_CHANNEL_TYPES,
             )
             context["ingest_job_ids"] = record_posted_files(
                 services.factory,

@@ -13,7 +13,7 @@ from bot import ids
 from bot.duplicates import band_filter
 from storage.models import Image
 from tests import images
-from tests.conftest import ADMIN, MEMBER, POSTER, PUBLIC_CHANNEL, TEAM
+from tests.conftest import ADMIN, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL, TEAM
 from tests.live import Live, wait_until
 
 
@@ -256,3 +256,24 @@ def test_shortcut_on_files_that_cannot_be_kept_says_why(live: Live) -> None:
     said = all_text(update.params["view"])
     assert "None of these files could be kept" in said
     assert "fake.jpg: this file is a web page, not an image" in said
+
+
+def test_a_duplicate_the_poster_cannot_see_is_not_named(live: Live) -> None:
+    live.command(f"watch <#{PRIVATE_CHANNEL}|launch-secret>")
+    data = images.jpeg(seed=70)
+    for file_id, user in (("F0SECRET", POSTER), ("F0SAME", MEMBER)):
+        live.slack.add_file(
+            file_id,
+            name=f"{file_id}.jpg",
+            content=data,
+            mimetype="image/jpeg",
+            filetype="jpg",
+            user=user,
+        )
+    live.post("F0SECRET", channel=PRIVATE_CHANNEL)
+    live.wait_for_prompt(user=POSTER)
+    live.post("F0SAME", user=MEMBER)
+    prompt = live.wait_for_prompt(user=MEMBER)
+    said = all_text(prompt.params["blocks"])
+    assert "looks like" not in said
+    assert values_of(prompt.params["blocks"], ids.DISCARD_DUPLICATE) == []

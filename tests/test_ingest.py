@@ -446,3 +446,18 @@ def test_two_workers_never_claim_the_same_job(services: Services, slack: SlackEm
     everything = claimed[0] + claimed[1]
     assert len(everything) == 12
     assert len(set(everything)) == 12
+
+
+def test_a_run_that_outlived_its_lease_cannot_undo_the_newer_result(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    (job_id,) = post_file(services, slack, images.jpeg())
+    assert services.ingestor.claim(job_id)
+    old_lease = job_row(services).lease_until  # run A holds this lease... and stalls
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]  # run B
+    late = services.ingestor._failed(  # run A finally fails
+        job_id, image_row(services).id, "timed out", retryable=True, attempts=1, lease=old_lease
+    )
+    assert late.state == IngestState.STORED
+    assert job_row(services).state == IngestState.STORED
