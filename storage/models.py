@@ -117,7 +117,7 @@ class Image(Base):
         Index("ix_images_team_uploader_created", "team_id", "uploader_id", "created_at"),
         Index("ix_images_team_message", "team_id", "channel_id", "message_ts"),
         Index("ix_images_team_sort", "team_id", "sort_at", "id"),
-        Index("ix_images_team_category", "team_id", "category_id"),
+        Index("ix_images_team_category_sort", "team_id", "category_id", "sort_at"),
         Index("ix_images_tag_keys_gin", "tag_keys", postgresql_using="gin").ddl_if(
             dialect="postgresql"
         ),

@@ -421,14 +421,13 @@ def _conditions(
             keys.append(key)
         conditions.append(_has_any_tag(keys, postgres=postgres))
     if query.categories:
-        conditions.append(
-            or_(
-                *(
-                    Image.category_id.in_(_category_ids(team, c, prefix=False))
-                    for c in query.categories
-                )
-            )
-        )
+        # Resolved first, so the planner sees the ids (and the category + date index fits).
+        wanted = [
+            category_id
+            for name in query.categories
+            for category_id in session.scalars(_category_ids(team, name, prefix=False))
+        ]
+        conditions.append(Image.category_id.in_(wanted) if wanted else false())
     if query.uploaders:
         conditions.append(Image.uploader_id.in_(query.uploaders))
     if query.channels:

@@ -99,7 +99,7 @@ def upgrade() -> None:
     with op.batch_alter_table("images") as batch:
         batch.alter_column("sort_at", nullable=False)
         batch.create_index("ix_images_team_sort", ["team_id", "sort_at", "id"])
-        batch.create_index("ix_images_team_category", ["team_id", "category_id"])
+        batch.create_index("ix_images_team_category_sort", ["team_id", "category_id", "sort_at"])
 
     if dialect == "postgresql":
         op.drop_index("ix_images_tags_gin", table_name="images")
@@ -144,7 +144,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE images_fts")
     op.drop_table("channels")
     with op.batch_alter_table("images") as batch:
-        batch.drop_index("ix_images_team_category")
+        batch.drop_index("ix_images_team_category_sort")
         batch.drop_index("ix_images_team_sort")
         for column in ("sort_at", "tag_keys", "permalink", "uploader_name", "channel_private"):
             batch.drop_column(column)
