@@ -179,10 +179,14 @@ def check_share(
     *,
     user_id: str,
     target_channel: str,
+    target_shared_externally: bool,
     memberships: Memberships,
+    is_guest: Callable[[str], bool],
 ) -> None:
-    """Refuse when the sharer is not in the target channel, or when the image comes from a
-    private conversation and the target has anyone who is not in it."""
+    """Refuse when the sharer is not in the target channel; when the image comes from a
+    private conversation and the target has anyone who is not in it; and, for an image from
+    a public channel, when the target is shared with another organisation or has guests
+    who are not in the image's channel (guests see only their own channels)."""
     target_members = memberships.members(image.team_id, target_channel)
     if target_members is None:
         raise ShareRefused(
@@ -190,11 +194,23 @@ def check_share(
         )
     if user_id not in target_members:
         raise ShareRefused("You can only share into a channel you are in.")
-    if image.channel_private and target_channel != image.channel_id:
-        source = memberships.members(image.team_id, image.channel_id) or frozenset()
-        outsiders = target_members - source
-        if outsiders:
-            raise ShareRefused(
-                "This image comes from a private conversation; sharing it here would show it "
-                f"to {len(outsiders)} people who are not in it."
-            )
+    if target_channel == image.channel_id:
+        return
+    source = memberships.members(image.team_id, image.channel_id) or frozenset()
+    outsiders = target_members - source
+    if image.channel_private and outsiders:
+        raise ShareRefused(
+            "This image comes from a private conversation; sharing it here would show it "
+            f"to {len(outsiders)} people who are not in it."
+        )
+    if target_shared_externally:
+        raise ShareRefused(
+            "This channel is shared with another organisation; images from the library are "
+            "not shared there."
+        )
+    guests = [m for m in sorted(outsiders) if is_guest(m)]
+    if guests:
+        raise ShareRefused(
+            f"This channel has {len(guests)} guest(s) who may only see images from their own "
+            "channels; this image is not shared here."
+        )

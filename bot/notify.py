@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse
 from sqlalchemy import select
 
 from bot import blocks, ids
@@ -262,10 +264,8 @@ def send_request(services: Services, request: RequestView) -> None:
     client = services.slack_client(request.team_id)
     text, card = blocks.approval_card(request, image)
     for approver in request.approvers:
-        try:
-            sent = client.chat_postMessage(channel=approver, text=text, blocks=card)
-        except SlackApiError as exc:
-            log.warning("approval card to %s failed: %s", approver, exc.response.get("error"))
+        sent = post_without_failing_previews(client, channel=approver, text=text, body=card)
+        if sent is None:
             continue
         record_card(
             services.factory,
@@ -293,6 +293,25 @@ def send_request(services: Services, request: RequestView) -> None:
         )
     for user in {request.requested_by, *request.approvers}:
         publish_home(services, team_id=request.team_id, user_id=user)
+
+
+def post_without_failing_previews(
+    client: WebClient, *, channel: str, text: str, body: list[blocks.Block]
+) -> SlackResponse | None:
+    """Post a message; if Slack refuses it because of its blocks (a preview it could not
+    load fails the whole message), post it again without the image blocks."""
+    try:
+        return client.chat_postMessage(channel=channel, text=text, blocks=body)
+    except SlackApiError as exc:
+        if exc.response.get("error") != "invalid_blocks":
+            log.warning("message to %s failed: %s", channel, exc.response.get("error"))
+            return None
+    plain_body = [b for b in body if b.get("type") != "image"]
+    try:
+        return client.chat_postMessage(channel=channel, text=text, blocks=plain_body)
+    except SlackApiError as exc:
+        log.warning("message to %s failed: %s", channel, exc.response.get("error"))
+        return None
 
 
 def show_outcome(services: Services, request: RequestView, *, settled: bool) -> None:
@@ -346,17 +365,16 @@ def send_nudge(services: Services, nudge: Nudge) -> None:
                 f"on *{title}* (the card with the buttons is above).",
             ),
         )
-    if nudge.escalate:
+    if nudge.escalate and image is not None:
         who = ", ".join(f"<@{a}>" for a in waiting) or "nobody"
+        text = (
+            f":rotating_light: The approval of *{title}* requested by "
+            f"<@{request.requested_by}> has waited over "
+            f"{services.settings.approval_escalate_hours:g} hours; still waiting for {who}. "
+            "As an admin you can decide here."
+        )
+        _, card = blocks.approval_card(request, image)
         for admin_id in sorted(services.settings.slack_admin_ids):
-            _call(
-                "chat.postMessage",
-                lambda a=admin_id: client.chat_postMessage(
-                    channel=a,
-                    text=f":rotating_light: The approval of *{title}* requested by "
-                    f"<@{request.requested_by}> has waited over "
-                    f"{services.settings.approval_escalate_hours:g} hours; still waiting for "
-                    f"{who}. "
-                    "Admins can decide from the card or cancel it from App Home.",
-                ),
+            post_without_failing_previews(
+                client, channel=admin_id, text=text, body=[blocks.section(text), *card]
             )

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import approvals, blocks, ids
-from bot.notify import send_request, show_outcome
+from bot.notify import card_image, send_request, show_outcome
 from bot.services import Services
 from handlers.common import visible, visible_to_clicker
 from storage.db import session_scope
@@ -253,8 +253,23 @@ def _decide(
     except approvals.ApprovalError as exc:
         _dm(client, user_id, str(exc))
         return
-    # Counted or not (a repeat click, a settled request): every card shows the truth now.
+    # Counted or not (a repeat click, a settled request): every card shows the truth now,
+    # including the one clicked (an admin's escalation card is not a recorded card).
     show_outcome(services, result.request, settled=result.settled)
+    container = body.get("container") or {}
+    if container.get("type") == "message" and container.get("message_ts"):
+        image = card_image(services, team_id=team_id, image_id=result.request.image_id)
+        if image is not None:
+            text, card = blocks.approval_card(result.request, image)
+            try:
+                client.chat_update(
+                    channel=container["channel_id"],
+                    ts=container["message_ts"],
+                    text=text,
+                    blocks=card,
+                )
+            except SlackApiError as exc:
+                log.info("could not refresh the clicked card: %s", exc.response.get("error"))
 
 
 def check_approvers(

@@ -108,8 +108,14 @@ def register(app: App, services: Services) -> None:
             return
         _, user_id, image = clicked
         try:
+            info = client.conversations_info(channel=target)["channel"]
             check_share(
-                image, user_id=user_id, target_channel=target, memberships=services.memberships
+                image,
+                user_id=user_id,
+                target_channel=target,
+                target_shared_externally=bool(info.get("is_ext_shared") or info.get("is_shared")),
+                memberships=services.memberships,
+                is_guest=lambda member: services.admins.user(image.team_id, member).is_guest,
             )
             text, shared = blocks.shared_blocks(
                 title=image.title,

@@ -219,3 +219,14 @@ def test_formats_slack_cannot_preview_get_a_text_line(live: Live) -> None:
     answer = search(live, "phone")
     assert [b for b in answer["blocks"] if b["type"] == "image"] == []
     assert result_titles(answer) == ["Phone shot"]
+
+
+def test_public_image_not_shared_to_guests_or_other_organisations(live: Live) -> None:
+    image_id = seed(live, "CMO keynote", tags=("CMO",))
+    live.slack.add_channel("C0AGENCY", "with-agency", members=[MEMBER, GUEST, "UBOT"])
+    answer = share(live, image_id, user=MEMBER, channel="C0AGENCY")
+    assert "guest" in answer["text"]
+    live.slack.add_channel("C0CONNECT", "partner", members=[MEMBER, "UBOT"], is_ext_shared=True)
+    answer = share(live, image_id, user=MEMBER, channel="C0CONNECT")
+    assert "another organisation" in answer["text"]
+    assert live.slack.calls_to("chat.postMessage") == []

@@ -16,7 +16,7 @@ from bot.scheduler import remind_about_details
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack
 from tests import images
-from tests.conftest import POSTER, PUBLIC_CHANNEL, TEAM, FakeClock, app_env, make_services
+from tests.conftest import ADMIN, POSTER, PUBLIC_CHANNEL, TEAM, FakeClock, app_env, make_services
 from tests.fakes.slack_api import SlackEmulator
 
 
@@ -130,3 +130,39 @@ def test_two_workers_at_once_remind_each_image_once(
     assert sorted(dms) == sorted(posters)
     first.shutdown()
     second.shutdown()
+
+
+def test_escalation_gives_admins_a_card_they_can_decide_from(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    from bot.approvals import request_approval
+    from bot.scheduler import remind_approvers
+
+    image_id = stored_image(services, slack, "F0LATE")
+    request_approval(
+        services.factory,
+        team_id=TEAM,
+        image_id=image_id,
+        requested_by=POSTER,
+        approvers=["UMEMBER"],
+        policy="any",
+        now=clock(),
+    )
+    clock.advance(hours=25)
+    assert remind_approvers(services) == 1
+    reminders = [c for c in slack.calls_to("chat.postMessage") if c.params["channel"] == "UMEMBER"]
+    assert "Reminder" in reminders[-1].params["text"]
+    assert not [c for c in slack.calls_to("chat.postMessage") if c.params["channel"] == ADMIN]
+    clock.advance(hours=48)
+    assert remind_approvers(services) == 1
+    (escalation,) = [c for c in slack.calls_to("chat.postMessage") if c.params["channel"] == ADMIN]
+    actions = [
+        e["action_id"]
+        for b in escalation.params["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+    assert ids.APPROVE in actions
+    assert ids.REJECT in actions
+    clock.advance(hours=1)
+    assert remind_approvers(services) == 0  # at most once per interval, escalated once
