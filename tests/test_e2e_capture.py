@@ -255,8 +255,14 @@ def test_socket_mode_receives_and_stores(
         database_url=database_url, slack=slack, media_dir=tmp_path / "media", socket_mode=True
     )
     db = observer(env, watch=True)
-    run_app(env, command=("socket",))
+    app = run_app(env, command=("socket",))
     assert slack.socket_connected(timeout=20)
+    # Socket Mode checks no signatures, so its HTTP side takes no Slack requests at all.
+    forged = app.sender().command(
+        **slack.slash_command("/images", user=POSTER, channel=PUBLIC_CHANNEL, text="help")
+    )
+    assert forged.status == 404
+    assert slack.calls_to("response_url") == []
     slack.add_file(
         "F0SOCK",
         name="socket.png",
