@@ -365,13 +365,24 @@ def send_nudge(services: Services, nudge: Nudge) -> None:
                 f"on *{title}* (the card with the buttons is above).",
             ),
         )
-    if nudge.escalate and image is not None:
+    # Under `all`, an approver who has left can never decide: the admins must.
+    gone = [a for a in waiting if services.admins.user(request.team_id, a).deleted]
+    stuck = request.policy == "all" and bool(gone)
+    if (nudge.escalate or stuck) and image is not None:
         who = ", ".join(f"<@{a}>" for a in waiting) or "nobody"
+        if stuck:
+            why = (
+                f"{', '.join(f'<@{a}>' for a in gone)} left the workspace, and every approver "
+                "must approve"
+            )
+        else:
+            why = (
+                f"it has waited over {services.settings.approval_escalate_hours:g} hours; "
+                f"still waiting for {who}"
+            )
         text = (
             f":rotating_light: The approval of *{title}* requested by "
-            f"<@{request.requested_by}> has waited over "
-            f"{services.settings.approval_escalate_hours:g} hours; still waiting for {who}. "
-            "As an admin you can decide here."
+            f"<@{request.requested_by}> needs an admin: {why}. You can decide here."
         )
         _, card = blocks.approval_card(request, image)
         for admin_id in sorted(services.settings.slack_admin_ids):

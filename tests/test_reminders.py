@@ -166,3 +166,26 @@ def test_escalation_gives_admins_a_card_they_can_decide_from(
     assert ids.REJECT in actions
     clock.advance(hours=1)
     assert remind_approvers(services) == 0  # at most once per interval, escalated once
+
+
+def test_an_approver_who_left_makes_an_all_request_go_to_the_admins(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    from bot.approvals import request_approval
+    from bot.scheduler import remind_approvers
+
+    slack.add_user("ULEFT", "lea", deleted=True)
+    image_id = stored_image(services, slack, "F0STUCK")
+    request_approval(
+        services.factory,
+        team_id=TEAM,
+        image_id=image_id,
+        requested_by=POSTER,
+        approvers=["UMEMBER", "ULEFT"],
+        policy="all",
+        now=clock(),
+    )
+    clock.advance(hours=25)
+    assert remind_approvers(services) == 1
+    (to_admin,) = [c for c in slack.calls_to("chat.postMessage") if c.params["channel"] == ADMIN]
+    assert "<@ULEFT> left the workspace" in to_admin.params["text"]
