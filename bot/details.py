@@ -5,8 +5,6 @@ Plain values in, domain results out: the Slack modal is parsed in `handlers/tagg
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,7 +22,7 @@ from storage.models import (
     ImageStatus,
     Tag,
 )
-from storage.search import closest_tags
+from storage.search import closest_tags, normalise_tag, tag_key
 
 MAX_TAG_LENGTH = 50
 MAX_TAGS = 20
@@ -38,16 +36,6 @@ class DetailsError(Exception):
     def __init__(self, fields: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
         self.fields = fields
-
-
-def normalise_tag(raw: str) -> str:
-    """Trim, collapse inner white space, NFC-normalise. Case is kept as typed."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", raw)).strip()
-
-
-def tag_key(tag: str) -> str:
-    """What makes two tags the same tag: case-insensitive (casefold) comparison."""
-    return normalise_tag(tag).casefold()
 
 
 def clean_tags(raw_tags: Iterable[str]) -> list[str]:

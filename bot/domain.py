@@ -46,8 +46,12 @@ class Post:
 
     @property
     def posted_at(self) -> datetime | None:
-        """Slack's message ts is seconds since the epoch."""
-        try:
-            return datetime.fromtimestamp(float(self.message_ts or ""), tz=UTC)
-        except (ValueError, OverflowError, OSError):
-            return None
+        return slack_ts_time(self.message_ts)
+
+
+def slack_ts_time(ts: str | None) -> datetime | None:
+    """Slack's message ts is seconds since the epoch; None when it is not one."""
+    try:
+        return datetime.fromtimestamp(float(ts or ""), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None

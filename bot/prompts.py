@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import RequestView, cancel_for_image, request_view
 from bot.details import forget_tags
+from bot.domain import slack_ts_time
 from bot.duplicates import Duplicate, find_duplicate, hamming
 from storage.db import session_scope
 from storage.media import MediaError, MediaStore
@@ -346,8 +347,6 @@ def discard_image(
 
 
 def post_date(message_ts: str | None) -> date | None:
-    """Slack's message ts is seconds since the epoch: the day it was posted (UTC)."""
-    try:
-        return datetime.fromtimestamp(float(message_ts or ""), tz=UTC).date()
-    except (ValueError, OverflowError, OSError):
-        return None
+    """The day (UTC) a message was posted."""
+    posted = slack_ts_time(message_ts)
+    return posted.date() if posted else None

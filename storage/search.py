@@ -412,12 +412,12 @@ def _conditions(
     if query.tags:
         keys = []
         for tag in query.tags:
-            key = _tag_key(tag)
+            key = tag_key(tag)
             if correct and not _tag_exists(session, team, key):
                 better = closest_tags(session, team_id=team, typed=tag, limit=1)
                 if better:
                     corrected[tag] = better[0]
-                    key = _tag_key(better[0])
+                    key = tag_key(better[0])
             keys.append(key)
         conditions.append(_has_any_tag(keys, postgres=postgres))
     if query.categories:
@@ -465,8 +465,14 @@ def _fts_terms(text: str) -> list[str]:
     return [t for t in re.split(r"[^\w]+", text.casefold()) if t and t != "_"][:8]
 
 
-def _tag_key(tag: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", tag).split()).casefold()
+def normalise_tag(raw: str) -> str:
+    """Trim, collapse inner white space, NFC-normalise. Case is kept as typed."""
+    return " ".join(unicodedata.normalize("NFC", raw).split())
+
+
+def tag_key(tag: str) -> str:
+    """What makes two tags the same tag: case-insensitive (casefold) comparison."""
+    return normalise_tag(tag).casefold()
 
 
 def _has_any_tag(keys: list[str], *, postgres: bool) -> ColumnElement[bool]:
@@ -477,7 +483,7 @@ def _has_any_tag(keys: list[str], *, postgres: bool) -> ColumnElement[bool]:
 
 
 def _category_ids(team_id: str, name: str, *, prefix: bool) -> Select[tuple[int]]:
-    key = _tag_key(name)
+    key = tag_key(name)
     wanted = (
         Category.name_key.like(_escape_like(key) + "%", escape="\\")
         if prefix
@@ -502,7 +508,7 @@ def _tag_exists(session: Session, team_id: str, key: str) -> bool:
 def closest_tags(session: Session, *, team_id: str, typed: str, limit: int = 3) -> list[str]:
     """Known tags spelled most like `typed`: pg_trgm similarity on Postgres (indexed), the
     standard library's sequence matching over the team's vocabulary on SQLite."""
-    key = _tag_key(typed)
+    key = tag_key(typed)
     if not key:
         return []
     if session.get_bind().dialect.name == "postgresql":
