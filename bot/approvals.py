@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import session_scope
@@ -23,6 +23,10 @@ from storage.models import ApprovalRequest, ApprovalVote, AuditEvent, Image, Ima
 
 MAX_REASON_LENGTH = 500
 MAX_NOTE_LENGTH = 1000
+NOT_AN_APPROVER = "You are not an approver of this request."
+OWN_REQUEST = (
+    "You asked for this approval, so you cannot decide it; an approver or another admin can."
+)
 
 
 class ApprovalError(Exception):
@@ -266,14 +270,19 @@ def decide(
         )
         if request is None:
             raise ApprovalError("This approval request no longer exists.")
-        if request.state != "open":
-            return Decision(request_view(session, request), settled=False, counted=False)
         votes = list(
             session.scalars(select(ApprovalVote).where(ApprovalVote.request_id == request.id))
         )
         mine = next((v for v in votes if v.approver_id == user_id), None)
+        # Who may decide is checked before anything else, settled or not: a forged or stale
+        # action value must not even learn the request's state (nor get its card shown).
         if mine is None and not is_admin:
-            raise ApprovalError("You are not an approver of this request.")
+            raise ApprovalError(NOT_AN_APPROVER)
+        if mine is None and user_id == request.requested_by:
+            # An admin is still the requester: deciding "as admin" would approve oneself.
+            raise ApprovalError(OWN_REQUEST)
+        if request.state != "open":
+            return Decision(request_view(session, request), settled=False, counted=False)
         if mine is not None and mine.decision is not None:
             return Decision(request_view(session, request), settled=False, counted=False)
         as_admin = mine is None  # an admin deciding in the approvers' place, recorded as such
@@ -371,12 +380,23 @@ def claim_reminders(
     """Open requests due a reminder (at most once per interval) or an escalation (once).
     Rows are claimed with FOR UPDATE SKIP LOCKED on Postgres and stamped in the same
     transaction, so two workers never send the same reminder."""
+    # "Due" is part of the WHERE clause: a Python filter over the oldest `limit` open
+    # requests would starve every later request once `limit` of them were recently reminded.
+    reminder_due = or_(
+        ApprovalRequest.last_reminded_at.is_(None),
+        ApprovalRequest.last_reminded_at <= now - remind_after,
+    )
+    escalation_due = and_(
+        ApprovalRequest.escalated_at.is_(None),
+        ApprovalRequest.created_at <= now - escalate_after,
+    )
     with session_scope(factory) as session:
         query = (
             select(ApprovalRequest)
             .where(
                 ApprovalRequest.state == "open",
                 ApprovalRequest.created_at <= now - remind_after,
+                or_(reminder_due, escalation_due),
             )
             .order_by(ApprovalRequest.id)
             .limit(limit)
@@ -387,8 +407,6 @@ def claim_reminders(
         for request in session.scalars(query):
             escalate = request.escalated_at is None and request.created_at <= now - escalate_after
             due = request.last_reminded_at is None or request.last_reminded_at <= now - remind_after
-            if not (escalate or due):
-                continue
             if escalate:
                 request.escalated_at = now
             if due:

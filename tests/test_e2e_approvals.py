@@ -498,3 +498,54 @@ def test_discarding_an_image_cancels_its_request_and_updates_the_cards(live: Liv
     assert update[-1].params["ts"] == "1.5"
     assert "Request cancelled" in said(update[-1].params["blocks"])
     assert live.image(copy_id) is None
+
+
+def test_a_forged_click_on_a_settled_request_only_says_not_an_approver(live: Live) -> None:
+    with_setup(live)
+    live.slack.add_user("UOTHER", "olaf")
+    image_id = posted_image(live)
+    ask_via_details(live, image_id, [APPROVER_A])
+    wait_until(lambda: cards(live), what="card")
+    request_id = request_id_of(live)
+    click_card(live, ids.APPROVE, request_id, APPROVER_A)
+    # Settled: the recorded card and the clicked one were both rewritten.
+    wait_until(lambda: len(live.slack.calls_to("chat.update")) >= 2, what="cards updated")
+    updates_before = len(live.slack.calls_to("chat.update"))
+    # Olaf is no approver; his click names the settled request (a stale or forged value).
+    click_card(live, ids.APPROVE, request_id, "UOTHER")
+    refusal = wait_until(
+        lambda: [
+            c for c in live.slack.calls_to("chat.postMessage") if c.params["channel"] == "UOTHER"
+        ],
+        what="refusal",
+    )
+    assert [c.params["text"] for c in refusal] == ["You are not an approver of this request."]
+    # Nothing about the request was shown to him: no card rewritten with the image.
+    assert len(live.slack.calls_to("chat.update")) == updates_before
+    assert "UOTHER" not in said([c.params for c in live.slack.calls_to("chat.update")])
+
+
+def test_an_admin_cannot_approve_their_own_request(live: Live) -> None:
+    with_setup(live)
+    image_id = posted_image(live)
+    # The admin edits the poster's image and sends it for approval: the admin asked.
+    view_id, _ = live.click_to_open(ids.ADD_DETAILS, str(image_id), user=ADMIN)
+    reply = live.submit(
+        view_id, form_values([image_id], titles=["Hero"], approvers=[APPROVER_A]), user=ADMIN
+    )
+    assert reply.status == 200 and not reply.body, reply
+    wait_until(lambda: cards(live), what="card")
+    click_card(live, ids.APPROVE, request_id_of(live), ADMIN)
+    told = wait_until(
+        lambda: [
+            c
+            for c in live.slack.calls_to("chat.postMessage")
+            if c.params["channel"] == ADMIN and c.params["text"] == approvals.OWN_REQUEST
+        ],
+        what="refusal",
+    )
+    assert len(told) == 1
+    image = live.image(image_id)
+    assert image is not None and image.status == "pending"
+    click_card(live, ids.APPROVE, request_id_of(live), APPROVER_A)
+    wait_until(lambda: (live.image(image_id) or image).status == "approved", what="approved")
