@@ -15,7 +15,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.config import ConfigError, Settings
-from bot.logs import configure_logging
+from bot.logs import RedactingGunicornLogger, configure_logging
 
 log = logging.getLogger("bot")
 
@@ -36,19 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(
-        settings.log_level,
-        secrets=[
-            s
-            for s in (
-                settings.slack_bot_token,
-                settings.slack_signing_secret,
-                settings.slack_app_token,
-                settings.cloudinary_url,
-            )
-            if s
-        ],
-    )
+    configure_logging(settings.log_level, secrets=settings.secret_values)
 
     if args.command == "migrate":
         return migrate(settings)
@@ -115,6 +103,9 @@ def serve(settings: Settings) -> int:
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", None)
+            self.cfg.set("loglevel", settings.log_level.lower())
+            # gunicorn's own loggers have their own handlers: redact those too.
+            self.cfg.set("logger_class", RedactingGunicornLogger)
 
         def load(self) -> Any:
             services, web = _build(settings)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlparse
+
+from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite:///data/library.db"
 DEFAULT_MEDIA_DIR = "data/media"
@@ -27,7 +29,7 @@ def _secret(default: str | None = None) -> str | None:
     return field(default=default, repr=False)  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """The whole configuration of one deployment. Build it with `Settings.from_env()`."""
 
@@ -36,7 +38,8 @@ class Settings:
     slack_app_token: str | None = _secret()
     slack_api_url: str = DEFAULT_SLACK_API_URL
     slack_admin_ids: frozenset[str] = frozenset()
-    database_url: str = DEFAULT_DATABASE_URL
+    # The URL carries the database password: shown only redacted (`database_url_redacted`).
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     cloudinary_url: str | None = _secret()
     media_dir: Path = Path(DEFAULT_MEDIA_DIR)
     public_base_url: str | None = None
@@ -59,6 +62,27 @@ class Settings:
         if self.slack_bot_token and self.slack_signing_secret:
             return "http"
         return "unconfigured"
+
+    @property
+    def database_url_redacted(self) -> str:
+        """The database URL with its password masked, for logs and repr."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    @property
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds, for the log filter to redact."""
+        candidates = (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.cloudinary_url,
+            make_url(self.database_url).password,
+        )
+        return [str(value) for value in candidates if value]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"Settings({shown}, database_url={self.database_url_redacted!r})"
 
     @property
     def uses_cloudinary(self) -> bool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
+
+from gunicorn.glogging import Logger as GunicornLogger
 
 SECRET_PATTERNS = (
     re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
@@ -37,12 +40,30 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+_active_filter = RedactSecrets([])
+
+
 def configure_logging(level: str, *, secrets: list[str]) -> None:
+    global _active_filter  # noqa: PLW0603 - one filter per process, shared by every handler
+    _active_filter = RedactSecrets(secrets)
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
     )
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(_active_filter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class RedactingGunicornLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's error and access loggers write through handlers of their own (they do not
+    propagate to the root logger), so its messages, such as "Invalid request from ...: <the
+    request line>", would bypass the filter on ours."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                if _active_filter not in handler.filters:
+                    handler.addFilter(_active_filter)

@@ -91,3 +91,15 @@ def test_log_filter_redacts_tokens_from_any_record() -> None:
     assert "xoxb-123" not in shown
     assert "my-signing-secret" not in shown
     assert "[redacted]" in shown
+
+
+def test_database_password_is_neither_in_repr_nor_in_logs() -> None:
+    s = settings(DATABASE_URL="postgres://library:db-very-secret@db.example.com:5432/library")
+    assert "db-very-secret" not in repr(s)
+    assert "library:***@db.example.com" in repr(s)
+    assert "db-very-secret" in s.secret_values  # so the log filter redacts it
+    record = logging.LogRecord(
+        "sqlalchemy", logging.ERROR, __file__, 1, "could not connect: %s", (s.database_url,), None
+    )
+    RedactSecrets(s.secret_values).filter(record)
+    assert "db-very-secret" not in record.getMessage()
