@@ -43,13 +43,28 @@ class AdminDirectory:
         *,
         configured: frozenset[str],
         lookup: Callable[[str, str], UserFacts],
+        guest_list: Callable[[str], frozenset[str]],
         ttl_seconds: float = 300.0,
     ) -> None:
         self._configured = configured
         self._lookup = lookup
+        self._guest_list = guest_list
         self._ttl = ttl_seconds
         self._cache: dict[tuple[str, str], tuple[float, UserFacts]] = {}
+        self._guests: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
+
+    def guests(self, team_id: str) -> frozenset[str]:
+        """The team's guests (users.list, a few pages for thousands of people), cached: the
+        share check needs them all, and one users.info per channel member would take minutes."""
+        with self._lock:
+            hit = self._guests.get(team_id)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        guests = self._guest_list(team_id)
+        with self._lock:
+            self._guests[team_id] = (time.monotonic() + self._ttl, guests)
+        return guests
 
     def user(self, team_id: str, user_id: str) -> UserFacts:
         key = (team_id, user_id)

@@ -29,30 +29,47 @@ MEMBERSHIP_TTL_SECONDS = 60.0
 
 
 class Memberships:
-    """Who is in a conversation (conversations.members), cached briefly per channel."""
+    """Who is in a conversation (conversations.members) and which conversations a person is
+    in (users.conversations), each cached briefly. A person's conversations are one paginated
+    call, however many private channels the library knows: visibility never costs a call per
+    channel on a listener thread."""
 
     def __init__(
         self,
         *,
-        lookup: Callable[[str, str], frozenset[str] | None],
+        members: Callable[[str, str], frozenset[str] | None],
+        conversations: Callable[[str, str], frozenset[str] | None],
         ttl_seconds: float = MEMBERSHIP_TTL_SECONDS,
     ) -> None:
-        self._lookup = lookup
-        self._ttl = ttl_seconds
-        self._cache: dict[tuple[str, str], tuple[float, frozenset[str] | None]] = {}
-        self._lock = threading.Lock()
+        self._members = _TtlCache(members, ttl_seconds)
+        self._conversations = _TtlCache(conversations, ttl_seconds)
 
     def members(self, team_id: str, channel_id: str) -> frozenset[str] | None:
         """The members, or None when Slack would not say (then nobody is let in)."""
-        key = (team_id, channel_id)
+        return self._members.get(team_id, channel_id)
+
+    def conversations_of(self, team_id: str, user_id: str) -> frozenset[str]:
+        """The conversations `user_id` is in that the bot can see (empty when Slack would
+        not say: hiding too much is safer than showing too much)."""
+        return self._conversations.get(team_id, user_id) or frozenset()
+
+
+class _TtlCache:
+    def __init__(self, lookup: Callable[[str, str], frozenset[str] | None], ttl: float) -> None:
+        self._lookup = lookup
+        self._ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[float, frozenset[str] | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, team_id: str, key: str) -> frozenset[str] | None:
         with self._lock:
-            hit = self._cache.get(key)
+            hit = self._cache.get((team_id, key))
         if hit and hit[0] > time.monotonic():
             return hit[1]
-        members = self._lookup(team_id, channel_id)
+        value = self._lookup(team_id, key)
         with self._lock:
-            self._cache[key] = (time.monotonic() + self._ttl, members)
-        return members
+            self._cache[(team_id, key)] = (time.monotonic() + self._ttl, value)
+        return value
 
 
 def viewer_for(
@@ -70,10 +87,8 @@ def viewer_for(
         query = select(Channel.channel_id).where(Channel.team_id == team_id)
         if not is_guest:
             query = query.where(Channel.is_private.is_(True))
-        channels = list(session.scalars(query))
-    mine = frozenset(
-        c for c in channels if user_id in (memberships.members(team_id, c) or frozenset())
-    )
+        channels = set(session.scalars(query))
+    mine = frozenset(channels & memberships.conversations_of(team_id, user_id))
     return Viewer(team_id=team_id, is_guest=is_guest, channels=mine)
 
 
@@ -181,12 +196,14 @@ def check_share(
     target_channel: str,
     target_shared_externally: bool,
     memberships: Memberships,
-    is_guest: Callable[[str], bool],
+    guests: frozenset[str],
 ) -> None:
     """Refuse when the sharer is not in the target channel; when the image comes from a
     private conversation and the target has anyone who is not in it; and, for an image from
     a public channel, when the target is shared with another organisation or has guests
-    who are not in the image's channel (guests see only their own channels)."""
+    who are not in the image's channel (guests see only their own channels).
+
+    Set arithmetic over two member lists and the team's guest list: no call per member."""
     target_members = memberships.members(image.team_id, target_channel)
     if target_members is None:
         raise ShareRefused(
@@ -208,9 +225,9 @@ def check_share(
             "This channel is shared with another organisation; images from the library are "
             "not shared there."
         )
-    guests = [m for m in sorted(outsiders) if is_guest(m)]
-    if guests:
+    outside_guests = outsiders & guests
+    if outside_guests:
         raise ShareRefused(
-            f"This channel has {len(guests)} guest(s) who may only see images from their own "
-            "channels; this image is not shared here."
+            f"This channel has {len(outside_guests)} guest(s) who may only see images from "
+            "their own channels; this image is not shared here."
         )

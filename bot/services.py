@@ -19,6 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
+from slack_sdk.web import SlackResponse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,33 +55,79 @@ class Services:
     @property
     def memberships(self) -> Memberships:
         if self._memberships is None:
-            self._memberships = Memberships(lookup=self.channel_members)
+            self._memberships = Memberships(
+                members=self.channel_members, conversations=self.user_conversations
+            )
         return self._memberships
 
     def channel_members(self, team_id: str, channel_id: str) -> frozenset[str] | None:
         """Everyone in a conversation (conversations.members, all pages), or None."""
+        pages = self._pages(
+            team_id,
+            "conversations.members",
+            lambda client, cursor: client.conversations_members(
+                channel=channel_id, limit=1000, cursor=cursor
+            ),
+        )
+        return None if pages is None else frozenset(m for p in pages for m in p["members"] or [])
+
+    def user_conversations(self, team_id: str, user_id: str) -> frozenset[str] | None:
+        """The conversations a person is in that the bot can see (users.conversations, all
+        pages: public channels, and private ones, DMs and group DMs the bot shares)."""
+        pages = self._pages(
+            team_id,
+            "users.conversations",
+            lambda client, cursor: client.users_conversations(
+                user=user_id,
+                types="public_channel,private_channel,mpim,im",
+                limit=1000,
+                cursor=cursor,
+            ),
+        )
+        if pages is None:
+            return None
+        return frozenset(str(c["id"]) for p in pages for c in p["channels"] or [])
+
+    def guest_list(self, team_id: str) -> frozenset[str]:
+        """Everyone in the workspace who is a guest (users.list, all pages)."""
+        pages = self._pages(
+            team_id,
+            "users.list",
+            lambda client, cursor: client.users_list(limit=1000, cursor=cursor),
+        )
+        return frozenset(
+            str(u["id"])
+            for p in pages or []
+            for u in p["members"] or []
+            if u.get("is_restricted") or u.get("is_ultra_restricted")
+        )
+
+    def _pages(
+        self, team_id: str, method: str, call: Callable[[WebClient, str | None], SlackResponse]
+    ) -> list[SlackResponse] | None:
+        """Every page of a cursor-paginated Web API method, or None when Slack refused."""
         client = self.slack_client(team_id)
-        members: set[str] = set()
+        pages: list[SlackResponse] = []
         cursor = None
         for _ in range(100):  # 100 pages of 1000: more than any workspace has
             try:
-                response = client.conversations_members(
-                    channel=channel_id, limit=1000, cursor=cursor
-                )
+                response = call(client, cursor)
             except SlackApiError as exc:
-                log.info("conversations.members %s: %s", channel_id, exc.response.get("error"))
+                log.info("%s: %s", method, exc.response.get("error"))
                 return None
-            members.update(response.get("members") or [])
+            pages.append(response)
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break
-        return frozenset(members)
+        return pages
 
     @property
     def admins(self) -> AdminDirectory:
         if self._admins is None:
             self._admins = AdminDirectory(
-                configured=self.settings.slack_admin_ids, lookup=self.user_facts
+                configured=self.settings.slack_admin_ids,
+                lookup=self.user_facts,
+                guest_list=self.guest_list,
             )
         return self._admins
 

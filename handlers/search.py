@@ -115,7 +115,7 @@ def register(app: App, services: Services) -> None:
                 target_channel=target,
                 target_shared_externally=bool(info.get("is_ext_shared") or info.get("is_shared")),
                 memberships=services.memberships,
-                is_guest=lambda member: services.admins.user(image.team_id, member).is_guest,
+                guests=services.admins.guests(image.team_id),
             )
             text, shared = blocks.shared_blocks(
                 title=image.title,

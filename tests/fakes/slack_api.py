@@ -2172,6 +2172,31 @@ class SlackEmulator:
         chunk, nxt = _page(list(ch.members), params)
         return _ok(members=chunk, response_metadata={"next_cursor": nxt})
 
+    def _m_users_conversations(self, params: JsonDict) -> JsonDict:
+        """Conversations `user` is in. With a bot token, as Slack documents: public channels,
+        and non-public ones only where the bot is a member too."""
+        user = str(params.get("user") or "")
+        if user and user not in self.users:
+            raise _ApiError("user_not_found")
+        types = set(str(params.get("types") or "public_channel").split(","))
+        exclude_archived = _truthy(params.get("exclude_archived"))
+        found = []
+        with self._lock:
+            channels = list(self._channels.values())
+        for ch in channels:
+            kind = {"channel": "public_channel", "group": "private_channel"}.get(
+                self._channel_type(ch), self._channel_type(ch)
+            )
+            if kind not in types or user not in ch.members:
+                continue
+            if ch.info["is_private"] and self.bot_user_id not in ch.members:
+                continue
+            if exclude_archived and ch.info.get("is_archived"):
+                continue
+            found.append(self._channel_obj(ch))
+        chunk, nxt = _page(found, params)
+        return _ok(channels=chunk, response_metadata={"next_cursor": nxt})
+
     def _m_conversations_join(self, params: JsonDict) -> JsonDict:
         ch = self._find_channel(params.get("channel"))
         if ch.info["is_private"]:
@@ -2244,6 +2269,7 @@ _METHODS: dict[str, Callable[[SlackEmulator, JsonDict], JsonDict]] = {
     "files.info": SlackEmulator._m_files_info,
     "users.info": SlackEmulator._m_users_info,
     "users.list": SlackEmulator._m_users_list,
+    "users.conversations": SlackEmulator._m_users_conversations,
     "conversations.info": SlackEmulator._m_conversations_info,
     "conversations.members": SlackEmulator._m_conversations_members,
     "conversations.join": SlackEmulator._m_conversations_join,
