@@ -133,6 +133,7 @@ def _remember_channel(session: Session, *, post: Post, now: datetime) -> None:
                     team_id=post.team_id,
                     channel_id=post.channel_id,
                     is_private=post.channel_private,
+                    checked_at=now,  # Slack's own channel_type on the event said it
                     created_at=now,
                 )
             )

@@ -11,6 +11,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import delete
 
+from bot import channels
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import ProcessedEvent
@@ -63,6 +64,14 @@ def remind_approvers(services: Services) -> int:
     return len(nudges)
 
 
+def recheck_channels(services: Services) -> int:
+    """Ask Slack whether channels are private: never-checked ones first (unknown counts as
+    private until then), then each one once a day, to catch a change whose message we missed."""
+    if not services.settings.slack_bot_token:
+        return 0
+    return channels.recheck(services.factory, ask=services.channel_facts, now=services.clock())
+
+
 def prune_processed_events(services: Services) -> int:
     with session_scope(services.factory) as session:
         result = session.execute(
@@ -77,6 +86,7 @@ JOBS = {
     "sweep_ingest": (sweep_ingest, {"seconds": SWEEP_SECONDS}),
     "remind_about_details": (remind_about_details, {"minutes": 5}),
     "remind_approvers": (remind_approvers, {"minutes": 5}),
+    "recheck_channels": (recheck_channels, {"minutes": 10}),
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
 }
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import imaging
 from bot.admin import AdminDirectory, UserFacts
+from bot.channels import ChannelFacts
 from bot.config import Settings
 from bot.domain import PostedFile
 from bot.finder import Memberships
@@ -87,6 +88,17 @@ class Services:
         if pages is None:
             return None
         return frozenset(str(c["id"]) for p in pages for c in p["channels"] or [])
+
+    def channel_facts(self, team_id: str, channel_id: str) -> ChannelFacts:
+        """Whether Slack says a conversation is private (conversations.info)."""
+        try:
+            info = self.slack_client(team_id).conversations_info(channel=channel_id)["channel"]
+        except SlackApiError as exc:
+            log.info("conversations.info %s: %s", channel_id, exc.response.get("error"))
+            return ChannelFacts(is_private=None)
+        return ChannelFacts(
+            is_private=bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+        )
 
     def guest_list(self, team_id: str) -> frozenset[str]:
         """Everyone in the workspace who is a guest (users.list, all pages)."""

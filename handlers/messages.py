@@ -10,6 +10,7 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.channels import set_privacy
 from bot.domain import Post
 from bot.library import is_watched, record_posted_files
 from bot.services import Services
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 # Where only members can see a message (Slack's channel_type on message events).
 PRIVATE_CHANNEL_TYPES = frozenset({"group", "im", "mpim"})
+
+# Messages Slack posts in a channel whose privacy changed (message.channels / .groups).
+PRIVACY_CHANGES = {"channel_convert_to_private": True, "channel_convert_to_public": False}
 
 # Message subtypes that never carry a new image from a person.
 IGNORED_SUBTYPES = frozenset(
@@ -53,8 +57,18 @@ def register(app: App, services: Services) -> None:
             )
         next()
 
-    def start_ingest(context: BoltContext) -> None:
+    def start_ingest(event: dict[str, Any], context: BoltContext) -> None:
         services.submit_ingest(context["ingest_job_ids"])
+        converted = PRIVACY_CHANGES.get(str(event.get("subtype")))
+        if converted is not None and event.get("channel"):
+            # "made this channel private": its images are for its members from now on.
+            set_privacy(
+                services.factory,
+                team_id=str(context.team_id),
+                channel_id=str(event["channel"]),
+                private=converted,
+                now=services.clock(),
+            )
 
     def bot_joined(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
         """Invited into a channel that is not watched: tell the inviter how to watch it."""

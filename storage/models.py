@@ -255,6 +255,8 @@ class Channel(Base):
     team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     is_private: Mapped[bool] = mapped_column(Boolean)
+    # When Slack last said whether it is private; None: never asked, so treated as private.
+    checked_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 
