@@ -41,6 +41,7 @@ class Settings:
     # The URL carries the database password: shown only redacted (`database_url_redacted`).
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     cloudinary_url: str | None = _secret()
+    media_signing_key: str | None = _secret()
     media_dir: Path = Path(DEFAULT_MEDIA_DIR)
     public_base_url: str | None = None
     port: int = 3000
@@ -76,6 +77,7 @@ class Settings:
             self.slack_signing_secret,
             self.slack_app_token,
             self.cloudinary_url,
+            self.media_signing_key,
             make_url(self.database_url).password,
         )
         return [str(value) for value in candidates if value]
@@ -131,6 +133,13 @@ class Settings:
                     "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME"
                 )
 
+        media_signing_key = env.get("MEDIA_SIGNING_KEY")
+        if media_signing_key is not None and len(media_signing_key) < 32:
+            raise ConfigError(
+                "MEDIA_SIGNING_KEY must be at least 32 characters (python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+            )
+
         public_base_url = env.get("PUBLIC_BASE_URL")
         if public_base_url:
             if urlparse(public_base_url).scheme not in ("http", "https"):
@@ -154,6 +163,7 @@ class Settings:
             slack_admin_ids=admin_ids,
             database_url=normalise_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
             cloudinary_url=cloudinary_url,
+            media_signing_key=media_signing_key,
             media_dir=Path(env.get("MEDIA_DIR", DEFAULT_MEDIA_DIR)),
             public_base_url=public_base_url,
             port=_int(env, "PORT", 3000, low=1, high=65535),

@@ -264,7 +264,7 @@ def send_request(services: Services, request: RequestView) -> None:
     client = services.slack_client(request.team_id)
     text, card = blocks.approval_card(request, image)
     for approver in request.approvers:
-        sent = post_without_failing_previews(client, channel=approver, text=text, body=card)
+        sent = post_card(client, channel=approver, text=text, body=card)
         if sent is None:
             continue
         record_card(
@@ -295,20 +295,13 @@ def send_request(services: Services, request: RequestView) -> None:
         publish_home(services, team_id=request.team_id, user_id=user)
 
 
-def post_without_failing_previews(
+def post_card(
     client: WebClient, *, channel: str, text: str, body: list[blocks.Block]
 ) -> SlackResponse | None:
-    """Post a message; if Slack refuses it because of its blocks (a preview it could not
-    load fails the whole message), post it again without the image blocks."""
+    """Post a card (the client resends it without its picture when Slack cannot load it);
+    None when Slack refused it all the same."""
     try:
         return client.chat_postMessage(channel=channel, text=text, blocks=body)
-    except SlackApiError as exc:
-        if exc.response.get("error") != "invalid_blocks":
-            log.warning("message to %s failed: %s", channel, exc.response.get("error"))
-            return None
-    plain_body = [b for b in body if b.get("type") != "image"]
-    try:
-        return client.chat_postMessage(channel=channel, text=text, blocks=plain_body)
     except SlackApiError as exc:
         log.warning("message to %s failed: %s", channel, exc.response.get("error"))
         return None
@@ -386,6 +379,4 @@ def send_nudge(services: Services, nudge: Nudge) -> None:
         )
         _, card = blocks.approval_card(request, image)
         for admin_id in sorted(services.settings.slack_admin_ids):
-            post_without_failing_previews(
-                client, channel=admin_id, text=text, body=[blocks.section(text), *card]
-            )
+            post_card(client, channel=admin_id, text=text, body=[blocks.section(text), *card])

@@ -3,14 +3,18 @@ the ingest executor. Handlers and jobs receive it; nothing reaches for globals."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlparse
 
 from slack_sdk import WebClient
@@ -30,6 +34,7 @@ from bot.config import Settings
 from bot.domain import PostedFile
 from bot.finder import Memberships
 from bot.library import IngestLimits, Ingestor, IngestOutcome
+from bot.slack_client import SlackClient
 from bot.slack_files import DownloadError, posted_file_from_slack
 from storage.db import make_engine, make_session_factory
 from storage.media import CloudinaryStore, LocalStore, MediaStore
@@ -163,7 +168,7 @@ class Services:
 
     def slack_client(self, team_id: str | None = None) -> WebClient:
         """A Web API client for `team_id` (one bot token today; per-install tokens later)."""
-        return WebClient(
+        return SlackClient(
             token=self.bot_token_for(team_id),
             base_url=self.settings.slack_api_url,
             timeout=10,
@@ -238,13 +243,36 @@ class Services:
 
 
 def media_signing_key(settings: Settings) -> bytes:
-    """Key for signed local media links: derived from the signing secret so links survive
-    restarts, or random (links last one process) when Slack is not configured."""
+    """Key for signed local media links. Every process that makes or serves links (web,
+    worker, Socket Mode) must hold the same one, across restarts: MEDIA_SIGNING_KEY when
+    set; else derived from the signing secret (HTTP mode: every process has it); else one
+    generated once and kept beside the media, read by every process on this disk."""
+    if settings.media_signing_key:
+        return settings.media_signing_key.encode()
     if settings.slack_signing_secret:
         return hmac.new(
             settings.slack_signing_secret.encode(), b"image-library media links", hashlib.sha256
         ).digest()
-    return secrets.token_bytes(32)
+    return _kept_key(settings.media_dir / ".media-signing-key")
+
+
+def _kept_key(path: Path) -> bytes:
+    """A random key made once: written to a temporary file, then linked into place, so
+    processes starting together all end up with the one that won."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp_name, path)  # fails if another process won: use theirs
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return bytes.fromhex(path.read_text().strip())
 
 
 def build_media_store(settings: Settings) -> MediaStore:

@@ -27,6 +27,7 @@ from bot.notify import (
 )
 from bot.prompts import build_plan, discard_image, keep_duplicate, preview_for, register_view
 from bot.services import Services
+from bot.slack_client import respond_with_fallback
 from bot.slack_files import posted_file_from_slack
 from handlers.approvals import check_approvers
 from storage.db import session_scope
@@ -270,7 +271,7 @@ def register(app: App, services: Services) -> None:
             respond(replace_original=True, text=text, blocks=[blocks.section(text)])
         else:
             text, body_blocks = blocks.prompt_blocks(plan)
-            respond(replace_original=True, text=text, blocks=body_blocks)
+            respond_with_fallback(respond, replace_original=True, text=text, blocks=body_blocks)
         publish_home(services, team_id=team_id, user_id=user_id)
 
     app.action(ids.ADD_DETAILS)(open_details)
@@ -442,6 +443,8 @@ def _tell(client: WebClient, respond: Respond, body: dict[str, Any], text: str) 
 def _post(url: str, payload: dict[str, Any]) -> None:
     from slack_sdk.webhook import WebhookClient
 
-    response = WebhookClient(url, timeout=10).send_dict(payload)
+    response = respond_with_fallback(
+        lambda **message: WebhookClient(url, timeout=10).send_dict(message), **payload
+    )
     if response.status_code != 200:
         log.warning("response_url answered %s: %s", response.status_code, response.body[:200])
