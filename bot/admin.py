@@ -198,6 +198,33 @@ def list_categories(factory: sessionmaker[Session], *, team_id: str) -> list[Cat
         ]
 
 
+def find_categories(
+    factory: sessionmaker[Session], *, team_id: str, typed: str, limit: int = 100
+) -> list[tuple[int, str]]:
+    """(id, name) of the categories whose name starts with `typed`, then those containing
+    it, alphabetically: the category picker's options however many categories there are."""
+    key = normalise_tag(typed).casefold()
+    escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = select(Category.id, Category.name).where(Category.team_id == team_id)
+    with session_scope(factory) as session:
+        starts = query.where(Category.name_key.like(f"{escaped}%", escape="\\"))
+        found = [
+            (i, n) for i, n in session.execute(starts.order_by(Category.name_key).limit(limit))
+        ]
+        if key and len(found) < limit:
+            inside = query.where(
+                Category.name_key.like(f"%{escaped}%", escape="\\"),
+                Category.name_key.not_like(f"{escaped}%", escape="\\"),
+            )
+            found += [
+                (i, n)
+                for i, n in session.execute(
+                    inside.order_by(Category.name_key).limit(limit - len(found))
+                )
+            ]
+        return found
+
+
 def add_category(
     factory: sessionmaker[Session], *, team_id: str, name: str, actor_id: str, now: datetime
 ) -> str:

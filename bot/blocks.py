@@ -160,7 +160,7 @@ class ModalImage:
 @dataclass(frozen=True)
 class DetailsPrefill:
     tags: Sequence[str] = ()
-    category_id: int | None = None
+    category: tuple[int, str] | None = None  # (id, name)
     shoot_date: date | None = None
     description: str = ""
     approvers: Sequence[str] = ()
@@ -169,7 +169,7 @@ class DetailsPrefill:
 def details_modal(
     *,
     images: Sequence[ModalImage],
-    categories: Sequence[CategoryInfo],
+    has_categories: bool,
     prefill: DetailsPrefill,
     metadata: dict[str, Any],
     previews: Sequence[Preview] = (),
@@ -215,17 +215,17 @@ def details_modal(
             "element": tags_element,
         }
     )
-    if categories:
-        options = [{"text": plain(c.name, 75), "value": str(c.id)} for c in categories[:100]]
+    if has_categories:
+        # Searched as one types (any number of categories), not a static list of at most 100
+        # that would drop the image's own category when it is not among them.
         category_element: Block = {
-            "type": "static_select",
-            "action_id": "value",
+            "type": "external_select",
+            "action_id": ids.CATEGORY,
             "placeholder": plain("Pick a category", 150),
-            "options": options,
+            "min_query_length": 0,
         }
-        chosen = next((o for o in options if o["value"] == str(prefill.category_id)), None)
-        if chosen:
-            category_element["initial_option"] = chosen
+        if prefill.category is not None:
+            category_element["initial_option"] = category_option(*prefill.category)
         blocks.append(
             {
                 "type": "input",
@@ -292,6 +292,14 @@ def details_modal(
         "private_metadata": json.dumps(metadata, separators=(",", ":"))[:3000],
         "blocks": blocks[:100],
     }
+
+
+def category_option(category_id: int, name: str) -> Block:
+    return {"text": plain(name, 75), "value": str(category_id)}
+
+
+def category_options(categories: Sequence[tuple[int, str]]) -> list[Block]:
+    return [category_option(c, n) for c, n in categories[:100]]
 
 
 def tag_option(tag: str, *, new: bool = False) -> Block:

@@ -8,6 +8,7 @@ KEEP_DUPLICATE = "keep_duplicate"
 DISCARD_DUPLICATE = "discard_duplicate"
 EDIT_DETAILS = "edit_details"
 TAGS = "tags"
+CATEGORY = "category"  # the details modal's category select (options searched)
 SEARCH_NEWER = "search_newer"  # two ids: an actions block may not repeat one
 SEARCH_OLDER = "search_older"
 SHARE_IMAGE = "share_image"

@@ -17,7 +17,6 @@ from slack_sdk.web import SlackResponse
 from sqlalchemy import select
 
 from bot import blocks, ids
-from bot.admin import list_categories
 from bot.approvals import Nudge, RequestView, pending_for, record_card, requested_by
 from bot.finder import viewer_for
 from bot.home import home_images
@@ -118,7 +117,6 @@ def details_modal_for(
     """The details modal for these images, prefilled with what is known (their current
     details, the EXIF shoot date or else the day of the post, the category's approvers)."""
     image_ids = image_ids[: blocks.MAX_TITLES_IN_MODAL]  # one title input each
-    categories = list_categories(services.factory, team_id=team_id)
     with session_scope(services.factory) as session:
         images = list(
             session.scalars(
@@ -134,9 +132,13 @@ def details_modal_for(
             category_id = watched.category_id if watched else None
         category = session.get(Category, category_id) if category_id else None
         shoot = first.shoot_date.date() if first.shoot_date else post_date(first.message_ts)
+        has_categories = (
+            session.scalar(select(Category.id).where(Category.team_id == team_id).limit(1))
+            is not None
+        )
         prefill = blocks.DetailsPrefill(
             tags=list(first.tags),
-            category_id=category_id,
+            category=(category.id, category.name) if category else None,
             shoot_date=shoot,
             description=first.description,
             approvers=list(category.default_approvers) if category else [],
@@ -146,7 +148,7 @@ def details_modal_for(
     metadata = {"images": [i.image_id for i in modal_images], "response_url": response_url}
     return blocks.details_modal(
         images=modal_images,
-        categories=categories,
+        has_categories=has_categories,
         prefill=prefill,
         metadata=metadata,
         previews=previews,

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot import blocks, ids
+from bot import admin, blocks, ids
 from bot.approvals import ApprovalError, get_request
 from bot.details import DetailsError, DetailsInput, can_edit, save_details, suggest_tags, validate
 from bot.domain import Post
@@ -80,6 +80,12 @@ def register(app: App, services: Services) -> None:
         with session_scope(services.factory) as session:
             found = suggest_tags(session, team_id=str(context.team_id), typed=typed)
         ack(options=blocks.tag_options(found, typed=typed))
+
+    def category_suggestions(ack: Ack, payload: dict[str, Any], context: BoltContext) -> None:
+        found = admin.find_categories(
+            services.factory, team_id=str(context.team_id), typed=str(payload.get("value") or "")
+        )
+        ack(options=blocks.category_options(found))
 
     def submit_details(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
@@ -277,6 +283,7 @@ def register(app: App, services: Services) -> None:
     app.action(ids.ADD_DETAILS)(open_details)
     app.action(ids.EDIT_DETAILS)(open_details)
     app.options(ids.TAGS)(tag_suggestions)
+    app.options(ids.CATEGORY)(category_suggestions)
     app.view(ids.DETAILS_MODAL)(submit_details)
     app.shortcut(ids.ADD_TO_LIBRARY_SHORTCUT)(shortcut)
     app.action(ids.KEEP_DUPLICATE)(duplicate_choice)
@@ -368,7 +375,9 @@ def _read_form(view: dict[str, Any], image_ids: list[int]) -> DetailsInput:
     tags = [
         o.get("value", "") for o in element(ids.TAGS_BLOCK, ids.TAGS).get("selected_options") or []
     ]
-    category = (element(ids.CATEGORY_BLOCK).get("selected_option") or {}).get("value")
+    # `value`: the static select of forms opened before the picker searched categories.
+    picked = element(ids.CATEGORY_BLOCK, ids.CATEGORY) or element(ids.CATEGORY_BLOCK)
+    category = (picked.get("selected_option") or {}).get("value")
     raw_date = element(ids.SHOOT_DATE_BLOCK).get("selected_date")
     return DetailsInput(
         titles=titles,

@@ -209,8 +209,8 @@ def form_values(
         }
     }
     values["category"] = {
-        "value": {
-            "type": "static_select",
+        "category": {
+            "type": "external_select",
             "selected_option": (
                 {"text": {"type": "plain_text", "text": "c"}, "value": str(category_id)}
                 if category_id

@@ -41,13 +41,12 @@ def test_prompt_with_many_images_duplicates_and_failures_fits() -> None:
 
 def test_details_modal_for_many_images_fits() -> None:
     images = [blocks.ModalImage(n, LONG, LONG) for n in range(40)]
-    categories = [CategoryInfo(n, LONG, 1, [], "any") for n in range(150)]
     view = blocks.details_modal(
         images=images,
-        categories=categories,
+        has_categories=True,
         prefill=blocks.DetailsPrefill(
             tags=[LONG] * 30,
-            category_id=3,
+            category=(150, LONG),
             shoot_date=date(2026, 1, 1),
             description=LONG,
             approvers=["U1"] * 5,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot import admin, ids
 from storage.db import session_scope
-from storage.models import AuditEvent, Tag
+from storage.models import AuditEvent, Category, Tag
 from tests import images
 from tests.conftest import ADMIN, MEMBER, POSTER, PUBLIC_CHANNEL, TEAM
 from tests.live import Live, form_values, wait_until
@@ -134,7 +134,7 @@ def test_add_details_opens_a_prefilled_modal_and_saves(live: Live) -> None:
     title = blocks_by_id[f"title:{image_ids[0]}"]["element"]["initial_value"]
     assert title == "CMO keynote 2026"
     assert blocks_by_id["shoot_date"]["element"]["initial_date"] == "2026-11-03"
-    assert blocks_by_id["category"]["element"]["options"][0]["text"]["text"] == "Marketing"
+    assert blocks_by_id["category"]["element"]["action_id"] == ids.CATEGORY  # searched
 
     reply = live.submit(
         view_id,
@@ -371,3 +371,72 @@ def test_modal_prefills_the_channel_categorys_default_approvers(live: Live) -> N
     by_id = {b.get("block_id"): b for b in view["blocks"]}
     assert by_id["approvers"]["element"]["initial_users"] == [ADMIN]
     assert by_id["category"]["element"]["initial_option"]["text"]["text"] == "Marketing"
+
+
+def test_any_of_150_categories_can_be_picked_and_saving_keeps_it(live: Live) -> None:
+    now = live.db.clock()
+    names = [f"Campaign {n:03d}" for n in range(150)]
+    for name in names:
+        admin.add_category(live.db.factory, team_id=TEAM, name=name, actor_id=ADMIN, now=now)
+    # The channel's default is the 150th: past what a static select of 100 could list.
+    admin.watch(
+        live.db.factory,
+        team_id=TEAM,
+        channel_id=PUBLIC_CHANNEL,
+        category_name="Campaign 149",
+        actor_id=ADMIN,
+        now=now,
+    )
+    _, image_ids = post_and_prompt(live, live.add_jpeg("F0CATS", seed=31))
+    view_id, view = live.click_to_open(ids.ADD_DETAILS, str(image_ids[0]))
+    (picker,) = [b["element"] for b in view["blocks"] if b.get("block_id") == "category"]
+    assert picker["type"] == "external_select"
+    assert picker["initial_option"]["text"]["text"] == "Campaign 149"
+
+    def options(typed: str) -> list[str]:
+        reply = live.sender.interactive(
+            {
+                "type": "block_suggestion",
+                "action_id": ids.CATEGORY,
+                "block_id": "category",
+                "value": typed,
+                "team": {"id": TEAM},
+                "user": {"id": POSTER},
+                "api_app_id": "A0EMUAPP1",
+                "view": {"id": view_id, "type": "modal", "callback_id": ids.DETAILS_MODAL},
+            }
+        )
+        assert reply.status == 200
+        return [o["text"]["text"] for o in reply.json()["options"]]
+
+    assert len(options("")) == 100  # Slack's cap for one answer: typing narrows it
+    assert options("campaign 14") == [f"Campaign 14{n}" for n in range(10)]
+    assert options("149") == ["Campaign 149"]
+
+    # Saved as it was prefilled: the category stays.
+    values = form_values(image_ids, titles=["Keynote"])
+    values["category"]["category"]["selected_option"] = picker["initial_option"]
+    assert live.submit(view_id, values).status == 200
+    with session_scope(live.db.factory) as session:
+        category_id = dict(session.execute(select(Category.name, Category.id)).all())
+    wait_until(
+        lambda: (live.image(image_ids[0]) or None).category_id == category_id["Campaign 149"],
+        what="category kept",
+    )
+    # A form opened before the upgrade (a static select) still saves its choice.
+    view_id, _ = live.click_to_open(ids.EDIT_DETAILS, str(image_ids[0]))
+    values = form_values(image_ids, titles=["Keynote"])
+    values["category"] = {
+        "value": {
+            "type": "static_select",
+            "selected_option": {
+                "text": {"type": "plain_text", "text": "Campaign 007"},
+                "value": str(category_id["Campaign 007"]),
+            },
+        }
+    }
+    assert live.submit(view_id, values).status == 200
+    wait_until(
+        lambda: (live.image(image_ids[0]) or None).category_id == category_id["Campaign 007"],
+        what="category changed",
+    )
