@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlparse
 
 from slack_sdk import WebClient
@@ -195,7 +196,12 @@ def build_media_store(settings: Settings) -> MediaStore:
         settings.media_dir,
         signing_key=media_signing_key(settings),
         public_base_url=settings.public_base_url,
+        thumbnailer=_thumbnail,
     )
+
+
+def _thumbnail(original: Path, dest: Path, width: int, height: int) -> None:
+    imaging.write_thumbnail(original, dest, width=width, height=height)
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:

@@ -14,7 +14,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -86,19 +88,34 @@ def _slug(text: str | None) -> str:
 # Local disk
 
 
+Thumbnailer = Callable[[Path, Path, int, int], None]
+"""(original, destination, width, height): write a JPEG preview fitting width x height."""
+
+
 class LocalStore:
     """Files under `root/originals/<team>/<sha[:2]>/<sha>.<ext>`, written to a temporary file
     and renamed into place, so a reader never sees half a file. Served by the app itself from
-    signed, expiring URLs (`/media/...`)."""
+    signed, expiring URLs (`/media/...`); thumbnails are made by `thumbnailer` (the app's
+    budgeted libvips decode) on first request and kept."""
 
     name = "local"
 
     def __init__(
-        self, root: Path, *, signing_key: bytes, public_base_url: str | None = None
+        self,
+        root: Path,
+        *,
+        signing_key: bytes,
+        public_base_url: str | None = None,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         self.root = root
         self._signing_key = signing_key
         self._public_base_url = public_base_url
+        self._thumbnailer = thumbnailer
+        # One lock per thumbnail being made: Slack fetches several previews of one image at
+        # once, and only the first request should decode.
+        self._making: dict[Path, threading.Lock] = {}
+        self._making_guard = threading.Lock()
         (root / "originals").mkdir(parents=True, exist_ok=True)
         (root / "thumbs").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
@@ -136,19 +153,31 @@ class LocalStore:
 
     def thumbnail_path(self, key: str, *, width: int, height: int) -> Path:
         """Make (once) and return a JPEG thumbnail fitting in width x height."""
-        from PIL import Image, ImageOps
-
         thumb = self.root / "thumbs" / f"{Path(key).stem}_{width}x{height}.jpg"
         if thumb.is_file():
             return thumb
-        with Image.open(self.path_for(key)) as im:
-            im.draft("RGB", (width, height))
-            frame = ImageOps.exif_transpose(im) or im
-            frame.thumbnail((width, height))
-            fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".jpg")
-            with os.fdopen(fd, "wb") as out:
-                frame.convert("RGB").save(out, "JPEG", quality=85)
-        Path(tmp_name).replace(thumb)
+        if self._thumbnailer is None:
+            raise MediaError("this store makes no thumbnails", retryable=False)
+        with self._making_guard:
+            lock = self._making.setdefault(thumb, threading.Lock())
+        try:
+            with lock:
+                if thumb.is_file():  # made by the request we waited for
+                    return thumb
+                original = self.path_for(key)
+                if not original.is_file():
+                    raise FileNotFoundError(original)
+                fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".jpg")
+                os.close(fd)
+                try:
+                    self._thumbnailer(original, Path(tmp_name), width, height)
+                    Path(tmp_name).replace(thumb)
+                finally:
+                    Path(tmp_name).unlink(missing_ok=True)
+        finally:
+            with self._making_guard:
+                if not lock.locked():
+                    self._making.pop(thumb, None)
         return thumb
 
     def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
