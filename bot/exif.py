@@ -1,13 +1,26 @@
-"""EXIF from the header: Pillow parses the raw block (the bytes libvips or pillow_heif found
-in the header, no pixel decode needed)."""
+"""EXIF is whatever the camera, an editor or an attacker wrote: read it defensively.
+
+Pillow parses the raw block (the bytes libvips or pillow_heif found in the header, no pixel
+decode needed). Anything it cannot parse means "no EXIF", never a refused image: the picture
+itself is fine. Every text we keep is made safe for the database: no NUL (Postgres refuses
+\\x00 in text and JSON), no other control characters, and at most 255 characters (the
+`camera` column is String(255)).
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from PIL import ExifTags, Image
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -19,11 +32,18 @@ class ExifFacts:
 
 
 def parse(raw: bytes | None) -> Image.Exif | None:
-    """The parsed block, or None when there is none."""
+    """The parsed block, or None when there is none or it is not valid TIFF data."""
     if not raw:
         return None
     exif = Image.Exif()
-    exif.load(raw)
+    try:
+        exif.load(raw)
+        # Force the lazy parts now, inside the try: the Exif sub-IFD is read on demand.
+        exif.get_ifd(ExifTags.IFD.Exif)
+        dict(exif)
+    except Exception:
+        log.info("EXIF block ignored: Pillow could not parse it")
+        return None
     return exif
 
 
@@ -37,7 +57,11 @@ def read(raw: bytes | None) -> ExifFacts:
     exif = parse(raw)
     if exif is None:
         return ExifFacts()
-    return _facts(exif)
+    try:
+        return _facts(exif)
+    except Exception:
+        log.info("EXIF values ignored: unexpected types")
+        return ExifFacts()
 
 
 def _facts(exif: Image.Exif) -> ExifFacts:
@@ -52,6 +76,8 @@ def _facts(exif: Image.Exif) -> ExifFacts:
         camera: str | None = model
     else:
         camera = " ".join(part for part in (make, model) if part) or None
+    if camera and len(camera) > MAX_TEXT:
+        camera = None
     summary: dict[str, Any] = {}
     for name, value in (
         ("date_time_original", text(taken)),
@@ -59,11 +85,11 @@ def _facts(exif: Image.Exif) -> ExifFacts:
         ("make", make),
         ("model", model),
         ("lens_model", text(sub.get(ExifTags.Base.LensModel))),
-        ("iso", sub.get(ExifTags.Base.ISOSpeedRatings)),
+        ("iso", _number(sub.get(ExifTags.Base.ISOSpeedRatings))),
         ("orientation", _orientation(exif)),
     ):
         if value not in (None, ""):
-            summary[name] = value if isinstance(value, str | int) else str(value)
+            summary[name] = value
     return ExifFacts(
         shoot_date=shoot_date,
         camera=camera,
@@ -75,6 +101,15 @@ def _facts(exif: Image.Exif) -> ExifFacts:
 def _orientation(exif: Image.Exif) -> int:
     value = exif.get(ExifTags.Base.Orientation)
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _number(value: Any) -> int | None:
+    """ISO is a SHORT, sometimes a tuple of them; anything else is not kept."""
+    if isinstance(value, tuple) and value:
+        value = value[0]
+    if isinstance(value, int) and 0 <= value < 2**31:
+        return value
+    return None
 
 
 def parse_exif_datetime(raw: Any, offset: Any = None) -> datetime | None:
@@ -101,9 +136,20 @@ def parse_exif_datetime(raw: Any, offset: Any = None) -> datetime | None:
 
 
 def text(value: Any) -> str | None:
+    """A printable, database-safe string of at most 255 characters, or None. Longer values
+    are left out rather than cut: no camera writes 255 characters into a tag, so such a value
+    is junk, and half of it is no better."""
     if value is None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    cleaned = str(value).strip("\x00 ").strip()
+    if not isinstance(value, str | int | float):
+        return None
+    # Cameras pad with NULs; anything after the first one is padding or garbage.
+    cleaned = str(value).split("\x00", 1)[0]
+    cleaned = _CONTROL.sub(" ", cleaned).strip()
+    # Lone surrogates cannot be encoded for the database either.
+    cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    if len(cleaned) > MAX_TEXT:
+        return None
     return cleaned or None
