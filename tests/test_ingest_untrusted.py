@@ -5,11 +5,13 @@ on Postgres (which refuses NUL in text and JSON, and over-long strings in String
 from __future__ import annotations
 
 import json
+import shutil
 
 from bot.services import Services
 from storage.models import IngestState
 from tests import images
 from tests import test_ingest as ingest_tests
+from tests.conftest import FakeClock
 from tests.fakes.slack_api import SlackEmulator
 from tests.test_ingest import image_row, ingest, job_row, post_file
 
@@ -67,3 +69,21 @@ def test_nul_bytes_in_make_and_model_never_reach_the_database(
     assert image.exif["lens_model"] == "RF"
     assert "\x00" not in json.dumps(image.exif, ensure_ascii=False)
     assert image.shoot_date is not None
+
+
+def test_an_unforeseen_error_keeps_the_job_for_a_retry(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    # The local store's temporary directory vanished (someone cleaned the disk): not an
+    # error the store maps, so it reaches the ingest's last-resort handler.
+    tmp_dir = services.settings.media_dir / "tmp"
+    shutil.rmtree(tmp_dir)
+    outcomes = ingest(services, post_file(services, slack, images.jpeg(seed=21)))
+    assert [o.state for o in outcomes] == [IngestState.QUEUED]
+    job = job_row(services)
+    assert job.state == IngestState.QUEUED
+    assert job.last_error == "an internal error; will retry"
+    assert job.lease_until is None
+    tmp_dir.mkdir()
+    clock.advance(hours=1)
+    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]
