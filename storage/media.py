@@ -207,7 +207,10 @@ class LocalStore:
         except (KeyError, ValueError, MediaError):
             return None
         expected = self._signature(key, {"e": params["e"], "w": params["w"], "h": params["h"]})
-        if not hmac.compare_digest(expected, params.get("s", "")) or expires < time.time():
+        # Bytes, not str: compare_digest raises TypeError on a str with non-ASCII characters,
+        # and a mangled link must be a 403 like any other bad link, not a 500.
+        given = params.get("s", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(expected.encode(), given) or expires < time.time():
             return None
         if not (0 <= width <= 2048 and 0 <= height <= 2048):
             return None
