@@ -235,9 +235,15 @@ def _safe(team_id: str) -> str:
 class CloudinaryStore:
     """Originals in Cloudinary under `library/<team>/<category>/<sha256>`.
 
+    Uploaded as `authenticated`: Cloudinary delivers them (and any transformation of them)
+    only from URLs signed with our API secret, so someone who saw one preview URL cannot edit
+    it into the original or another size. Every URL we hand out is signed.
+
     The SDK's configuration is passed on every call (never set globally) so tests and
     several stores in one process cannot leak settings into each other.
     """
+
+    delivery_type = "authenticated"
 
     name = "cloudinary"
 
@@ -268,6 +274,7 @@ class CloudinaryStore:
                 overwrite=False,
                 unique_filename=False,
                 resource_type="image",
+                type=self.delivery_type,
                 tags=list(info.tags),
                 context=dict(info.context),
                 timeout=self._timeout,
@@ -289,31 +296,37 @@ class CloudinaryStore:
 
         try:
             cloudinary.uploader.destroy(
-                key, invalidate=True, timeout=self._timeout, **self._options
+                key,
+                type=self.delivery_type,
+                invalidate=True,
+                timeout=self._timeout,
+                **self._options,
             )
         except Exception as exc:
             raise _media_error(exc) from None
 
     def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
+        return self._signed_url(
+            key, width=width, height=height, crop="fill", quality="auto", fetch_format="auto"
+        )
+
+    def original_url(self, key: str) -> str | None:
+        return self._signed_url(key)
+
+    def _signed_url(self, key: str, **transformation: str | int) -> str:
+        """Built offline by the SDK: `s--<signature>--` covers the transformation and the
+        public id, so changing either breaks the link."""
         from cloudinary import CloudinaryImage
 
         return str(
             CloudinaryImage(key).build_url(
-                width=width,
-                height=height,
-                crop="fill",
-                quality="auto",
-                fetch_format="auto",
+                type=self.delivery_type,
+                sign_url=True,
                 secure=True,
                 cloud_name=self._options["cloud_name"],
+                api_secret=self._options["api_secret"],
+                **transformation,
             )
-        )
-
-    def original_url(self, key: str) -> str | None:
-        from cloudinary import CloudinaryImage
-
-        return str(
-            CloudinaryImage(key).build_url(secure=True, cloud_name=self._options["cloud_name"])
         )
 
 
