@@ -28,9 +28,11 @@ from bot.pixels import (
     InvalidImage,
     budget,
     check_fits,
+    check_pixels,
     read_header,
     reduced,
     set_budget,
+    set_max_pixels,
     write_thumbnail,
 )
 
@@ -54,6 +56,7 @@ def configure(*, max_pixels: int, decode_budget_bytes: int | None = None) -> Non
     """Align Pillow's own bomb guard with ours and size the decode budget (process-wide,
     set once at start)."""
     Image.MAX_IMAGE_PIXELS = max_pixels
+    set_max_pixels(max_pixels)
     _return_freed_pixels_to_the_os()
     if decode_budget_bytes is not None:
         set_budget(decode_budget_bytes)
@@ -138,8 +141,7 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
     kind = sniff_file(path)
     header = read_header(path, kind)
     width, height = header.width, header.height
-    if width * height > max_pixels:
-        raise InvalidImage(_too_many_pixels(width * height, max_pixels))
+    check_pixels(header, max_pixels)
     cost = check_fits(header, HASH_EDGE)
     facts = exif_reader.read(header.exif)
     with budget().reserve(cost):
@@ -159,11 +161,6 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
         camera=facts.camera,
         exif=facts.summary,
     )
-
-
-def _too_many_pixels(pixels: int | None, limit: int) -> str:
-    size = f"{pixels / 1_000_000:.0f} megapixels" if pixels else "too many pixels"
-    return f"the image has {size}; the limit is {limit // 1_000_000} megapixels"
 
 
 def _return_freed_pixels_to_the_os() -> None:

@@ -72,6 +72,23 @@ class DecodeBudget:
 
 
 _budget = DecodeBudget(256 * MB)
+_max_pixels = 100_000_000  # MAX_IMAGE_MEGAPIXELS, set at start by bot.imaging.configure
+
+
+def set_max_pixels(limit: int) -> None:
+    global _max_pixels  # noqa: PLW0603 - one limit per process, from the settings
+    _max_pixels = limit
+
+
+def check_pixels(header: Header, limit: int | None = None) -> None:
+    """Refuse a picture over the megapixel cap (a decompression bomb) before any decode."""
+    limit = _max_pixels if limit is None else limit
+    pixels = header.width * header.height
+    if pixels > limit:
+        raise InvalidImage(
+            f"the image has {pixels / 1_000_000:.0f} megapixels; "
+            f"the limit is {limit // 1_000_000} megapixels"
+        )
 
 
 def set_budget(limit_bytes: int) -> None:
@@ -102,8 +119,13 @@ class Header:
 
 def read_header(path: Path, kind: str) -> Header:
     """Open with the loader for `kind` only and read the header (no pixels)."""
-    if kind == "HEIF":
-        return _heif_header(path)
+    header = _heif_header(path) if kind == "HEIF" else _vips_header(path, kind)
+    if header.width <= 0 or header.height <= 0:
+        raise InvalidImage(_read_failure(kind, ValueError("no pixels")))
+    return header
+
+
+def _vips_header(path: Path, kind: str) -> Header:
     try:
         image = pyvips.Operation.call(LOADERS[kind], str(path), access="sequential")
     except pyvips.Error as exc:
@@ -197,6 +219,7 @@ def write_thumbnail(source: Path, dest: Path, *, width: int, height: int) -> Non
 
     kind = sniff_file(source)
     header = read_header(source, kind)
+    check_pixels(header)  # originals were checked at ingest, but the cap may have changed
     box = max(width, height)
     cost = check_fits(header, box)
     with _budget.reserve(cost):
@@ -306,7 +329,7 @@ def _heif_header(path: Path) -> Header:
         width, height = heif.size
         exif = heif.info.get("exif")
         bands = 4 if heif.has_alpha else 3
-    except (ValueError, OSError, RuntimeError) as exc:
+    except Exception as exc:  # libheif's parser answers damage with any of half a dozen types
         raise InvalidImage(_read_failure("HEIF", exc)) from None
     return Header(
         kind="HEIF",
@@ -331,9 +354,11 @@ def _heif_reduced(path: Path, box: int) -> pyvips.Image:
         data = heif.data  # decodes here
         stride = heif.stride
         width, height = heif.size
-    except (ValueError, OSError, RuntimeError) as exc:
+    except Exception as exc:  # libheif's parser answers damage with any of half a dozen types
         raise InvalidImage(_read_failure("HEIF", exc)) from None
     bands = len(mode)
+    if width <= 0 or height <= 0 or stride < width * bands or len(data) < stride * height:
+        raise InvalidImage(_read_failure("HEIF", ValueError("decoded size does not match")))
     full = pyvips.Image.new_from_memory(
         _unpadded(data, width=width, height=height, bands=bands, stride=stride),
         width,
