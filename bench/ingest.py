@@ -323,17 +323,17 @@ def child_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     from storage.models import IngestState
 
     # The decode + hash alone (`bot.imaging.inspect`, what the naive baseline does), timed
-    # inside the ingest: the ingest runs in this thread, so this thread's CPU is exact.
+    # inside the ingest with the process's CPU (libvips decodes on its own worker threads;
+    # nothing else in this process is busy while the ingest runs).
     decode_cpu: list[float] = []
     real_inspect = bot.library.inspect
 
     def timed_inspect(path: Path, *, max_pixels: int) -> Any:
-        before = resource.getrusage(resource.RUSAGE_THREAD)
+        before = _cpu_s()
         try:
             return real_inspect(path, max_pixels=max_pixels)
         finally:
-            after = resource.getrusage(resource.RUSAGE_THREAD)
-            decode_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            decode_cpu.append(_cpu_s() - before)
 
     bot.library.inspect = timed_inspect  # type: ignore[assignment]
     services = build_services(Settings.from_env(spec["env"], dotenv=False))
