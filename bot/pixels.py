@@ -157,7 +157,7 @@ def decode_cost(header: Header, box: int) -> int:
     w, h, bands, depth = header.width, header.height, header.bands, header.bytes_per_sample
     full = w * h * bands * depth
     if header.kind == "HEIF":
-        # pillow_heif's decoded buffer and Pillow's copy of it, briefly both.
+        # pillow_heif's decoded buffer and our unpadded copy of it for libvips, briefly both.
         return 2 * w * h * 4 * depth
     if header.kind == "JPEG":
         if header.interlaced:
@@ -200,7 +200,6 @@ def check_fits(header: Header, box: int) -> int:
 def reduced(path: Path, header: Header, box: int, *, orientation: int = 1) -> pyvips.Image:
     """Decode `path` to an 8-bit sRGB image in memory that fits `box` x `box` (never
     enlarged), turned upright per the EXIF orientation. Call inside the budget."""
-    box_w, box_h = box, box
     try:
         if header.kind == "HEIF":
             image = _heif_reduced(path, box)
@@ -209,7 +208,7 @@ def reduced(path: Path, header: Header, box: int, *, orientation: int = 1) -> py
             # copy_memory() runs the whole pipeline: the loader finishes here, so a truncated
             # or damaged file fails now and the full-size pipeline is gone afterwards.
             image = image.copy_memory()
-        image = image.thumbnail_image(box_w, height=box_h, size="down", no_rotate=True)
+        image = image.thumbnail_image(box, height=box, size="down", no_rotate=True)
         image = _srgb8(image)
         return _upright(image, orientation).copy_memory()
     except pyvips.Error as exc:
@@ -229,10 +228,13 @@ def write_thumbnail(source: Path, dest: Path, *, width: int, height: int) -> Non
     cost = check_fits(header, box)
     with _budget.reserve(cost):
         image = reduced(source, header, box, orientation=orientation_of(header.exif))
-    image = image.thumbnail_image(width, height=height, size="down", no_rotate=True)
-    if image.hasalpha():
-        image = image.flatten(background=[255, 255, 255])
-    image.jpegsave(str(dest), Q=85, keep="none", optimize_coding=True)
+    try:
+        image = image.thumbnail_image(width, height=height, size="down", no_rotate=True)
+        if image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])
+        image.jpegsave(str(dest), Q=85, keep="none", optimize_coding=True)
+    except pyvips.Error as exc:
+        raise InvalidImage(_read_failure(kind, exc)) from None
 
 
 # -- helpers ---------------------------------------------------------------------------------
