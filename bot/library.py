@@ -359,7 +359,12 @@ class Ingestor:
             # for a later try rather than lose the image.
             log.exception("ingest job %s crashed", job_id)
             outcome = self._failed(
-                job_id, image_id, "an internal error; will retry", retryable=True, attempts=attempts
+                job_id,
+                image_id,
+                "an internal error; will retry",
+                retryable=True,
+                attempts=attempts,
+                lease=lease,
             )
         for callback in self._on_settled:
             try:

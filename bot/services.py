@@ -282,7 +282,12 @@ def build_media_store(settings: Settings) -> MediaStore:
         settings.media_dir,
         signing_key=media_signing_key(settings),
         public_base_url=settings.public_base_url,
+        thumbnailer=_thumbnail,
     )
+
+
+def _thumbnail(original: Path, dest: Path, width: int, height: int) -> None:
+    imaging.write_thumbnail(original, dest, width=width, height=height)
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:

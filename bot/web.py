@@ -16,8 +16,9 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import text
 
+from bot.pixels import InvalidImage
 from bot.services import Services
-from storage.media import CONTENT_TYPES, LocalStore
+from storage.media import CONTENT_TYPES, LocalStore, MediaError
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,10 @@ class WebApp:
             handle = path.open("rb")
         except FileNotFoundError:
             return _respond(start_response, "404 Not Found", "Not found\n")
+        except (InvalidImage, MediaError) as exc:
+            # An original we stored but cannot preview now (say, a decode over the budget).
+            log.warning("no thumbnail for %s: %s", key, exc)
+            return _respond(start_response, "404 Not Found", "No preview for this image\n")
         start_response(
             "200 OK",
             [

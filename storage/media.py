@@ -14,7 +14,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -86,19 +88,34 @@ def _slug(text: str | None) -> str:
 # Local disk
 
 
+Thumbnailer = Callable[[Path, Path, int, int], None]
+"""(original, destination, width, height): write a JPEG preview fitting width x height."""
+
+
 class LocalStore:
     """Files under `root/originals/<team>/<sha[:2]>/<sha>.<ext>`, written to a temporary file
     and renamed into place, so a reader never sees half a file. Served by the app itself from
-    signed, expiring URLs (`/media/...`)."""
+    signed, expiring URLs (`/media/...`); thumbnails are made by `thumbnailer` (the app's
+    budgeted libvips decode) on first request and kept."""
 
     name = "local"
 
     def __init__(
-        self, root: Path, *, signing_key: bytes, public_base_url: str | None = None
+        self,
+        root: Path,
+        *,
+        signing_key: bytes,
+        public_base_url: str | None = None,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         self.root = root
         self._signing_key = signing_key
         self._public_base_url = public_base_url
+        self._thumbnailer = thumbnailer
+        # One lock per thumbnail being made: Slack fetches several previews of one image at
+        # once, and only the first request should decode.
+        self._making: dict[Path, threading.Lock] = {}
+        self._making_guard = threading.Lock()
         (root / "originals").mkdir(parents=True, exist_ok=True)
         (root / "thumbs").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
@@ -136,19 +153,31 @@ class LocalStore:
 
     def thumbnail_path(self, key: str, *, width: int, height: int) -> Path:
         """Make (once) and return a JPEG thumbnail fitting in width x height."""
-        from PIL import Image, ImageOps
-
         thumb = self.root / "thumbs" / f"{Path(key).stem}_{width}x{height}.jpg"
         if thumb.is_file():
             return thumb
-        with Image.open(self.path_for(key)) as im:
-            im.draft("RGB", (width, height))
-            frame = ImageOps.exif_transpose(im) or im
-            frame.thumbnail((width, height))
-            fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".jpg")
-            with os.fdopen(fd, "wb") as out:
-                frame.convert("RGB").save(out, "JPEG", quality=85)
-        Path(tmp_name).replace(thumb)
+        if self._thumbnailer is None:
+            raise MediaError("this store makes no thumbnails", retryable=False)
+        with self._making_guard:
+            lock = self._making.setdefault(thumb, threading.Lock())
+        try:
+            with lock:
+                if thumb.is_file():  # made by the request we waited for
+                    return thumb
+                original = self.path_for(key)
+                if not original.is_file():
+                    raise FileNotFoundError(original)
+                fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".jpg")
+                os.close(fd)
+                try:
+                    self._thumbnailer(original, Path(tmp_name), width, height)
+                    Path(tmp_name).replace(thumb)
+                finally:
+                    Path(tmp_name).unlink(missing_ok=True)
+        finally:
+            with self._making_guard:
+                if not lock.locked():
+                    self._making.pop(thumb, None)
         return thumb
 
     def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
@@ -178,7 +207,10 @@ class LocalStore:
         except (KeyError, ValueError, MediaError):
             return None
         expected = self._signature(key, {"e": params["e"], "w": params["w"], "h": params["h"]})
-        if not hmac.compare_digest(expected, params.get("s", "")) or expires < time.time():
+        # Bytes, not str: compare_digest raises TypeError on a str with non-ASCII characters,
+        # and a mangled link must be a 403 like any other bad link, not a 500.
+        given = params.get("s", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(expected.encode(), given) or expires < time.time():
             return None
         if not (0 <= width <= 2048 and 0 <= height <= 2048):
             return None
@@ -203,9 +235,15 @@ def _safe(team_id: str) -> str:
 class CloudinaryStore:
     """Originals in Cloudinary under `library/<team>/<category>/<sha256>`.
 
+    Uploaded as `authenticated`: Cloudinary delivers them (and any transformation of them)
+    only from URLs signed with our API secret, so someone who saw one preview URL cannot edit
+    it into the original or another size. Every URL we hand out is signed.
+
     The SDK's configuration is passed on every call (never set globally) so tests and
     several stores in one process cannot leak settings into each other.
     """
+
+    delivery_type = "authenticated"
 
     name = "cloudinary"
 
@@ -236,6 +274,7 @@ class CloudinaryStore:
                 overwrite=False,
                 unique_filename=False,
                 resource_type="image",
+                type=self.delivery_type,
                 tags=list(info.tags),
                 context=dict(info.context),
                 timeout=self._timeout,
@@ -257,31 +296,37 @@ class CloudinaryStore:
 
         try:
             cloudinary.uploader.destroy(
-                key, invalidate=True, timeout=self._timeout, **self._options
+                key,
+                type=self.delivery_type,
+                invalidate=True,
+                timeout=self._timeout,
+                **self._options,
             )
         except Exception as exc:
             raise _media_error(exc) from None
 
     def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
+        return self._signed_url(
+            key, width=width, height=height, crop="fill", quality="auto", fetch_format="auto"
+        )
+
+    def original_url(self, key: str) -> str | None:
+        return self._signed_url(key)
+
+    def _signed_url(self, key: str, **transformation: str | int) -> str:
+        """Built offline by the SDK: `s--<signature>--` covers the transformation and the
+        public id, so changing either breaks the link."""
         from cloudinary import CloudinaryImage
 
         return str(
             CloudinaryImage(key).build_url(
-                width=width,
-                height=height,
-                crop="fill",
-                quality="auto",
-                fetch_format="auto",
+                type=self.delivery_type,
+                sign_url=True,
                 secure=True,
                 cloud_name=self._options["cloud_name"],
+                api_secret=self._options["api_secret"],
+                **transformation,
             )
-        )
-
-    def original_url(self, key: str) -> str | None:
-        from cloudinary import CloudinaryImage
-
-        return str(
-            CloudinaryImage(key).build_url(secure=True, cloud_name=self._options["cloud_name"])
         )
 
 

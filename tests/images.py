@@ -6,6 +6,7 @@ import io
 import random
 import struct
 import zlib
+from pathlib import Path
 
 from PIL import ExifTags, Image, ImageDraw
 
@@ -88,3 +89,86 @@ def noisy_jpeg(width: int, height: int) -> bytes:
     out = io.BytesIO()
     noise.save(out, "JPEG", quality=100)
     return out.getvalue()
+
+
+def with_app1(data: bytes, payload: bytes) -> bytes:
+    """The JPEG `data` with an extra APP1 segment (where EXIF lives) holding `payload`."""
+    assert data[:2] == b"\xff\xd8"
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + data[2:]
+
+
+def tiny_jpeg(width: int = 8, height: int = 8) -> bytes:
+    out = io.BytesIO()
+    pattern(width, height).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+# An Exif segment whose TIFF header is neither "II*\0" nor "MM\0*".
+BAD_TIFF_HEADER_EXIF = b"Exif\x00\x00XX\x00\x2a\x00\x00\x00\x08" + b"\x00" * 18
+
+
+def jpeg_with_exif_text(*, make: str, model: str, lens: str, taken: str) -> bytes:
+    """A small JPEG whose EXIF text fields are exactly what we pass (NULs, any length)."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = make
+    exif[ExifTags.Base.Model] = model
+    sub = exif.get_ifd(ExifTags.IFD.Exif)
+    sub[ExifTags.Base.LensModel] = lens
+    sub[ExifTags.Base.DateTimeOriginal] = taken
+    out = io.BytesIO()
+    pattern(64, 48).save(out, "JPEG", quality=80, exif=exif)
+    return out.getvalue()
+
+
+def write_big_png(path: Path, width: int, height: int, *, interlaced: bool = False) -> Path:
+    """An RGBA PNG of width x height written a row at a time (the test never holds its
+    pixels): colour ramps in bands, so it compresses to a few MB like a flat graphic."""
+    bands = [
+        bytes(
+            b"\x00"
+            + b"".join(
+                bytes(((x * 255) // width, (band * 37) % 256, 255 - (x * 255) // width, 200))
+                for x in range(width)
+            )
+        )
+        for band in range(8)
+    ]
+    compressor = zlib.compressobj(1)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 1 if interlaced else 0)
+    with path.open("wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header))
+        if interlaced:
+            # Adam7: the same rows, in seven passes of sub-images (filter byte per row).
+            for x0, y0, dx, dy in _ADAM7:
+                pass_width = (width - x0 + dx - 1) // dx
+                for y in range(y0, height, dy):
+                    if pass_width <= 0:
+                        break
+                    row = bands[(y * 8) // height]
+                    pixels = b"".join(row[1 + 4 * x : 5 + 4 * x] for x in range(x0, width, dx))
+                    data = compressor.compress(b"\x00" + pixels)
+                    if data:
+                        out.write(_chunk(b"IDAT", data))
+        else:
+            for y in range(height):
+                data = compressor.compress(bands[(y * 8) // height])
+                if data:
+                    out.write(_chunk(b"IDAT", data))
+        out.write(_chunk(b"IDAT", compressor.flush()))
+        out.write(_chunk(b"IEND", b""))
+    return path
+
+
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import imagehash
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageOps
 
 from bot.imaging import (
     DecodeBudget,
@@ -19,7 +20,9 @@ from bot.imaging import (
     inspect,
     parse_exif_datetime,
     phash_bands,
+    write_thumbnail,
 )
+from storage.media import LocalStore, MediaInfo
 from tests import images
 
 LIMIT = 100_000_000
@@ -161,3 +164,201 @@ def test_decode_budget_never_holds_more_than_its_limit() -> None:
     # The oversized decode counts as the whole budget and runs alone; the others share it.
     assert peak[0] <= 100 or peak[0] == 500
     assert held == []
+
+
+# -- libvips: bounded memory, the budget, orientation ------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+MEASURE = """
+import json, sys
+from pathlib import Path
+from bot import imaging, pixels
+from storage.media import EXTENSIONS, LocalStore
+
+imaging.configure(max_pixels=100_000_000, decode_budget_bytes=256 * 2**20)
+action, path, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+kind = imaging.sniff_file(path)
+ext = EXTENSIONS[kind]
+store = LocalStore(
+    work, signing_key=b"k" * 32,
+    thumbnailer=lambda src, dest, w, h: imaging.write_thumbnail(src, dest, width=w, height=h),
+)
+# Warm up on a small file of the same format: imports, scipy, the loader's start-up.
+warm_key = f"T1/00/{'0' * 64}.{ext}"
+store.path_for(warm_key).parent.mkdir(parents=True)
+store.path_for(warm_key).write_bytes(sys.stdin.buffer.read())
+imaging.inspect(store.path_for(warm_key), max_pixels=100_000_000)
+store.thumbnail_path(warm_key, width=36, height=24)
+key = f"T1/ab/{'a' * 64}.{ext}"
+store.path_for(key).parent.mkdir(parents=True)
+path.rename(store.path_for(key))
+
+def hwm_kb():
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
+
+Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+before = hwm_kb()
+header = pixels.read_header(store.path_for(key), kind)
+if action == "inspect":
+    facts = imaging.inspect(store.path_for(key), max_pixels=100_000_000)
+    out = {"size": [facts.width, facts.height], "cost": pixels.decode_cost(header, 256)}
+else:
+    thumb = store.thumbnail_path(key, width=360, height=240)
+    out = {"thumb": str(thumb), "cost": pixels.decode_cost(header, 360)}
+out["grew"] = (hwm_kb() - before) * 1024
+print(json.dumps(out))
+"""
+
+
+def peak_growth(action: str, path: Path, work: Path, warm: bytes) -> dict:  # type: ignore[type-arg]
+    """Run `action` on `path` in a fresh interpreter and report how far its peak RSS grew."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, action, str(path), str(work)],
+        input=warm,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return dict(json.loads(done.stdout.decode().strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def rgba_100mp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10000 x 10000 RGBA (400 MB of pixels) in a PNG of a few MB."""
+    return images.write_big_png(tmp_path_factory.mktemp("big") / "big.png", 10000, 10000)
+
+
+MIB = 1024 * 1024
+
+
+def test_a_100_megapixel_rgba_png_is_inspected_in_bounded_memory(
+    rgba_100mp: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "copy.png"
+    source.write_bytes(rgba_100mp.read_bytes())
+    result = peak_growth("inspect", source, tmp_path / "media", images.png(64, 48))
+    assert result["size"] == [10000, 10000]
+    # A full decode holds 400 MB of pixels (Pillow peaked at ~800 MB here).
+    assert result["grew"] < 80 * MIB
+    # The budget counts at least what the decode really held.
+    assert result["grew"] <= result["cost"]
+
+
+def test_its_first_thumbnail_is_made_in_bounded_memory(rgba_100mp: Path, tmp_path: Path) -> None:
+    source = tmp_path / "copy.png"
+    source.write_bytes(rgba_100mp.read_bytes())
+    result = peak_growth("thumbnail", source, tmp_path / "media", images.png(64, 48))
+    assert result["grew"] < 80 * MIB
+    assert result["grew"] <= result["cost"]
+    with Image.open(result["thumb"]) as thumb:
+        assert thumb.format == "JPEG"
+        assert thumb.size == (240, 240)  # fits 360 x 240, square like the original
+
+
+def encoded(picture: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, fmt, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "options"),
+    [
+        ("progressive JPEG", "JPEG", {"progressive": True, "quality": 90}),
+        ("lossless WebP", "WEBP", {"lossless": True, "method": 0}),
+        ("GIF", "GIF", {}),
+        ("HEIC", "HEIF", {"quality": 60}),
+        ("interlaced PNG", "PNG", {}),
+    ],
+)
+@pytest.mark.parametrize("action", ["inspect", "thumbnail"])
+def test_the_budget_counts_at_least_what_each_format_holds(
+    tmp_path: Path, name: str, fmt: str, options: dict[str, object], action: str
+) -> None:
+    """Formats that decode whole (not streamed) cost what the budget says, or less."""
+    source = tmp_path / "source.bin"
+    if name == "interlaced PNG":
+        images.write_big_png(source, 3000, 2000, interlaced=True)
+    else:
+        picture = images.pattern(3000, 2000, seed=2)
+        if fmt == "GIF":
+            picture = picture.convert("P")
+        source.write_bytes(encoded(picture, fmt, **options))
+    warm = encoded(images.pattern(64, 48, seed=1), fmt, **options)
+    result = peak_growth(action, source, tmp_path / "media", warm)
+    assert result["grew"] <= result["cost"], (name, result)
+
+
+@pytest.fixture
+def small_budget() -> Iterator[None]:
+    configure(max_pixels=LIMIT, decode_budget_bytes=16 * MIB)
+    yield
+    configure(max_pixels=LIMIT, decode_budget_bytes=256 * MIB)
+
+
+@pytest.mark.usefixtures("small_budget")
+def test_a_decode_that_cannot_fit_the_budget_is_refused_naming_its_size(tmp_path: Path) -> None:
+    # Adam7 interlacing needs every row before the first one is complete: a full-size decode.
+    path = images.write_big_png(tmp_path / "interlaced.png", 3000, 2000, interlaced=True)
+    with pytest.raises(InvalidImage) as caught:
+        inspect(path, max_pixels=LIMIT)
+    reason = str(caught.value)
+    assert "3000 x 2000 pixels (interlaced PNG)" in reason
+    assert "the limit is 16 MB" in reason
+    # The same picture, not interlaced, streams within the same budget.
+    plain = images.write_big_png(tmp_path / "plain.png", 3000, 2000)
+    assert inspect(plain, max_pixels=LIMIT).width == 3000
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_turns_the_picture_upright_like_pillow(
+    tmp_path: Path, orientation: int
+) -> None:
+    picture = images.pattern(640, 400, seed=11)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=92, exif=exif)
+    facts = inspect(write(tmp_path, out.getvalue()), max_pixels=LIMIT)
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(out.getvalue())))
+    assert (facts.width, facts.height) == upright.size
+    reference = int(str(imagehash.phash(upright)), 16)
+    assert bin((facts.phash ^ reference) & (2**64 - 1)).count("1") <= 4
+
+
+def test_slack_fetching_one_preview_several_times_at_once_decodes_once(tmp_path: Path) -> None:
+    made: list[Path] = []
+
+    def thumbnailer(src: Path, dest: Path, width: int, height: int) -> None:
+        made.append(src)
+        time.sleep(0.2)  # a slow decode, so the other requests arrive while it runs
+        write_thumbnail(src, dest, width=width, height=height)
+
+    store = LocalStore(tmp_path / "media", signing_key=b"k" * 32, thumbnailer=thumbnailer)
+    original = tmp_path / "up.png"
+    original.write_bytes(images.png(1200, 800))
+    key = store.put(original, MediaInfo(sha256="b" * 64, format="PNG", team_id="T1")).key
+    gate = threading.Barrier(6)
+    paths: list[Path] = []
+
+    def fetch() -> None:
+        gate.wait()
+        paths.append(store.thumbnail_path(key, width=360, height=240))
+
+    threads = [threading.Thread(target=fetch) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(made) == 1
+    assert len(paths) == 6
+    assert len(set(paths)) == 1
+    with Image.open(paths[0]) as thumb:
+        assert thumb.format == "JPEG"
+        assert thumb.size == (360, 240)

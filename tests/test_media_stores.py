@@ -167,3 +167,32 @@ def test_local_store_without_public_url_offers_no_links(tmp_path: Path) -> None:
     key = store.put(path, info).key
     assert store.thumbnail_url(key, width=10, height=10) is None
     assert store.original_url(key) is None
+
+
+def test_cloudinary_originals_are_authenticated_and_every_link_is_signed(tmp_path: Path) -> None:
+    with CloudinaryEmulator().start() as emulator:
+        store = CloudinaryStore(emulator.cloudinary_url, timeout=5)
+        path, info = original(tmp_path, images.jpeg(seed=12))
+        stored = store.put(path, info)
+        upload = emulator.uploads[stored.key]
+        assert upload.type == "authenticated"
+        assert upload.params["type"] == "authenticated"
+        preview = store.thumbnail_url(stored.key, width=360, height=240)
+        full = store.original_url(stored.key)
+        assert preview is not None
+        assert full is not None
+        for url in (preview, full, stored.url):
+            assert "/image/authenticated/s--" in url
+            assert emulator.delivery_status(url) == 200, url
+        # Someone who saw the preview edits its URL: another size, or no transformation.
+        bigger = preview.replace("w_360", "w_4000").replace("h_240", "h_3000")
+        assert emulator.delivery_status(bigger) == 401
+        sig_and_rest = preview.split("/image/authenticated/", 1)[1]
+        signature = sig_and_rest.split("/", 1)[0]
+        stripped = preview.replace("c_fill,f_auto,h_240,q_auto,w_360/", "")
+        assert signature in stripped
+        assert emulator.delivery_status(stripped) == 401
+        public = full.replace("/image/authenticated/", "/image/upload/")
+        assert emulator.delivery_status(public) == 404
+        store.delete(stored.key)
+        assert stored.key not in emulator.uploads

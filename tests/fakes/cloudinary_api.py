@@ -19,6 +19,13 @@ What the SDK (1.46) sends, and what the emulator therefore checks:
 * Booleans arrive as ``"1"`` / ``"0"``; ``tags`` as ``"a,b"``; ``context`` as ``"k=v|k2=v2"``
   with ``=`` and ``|`` escaped by a backslash.
 
+Delivery types, as the real API treats them: ``type`` is ``upload`` (public, the default),
+``private`` or ``authenticated``; anything else is refused with 400. An asset is found by
+destroy only with its own type. ``delivery_status(url)`` answers what res.cloudinary.com would
+for a delivery URL: an ``authenticated`` asset needs the URL signature (``s--XXXXXXXX--``,
+the first 8 URL-safe base64 characters of SHA-1 over ``<transformation>/<public_id>.<ext>``
+plus the API secret), so an edited URL (another transformation, the original) is a 401.
+
 Fault injection (``inject``) applies to upload requests only, one fault per request, in the
 order injected.
 """
@@ -97,6 +104,9 @@ _REMOTE_URL_RE = re.compile(r"(ftp|https?|s3|gs):", re.IGNORECASE)
 _PATH_RE = re.compile(r"/v1_1/([^/]+)/([^/]+)/([^/]+)/?")
 _HEADER_PARAM_RE = re.compile(r';\s*([\w*-]+)="([^"]*)"')
 _FORMAT_NAMES = {"JPEG": "jpg", "MPO": "jpg", "TIFF": "tiff"}
+DELIVERY_TYPES = frozenset({"upload", "private", "authenticated"})
+_DELIVERY_RE = re.compile(r"https?://res\.cloudinary\.com/([^/]+)/image/([^/]+)/(.*)")
+_TRANSFORMATION_RE = re.compile(r"[a-z]{1,3}_[^/,]*(,[a-z]{1,3}_[^/,]*)*")
 
 
 @dataclass
@@ -114,6 +124,7 @@ class Upload:
     width: int | None
     height: int | None
     original_filename: str = "file"
+    type: str = "upload"  # the delivery type: upload (public), private or authenticated
     asset_id: str = ""
     version_id: str = ""
     created_at: str = ""
@@ -439,6 +450,40 @@ class CloudinaryEmulator:
                 )
             return list(self.stored)
 
+    # -- delivery -----------------------------------------------------------------------------
+
+    def delivery_status(self, url: str) -> int:
+        """What res.cloudinary.com answers to a GET of `url` (the emulator serves no bytes):
+        200, 401 for an authenticated asset without a valid signature, 404 otherwise."""
+        match = _DELIVERY_RE.fullmatch(url.split("?", 1)[0])
+        if not match or match.group(1) != self.cloud_name:
+            return 404
+        delivery_type, rest = match.group(2), match.group(3)
+        parts = rest.split("/")
+        signature = parts.pop(0) if parts and re.fullmatch(r"s--[\w-]{8,32}--", parts[0]) else None
+        transformations: list[str] = []
+        while parts and _TRANSFORMATION_RE.fullmatch(parts[0]):
+            transformations.append(parts.pop(0))
+        if parts and re.fullmatch(r"v\d+", parts[0]):
+            parts.pop(0)  # the version is not signed
+        source = "/".join(parts)
+        public_id = source.rsplit(".", 1)[0] if "." in source.rsplit("/", 1)[-1] else source
+        with self._cond:
+            upload = self.uploads.get(public_id)
+        if upload is None or upload.type != delivery_type or delivery_type == "private":
+            return 404
+        if delivery_type == "authenticated":
+            to_sign = "/".join([*transformations, source])
+            if signature is None or not hmac.compare_digest(
+                signature, self._url_signature(to_sign)
+            ):
+                return 401
+        return 200
+
+    def _url_signature(self, to_sign: str) -> str:
+        digest = hashlib.sha1((to_sign + self.api_secret).encode(), usedforsecurity=False)
+        return "s--" + base64.urlsafe_b64encode(digest.digest()).decode()[:8] + "--"
+
     # -- request handling ---------------------------------------------------------------------
 
     def _handle(self, handler: _Handler) -> None:
@@ -580,6 +625,9 @@ class CloudinaryEmulator:
             raise _ApiError(
                 400, f"File size too large. Got {len(data)}. Maximum is {self.max_bytes}."
             )
+        delivery_type = params.get("type") or "upload"
+        if not isinstance(delivery_type, str) or delivery_type not in DELIVERY_TYPES:
+            raise _ApiError(400, f"Invalid type parameter - {delivery_type}")
         image_format, width, height = _probe_image(data)
         forced_format = params.get("format")
         if isinstance(forced_format, str) and forced_format:
@@ -592,6 +640,8 @@ class CloudinaryEmulator:
 
         with self._cond:
             existing = self.uploads.get(public_id)
+            if existing is not None and existing.type != delivery_type:
+                existing = None  # another asset: the same public id under another type
             if existing is not None and not _truthy(params.get("overwrite"), default=True):
                 return self._resource_json(existing, existing=True)
             version = max(int(time.time()), self._last_version + 1)
@@ -608,6 +658,7 @@ class CloudinaryEmulator:
                 width=width,
                 height=height,
                 original_filename=original_filename or "file",
+                type=delivery_type,
                 asset_id=existing.asset_id if existing else secrets.token_hex(16),
                 version_id=secrets.token_hex(16),
                 created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -631,7 +682,9 @@ class CloudinaryEmulator:
         return f"{folder}/{base}" if folder else base
 
     def _resource_json(self, upload: Upload, *, existing: bool) -> dict[str, Any]:
-        path = f"image/upload/v{upload.version}/{upload.public_id}.{upload.format}"
+        source = f"{upload.public_id}.{upload.format}"
+        signed = f"{self._url_signature(source)}/" if upload.type == "authenticated" else ""
+        path = f"image/{upload.type}/{signed}v{upload.version}/{source}"
         result: dict[str, Any] = {
             "asset_id": upload.asset_id,
             "public_id": upload.public_id,
@@ -647,7 +700,7 @@ class CloudinaryEmulator:
             "created_at": upload.created_at,
             "tags": list(upload.tags),
             "bytes": upload.size,
-            "type": "upload",
+            "type": upload.type,
             "etag": upload.etag,
             "placeholder": False,
             "url": f"http://res.cloudinary.com/{self.cloud_name}/{path}",
@@ -665,9 +718,13 @@ class CloudinaryEmulator:
         public_id = request.params.get("public_id")
         if not isinstance(public_id, str) or not public_id:
             raise _ApiError(400, "Missing required parameter - public_id")
+        delivery_type = request.params.get("type") or "upload"
         with self._cond:
-            removed = self.uploads.pop(public_id, None)
-        return {"result": "ok" if removed is not None else "not found"}
+            found = self.uploads.get(public_id)
+            if found is None or found.type != delivery_type:
+                return {"result": "not found"}
+            del self.uploads[public_id]
+        return {"result": "ok"}
 
     def _tags(self, request: _Request) -> dict[str, Any]:
         params = request.params

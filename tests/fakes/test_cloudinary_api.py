@@ -409,3 +409,46 @@ def test_concurrent_uploads(emulator: CloudinaryEmulator) -> None:
 def test_wait_for_uploads_times_out(emulator: CloudinaryEmulator) -> None:
     with pytest.raises(TimeoutError, match="expected 1 stored uploads"):
         emulator.wait_for_uploads(1, timeout=0.1)
+
+
+def test_delivery_type_is_recorded_checked_and_signed_like_cloudinary(
+    emulator: CloudinaryEmulator,
+) -> None:
+    result = upload(emulator, png(), public_id="secret/cat", type="authenticated")
+    assert result["type"] == "authenticated"
+    assert emulator.uploads["secret/cat"].type == "authenticated"
+    assert emulator.delivery_status(result["secure_url"]) == 200
+
+    def sdk_url(secret: str, **options: Any) -> str:
+        url, _ = cloudinary.utils.cloudinary_url(
+            "secret/cat",
+            type="authenticated",
+            sign_url=True,
+            secure=True,
+            cloud_name=emulator.cloud_name,
+            api_secret=secret,
+            **options,
+        )
+        return str(url)
+
+    # URLs the SDK signs with the account's secret are delivered; any other signature is not.
+    assert emulator.delivery_status(sdk_url(emulator.api_secret, width=100, crop="scale")) == 200
+    assert emulator.delivery_status(sdk_url(emulator.api_secret, format="png")) == 200
+    assert emulator.delivery_status(sdk_url("not-the-secret", width=100, crop="scale")) == 401
+    unsigned, _ = cloudinary.utils.cloudinary_url(
+        "secret/cat", type="authenticated", secure=True, cloud_name=emulator.cloud_name
+    )
+    assert emulator.delivery_status(str(unsigned)) == 401
+    # A public upload is delivered from any URL of its type.
+    public = upload(emulator, png(color="blue"), public_id="open/dog")
+    assert public["type"] == "upload"
+    assert emulator.delivery_status(public["secure_url"]) == 200
+
+    with pytest.raises(BadRequest, match="Invalid type"):
+        upload(emulator, png(), public_id="x", type="sideways")
+    # Destroy finds an asset only under its own type, as the real API does.
+    destroy = {"timeout": TIMEOUT, **emulator.sdk_options}
+    assert cloudinary.uploader.destroy("secret/cat", **destroy)["result"] == "not found"
+    gone = cloudinary.uploader.destroy("secret/cat", type="authenticated", **destroy)
+    assert gone["result"] == "ok"
+    assert "secret/cat" not in emulator.uploads
