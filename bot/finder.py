@@ -139,7 +139,7 @@ def find(
         suggestions: list[str] = []
         if not results:
             for typed in (*query.tags, *query.words):
-                for tag in closest_tags(session, team_id=viewer.team_id, typed=typed, limit=3):
+                for tag in closest_tags(session, viewer=viewer, typed=typed, limit=3):
                     if tag not in suggestions:
                         suggestions.append(tag)
     first, last = page.images[:1], page.images[-1:]

@@ -233,6 +233,25 @@ class Tag(Base):
     created_at: Mapped[datetime]
 
 
+class TagUse(Base):
+    """How many images carry a tag, per conversation and per visibility of those images.
+
+    Kept by database triggers on `images` (migration 0004), whoever writes the images, so
+    "is this tag on an image the viewer may see?" is one primary-key probe: tag suggestions
+    and typo corrections offer only those, and a private channel's tag names stay in it.
+    """
+
+    __tablename__ = "tag_uses"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Text, not String(50): a casefolded tag can be longer than the 50 characters typed
+    # (German sharp s -> ss), and a trigger must never refuse an image's write.
+    name_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_private: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    uses: Mapped[int] = mapped_column(Integer)
+
+
 class Category(Base):
     __tablename__ = "categories"
     __table_args__ = (UniqueConstraint("team_id", "name_key"),)

@@ -34,7 +34,7 @@ from sqlalchemy import text as text_clause
 from sqlalchemy.dialects.postgresql import REGCONFIG, array
 from sqlalchemy.orm import Session
 
-from storage.models import Category, Image, Tag
+from storage.models import Category, Image, Tag, TagUse
 from storage.query import (  # noqa: F401 - re-exported: the query language's public names
     DEFAULT_STATUSES,
     FILTERS,
@@ -106,6 +106,15 @@ def visible_to(viewer: Viewer) -> ColumnElement[bool]:
     return and_(Image.team_id == viewer.team_id, or_(Image.channel_private.is_(False), members_of))
 
 
+def tag_visible_to(viewer: Viewer) -> ColumnElement[bool]:
+    """The `Tag` is on at least one image `viewer` may see (the rule of `visible_to`, applied
+    to the per-conversation counts in `tag_uses`): a tag used only in a private channel is
+    never suggested, corrected to or even admitted to exist outside it."""
+    members_of = TagUse.channel_id.in_(sorted(viewer.channels)) if viewer.channels else false()
+    where = members_of if viewer.is_guest else or_(TagUse.channel_private.is_(False), members_of)
+    return exists().where(TagUse.team_id == Tag.team_id, TagUse.name_key == Tag.name_key, where)
+
+
 def search_images(
     session: Session,
     query: Query,
@@ -174,8 +183,8 @@ def _conditions(
         keys = []
         for tag in query.tags:
             key = tag_key(tag)
-            if correct and not _tag_exists(session, team, key):
-                better = closest_tags(session, team_id=team, typed=tag, limit=1)
+            if correct and not _tag_exists(session, viewer, key):
+                better = closest_tags(session, viewer=viewer, typed=tag, limit=1)
                 if better:
                     corrected[tag] = better[0]
                     key = tag_key(better[0])
@@ -257,37 +266,43 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _tag_exists(session: Session, team_id: str, key: str) -> bool:
+def _tag_exists(session: Session, viewer: Viewer, key: str) -> bool:
+    """Whether the tag is on an image `viewer` may see: one they cannot see is treated as
+    unknown, so "no correction" never tells them it exists elsewhere."""
     return (
         session.scalar(
-            select(Tag.id).where(Tag.team_id == team_id, Tag.name_key == key, Tag.use_count > 0)
+            select(Tag.id).where(
+                Tag.team_id == viewer.team_id,
+                Tag.name_key == key,
+                Tag.use_count > 0,
+                tag_visible_to(viewer),
+            )
         )
         is not None
     )
 
 
-def closest_tags(session: Session, *, team_id: str, typed: str, limit: int = 3) -> list[str]:
-    """Known tags spelled most like `typed`: pg_trgm similarity on Postgres (indexed), the
-    standard library's sequence matching over the team's vocabulary on SQLite."""
+def closest_tags(session: Session, *, viewer: Viewer, typed: str, limit: int = 3) -> list[str]:
+    """Tags on images `viewer` may see, spelled most like `typed`: pg_trgm similarity on
+    Postgres (indexed), the standard library's sequence matching over that vocabulary on
+    SQLite."""
     key = tag_key(typed)
     if not key:
         return []
+    mine = (Tag.team_id == viewer.team_id, Tag.use_count > 0, tag_visible_to(viewer))
     if session.get_bind().dialect.name == "postgresql":
         similarity = func.similarity(Tag.name_key, key)
         return list(
             session.scalars(
                 select(Tag.name)
-                .where(Tag.team_id == team_id, Tag.use_count > 0, Tag.name_key.op("%")(key))
+                .where(*mine, Tag.name_key.op("%")(key))
                 .order_by(similarity.desc(), Tag.use_count.desc())
                 .limit(limit)
             )
         )
     vocabulary = dict(
         session.execute(
-            select(Tag.name_key, Tag.name)
-            .where(Tag.team_id == team_id, Tag.use_count > 0)
-            .order_by(Tag.use_count.desc())
-            .limit(20_000)
+            select(Tag.name_key, Tag.name).where(*mine).order_by(Tag.use_count.desc()).limit(20_000)
         ).all()
     )
     return [vocabulary[k] for k in difflib.get_close_matches(key, vocabulary, n=limit, cutoff=0.6)]

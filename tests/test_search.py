@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.admin import list_categories
+from bot.details import suggest_tags
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Image
 from storage.search import COUNT_CAP, Cursor, Viewer, closest_tags, parse, search_images
@@ -119,7 +121,7 @@ def test_misspelled_tag_is_corrected(library: sessionmaker[Session]) -> None:
         page = search_images(session, parse("tag:keynot"), viewer=MEMBER)
         assert [i.title for i in page.images] == ["CMO keynote"]
         assert page.used_tags == {"keynot": "keynote"}
-        assert closest_tags(session, team_id=TEAM, typed="portrit") == ["portrait"]
+        assert closest_tags(session, viewer=MEMBER, typed="portrit") == ["portrait"]
 
 
 def test_sql_metacharacters_are_only_text(library: sessionmaker[Session]) -> None:
@@ -156,6 +158,63 @@ def test_images_not_stored_yet_are_not_found(library: sessionmaker[Session]) -> 
     with session_scope(library) as session:
         session.execute(update(Image).where(Image.id == image_id).values(storage_key=None))
     assert titles(library, "uploading") == []
+
+
+def test_tag_names_are_offered_only_from_images_the_viewer_may_see(
+    library: sessionmaker[Session],
+) -> None:
+    secret = add(
+        library, "Falcon mock-up", tags=("Project Falcon", "falcon"), channel=PRIVATE, private=True
+    )
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=MEMBER, typed="proj") == []
+        assert suggest_tags(session, viewer=GUEST, typed="proj") == []
+        assert suggest_tags(session, viewer=INSIDER, typed="proj") == ["Project Falcon"]
+        assert "Project Falcon" not in suggest_tags(session, viewer=MEMBER, typed="falcom")
+        assert closest_tags(session, viewer=MEMBER, typed="falcn") == []
+        assert closest_tags(session, viewer=INSIDER, typed="falcn") == ["falcon"]
+        # Guests see only their channels' tags, not even the public ones.
+        assert suggest_tags(session, viewer=GUEST, typed="") == ["guest"]
+        assert suggest_tags(session, viewer=GUEST, typed="cm") == []
+        # A typo is not corrected to a tag the viewer cannot see, and an exact private tag
+        # behaves like an unknown one (no "no such tag" difference to learn from).
+        page = search_images(session, parse("tag:falcn"), viewer=MEMBER)
+        assert (page.used_tags, page.images) == ({}, [])
+        page = search_images(session, parse("tag:falcn"), viewer=INSIDER)
+        assert page.used_tags == {"falcn": "falcon"}
+        assert [i.title for i in page.images] == ["Falcon mock-up"]
+    # The counts follow every write of the images (database triggers), not only the app's.
+    with session_scope(library) as session:
+        session.execute(update(Image).where(Image.id == secret).values(channel_private=False))
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=MEMBER, typed="proj") == ["Project Falcon"]
+        session.execute(
+            update(Image).where(Image.id == secret).values(channel_private=True, tag_keys=[])
+        )
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=INSIDER, typed="proj") == []
+        session.execute(update(Image).where(Image.id == secret).values(tag_keys=["project falcon"]))
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=INSIDER, typed="proj") == ["Project Falcon"]
+        session.execute(delete(Image).where(Image.id == secret))
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=INSIDER, typed="proj") == []
+
+
+def test_category_counts_are_of_images_the_viewer_may_see(
+    library: sessionmaker[Session],
+) -> None:
+    add(library, "Secret plan", category="Marketing", channel=PRIVATE, private=True)
+    add(library, "Guest banner", category="Marketing", channel=GUESTS)
+
+    def counts(viewer: Viewer) -> dict[str, int]:
+        return {c.name: c.images for c in list_categories(library, team_id=TEAM, viewer=viewer)}
+
+    assert counts(MEMBER) == {"Events": 1, "Marketing": 3}
+    assert counts(INSIDER) == {"Events": 1, "Marketing": 4}
+    assert counts(GUEST) == {"Events": 0, "Marketing": 1}
+    other = Viewer(OTHER_TEAM, is_guest=False, channels=frozenset())
+    assert list_categories(library, team_id=OTHER_TEAM, viewer=other) == []
 
 
 # -- paging -------------------------------------------------------------------------------
