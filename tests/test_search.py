@@ -124,6 +124,63 @@ def test_misspelled_tag_is_corrected(library: sessionmaker[Session]) -> None:
         assert closest_tags(session, viewer=MEMBER, typed="portrit") == ["portrait"]
 
 
+def test_tag_filter_is_exact_for_every_kind_of_tag(factory: sessionmaker[Session]) -> None:
+    # SQLite narrows tag filters with its FTS5 index (ASCII tags with a word in them) and
+    # checks the tags exactly; these would slip through one of the two if either were wrong.
+    for tag in (
+        "new-york",
+        "new",
+        "Café",
+        "Straße",
+        "\U0001f4f8",
+        "<!channel>",
+        "a b c d e f g h i",
+    ):
+        add(factory, f"Tagged {tag}", tags=(tag,))
+
+    def exact(text: str) -> list[str]:  # no typo correction: the filter alone
+        with session_scope(factory) as session:
+            page = search_images(session, parse(text), viewer=MEMBER, correct_tags=False)
+            return [i.title for i in page.images]
+
+    assert exact("tag:new-york") == ["Tagged new-york"]
+    assert exact("tag:NEW") == ["Tagged new"]
+    assert exact("tag:york") == []
+    assert exact("tag:café") == ["Tagged Café"]
+    assert exact("tag:STRASSE") == ["Tagged Straße"]
+    assert exact("tag:\U0001f4f8") == ["Tagged \U0001f4f8"]
+    assert exact("tag:<!channel>") == ["Tagged <!channel>"]
+    assert exact('tag:"a b c d e f g h i"') == ["Tagged a b c d e f g h i"]
+    assert exact('tag:"a b c d e f g h"') == []
+
+
+def test_tag_filter_finds_every_match_however_it_is_planned(
+    factory: sessionmaker[Session],
+) -> None:
+    # Tags used on few visible images are sorted after finding them all; a tag on no
+    # visible image at all answers without searching. Both must page exactly as the walk.
+    for n in range(7):
+        add(factory, f"Seen {n}", tags=("mostly-hidden",), when=START + timedelta(hours=n))
+    for n in range(3):
+        add(factory, f"Hidden {n}", tags=("mostly-hidden",), channel=PRIVATE, private=True)
+    with session_scope(factory) as session:
+        first = search_images(session, parse("tag:mostly-hidden"), viewer=MEMBER, limit=5)
+        assert [i.title for i in first.images] == [f"Seen {n}" for n in (6, 5, 4, 3, 2)]
+        assert (first.total, first.has_older) == (7, True)
+        last = first.images[-1]
+        rest = search_images(
+            session,
+            parse("tag:mostly-hidden"),
+            viewer=MEMBER,
+            limit=5,
+            cursor=Cursor(last.sort_at, last.id),
+        )
+        assert [i.title for i in rest.images] == ["Seen 1", "Seen 0"]
+        assert (rest.total, rest.has_newer, rest.has_older) == (7, True, False)
+        assert search_images(session, parse("tag:mostly-hidden"), viewer=INSIDER).total == 10
+        assert search_images(session, parse("tag:mostly-hidden"), viewer=GUEST).total == 0
+
+
 def test_sql_metacharacters_are_only_text(library: sessionmaker[Session]) -> None:
     for text in ["'; DROP TABLE images; --", "100%", "a_b", 'x" OR 1=1 --', "NEAR(a b)"]:
         assert titles(library, text) == []

@@ -1,4 +1,13 @@
-"""visible tags: per-conversation tag use counts kept by triggers
+"""visible tags and a covering index for search pages
+
+`ix_images_search_page` (Postgres): (team_id, sort_at, id) with every column a search
+condition reads included, for stored images, so a search's page and its capped count are one
+backward index-only scan that stops at the cap (bench/README.md, "Where the time goes").
+
+SQLite: `ix_images_search_page_lite`, the same columns as the key (no INCLUDE there, and no
+tsvector); the FTS5 table gains `tag_keys` (the casefolded tags), so a `tag:` filter can narrow
+its candidates through the full-text index before checking the tags exactly, instead of
+reading every image's JSON (SQLite has no index on JSON arrays).
 
 `tag_uses` counts the images carrying each tag per (channel, private) pair, so tag
 suggestions and typo corrections can offer only tags on images the viewer may see with an
@@ -18,6 +27,17 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+# A copy, not an import of storage.models: a migration must not change when the models do.
+SEARCH_PAGE_INCLUDE = [
+    "channel_private",
+    "channel_id",
+    "category_id",
+    "uploader_id",
+    "status",
+    "tag_keys",
+    "search_vector",
+]
 
 # Only changes that move an image's tags between counts fire the update trigger.
 WATCHED = "tag_keys, channel_id, channel_private, team_id"
@@ -88,6 +108,45 @@ SQLITE_TRIGGERS = [
     f"CREATE TRIGGER images_tag_uses_update AFTER UPDATE OF {WATCHED} ON images "
     f"BEGIN {_SQLITE_REMOVE} {_SQLITE_ADD} END",
 ]
+_FTS_COLUMNS = {
+    "0003": "title, tags, description, uploader_name",
+    "0004": "title, tags, description, uploader_name, tag_keys",
+}
+
+
+def _sqlite_fts(revision: str) -> list[str]:
+    """The FTS5 table and its sync triggers as of `revision` (0003's, with or without
+    tag_keys)."""
+    columns = _FTS_COLUMNS[revision]
+    new = ", ".join(f"new.{c.strip()}" for c in columns.split(","))
+    old = ", ".join(f"old.{c.strip()}" for c in columns.split(","))
+    return [
+        f"""CREATE VIRTUAL TABLE images_fts USING fts5(
+            {columns},
+            content='images', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        )""",
+        f"""CREATE TRIGGER images_fts_insert AFTER INSERT ON images BEGIN
+            INSERT INTO images_fts(rowid, {columns}) VALUES (new.id, {new});
+        END""",
+        f"""CREATE TRIGGER images_fts_delete AFTER DELETE ON images BEGIN
+            INSERT INTO images_fts(images_fts, rowid, {columns})
+            VALUES ('delete', old.id, {old});
+        END""",
+        f"""CREATE TRIGGER images_fts_update AFTER UPDATE OF {columns} ON images BEGIN
+            INSERT INTO images_fts(images_fts, rowid, {columns})
+            VALUES ('delete', old.id, {old});
+            INSERT INTO images_fts(rowid, {columns}) VALUES (new.id, {new});
+        END""",
+        "INSERT INTO images_fts(images_fts) VALUES ('rebuild')",
+    ]
+
+
+def _drop_sqlite_fts() -> None:
+    for name in ("images_fts_insert", "images_fts_delete", "images_fts_update"):
+        op.execute(f"DROP TRIGGER {name}")
+    op.execute("DROP TABLE images_fts")
+
+
 SQLITE_FILL = """
 INSERT INTO tag_uses (team_id, name_key, channel_id, channel_private, uses)
 SELECT images.team_id, keys.value, images.channel_id, images.channel_private,
@@ -111,6 +170,13 @@ def upgrade() -> None:
         ),
     )
     if dialect == "postgresql":
+        op.create_index(
+            "ix_images_search_page",
+            "images",
+            ["team_id", "sort_at", "id"],
+            postgresql_include=SEARCH_PAGE_INCLUDE,
+            postgresql_where=sa.text("storage_key IS NOT NULL"),
+        )
         op.execute(PG_FUNCTION)
         for statement in PG_TRIGGERS:
             op.execute(statement)
@@ -119,6 +185,15 @@ def upgrade() -> None:
         for statement in SQLITE_TRIGGERS:
             op.execute(statement)
         op.execute(SQLITE_FILL)
+        op.create_index(
+            "ix_images_search_page_lite",
+            "images",
+            ["team_id", "sort_at", "id", *SEARCH_PAGE_INCLUDE[:-1]],  # no search_vector here
+            sqlite_where=sa.text("storage_key IS NOT NULL"),
+        )
+        _drop_sqlite_fts()
+        for statement in _sqlite_fts("0004"):
+            op.execute(statement)
 
 
 def downgrade() -> None:
@@ -127,7 +202,12 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER images_tag_uses_update ON images")
         op.execute("DROP TRIGGER images_tag_uses_insert_delete ON images")
         op.execute("DROP FUNCTION imglib_tag_uses()")
+        op.drop_index("ix_images_search_page", table_name="images")
     else:
         for name in ("images_tag_uses_insert", "images_tag_uses_delete", "images_tag_uses_update"):
             op.execute(f"DROP TRIGGER {name}")
+        op.drop_index("ix_images_search_page_lite", table_name="images")
+        _drop_sqlite_fts()
+        for statement in _sqlite_fts("0003"):
+            op.execute(statement)
     op.drop_table("tag_uses")
