@@ -20,7 +20,7 @@ from bot.admin import AdminDirectory
 from bot.prompts import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
-from storage.models import Category, Channel, Image
+from storage.models import Channel, Image
 from storage.search import Cursor, Page, Query, Viewer, closest_tags, search_images, visible_to
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,7 @@ def find(
     """One page of results, ready to render, with suggestions when there are none."""
     with session_scope(factory) as session:
         page: Page = search_images(session, query, viewer=viewer, cursor=cursor, limit=per_page)
-        categories = dict(
-            session.execute(
-                select(Category.id, Category.name).where(Category.team_id == viewer.team_id)
-            ).all()
-        )
+        categories = page.category_names
         results = [
             Result(
                 image_id=image.id,

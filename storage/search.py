@@ -94,6 +94,7 @@ class Page:
     has_newer: bool
     has_older: bool
     used_tags: dict[str, str] = field(default_factory=dict)  # typed -> corrected tag
+    category_names: dict[int, str] = field(default_factory=dict)  # of the page's images
 
 
 COUNT_CAP = 100  # "100+ images": counting further costs more than it tells
@@ -129,9 +130,17 @@ def tag_visible_to(viewer: Viewer) -> ColumnElement[bool]:
     """The `Tag` is on at least one image `viewer` may see (the rule of `visible_to`, applied
     to the per-conversation counts in `tag_uses`): a tag used only in a private channel is
     never suggested, corrected to or even admitted to exist outside it."""
+    return exists().where(
+        TagUse.team_id == Tag.team_id, TagUse.name_key == Tag.name_key, _tag_use_seen_by(viewer)
+    )
+
+
+def _tag_use_seen_by(viewer: Viewer) -> ColumnElement[bool]:
+    """The `tag_uses` rows of images `viewer` may see (the rule of `visible_to`)."""
     members_of = TagUse.channel_id.in_(sorted(viewer.channels)) if viewer.channels else false()
-    where = members_of if viewer.is_guest else or_(TagUse.channel_private.is_(False), members_of)
-    return exists().where(TagUse.team_id == Tag.team_id, TagUse.name_key == Tag.name_key, where)
+    if viewer.is_guest:
+        return members_of
+    return or_(TagUse.channel_private.is_(False), members_of)
 
 
 def search_images(
@@ -177,15 +186,22 @@ def search_images(
         total = int(session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
     more = len(found) > limit
     found = found[:limit]
-    wanted = select(Image).where(Image.id.in_(found))
-    by_id = {i.id: i for i in session.scalars(wanted)} if found else {}
+    # The page's rows and their category names in one statement.
+    wanted = (
+        select(Image, Category.name)
+        .outerjoin(Category, Category.id == Image.category_id)
+        .where(Image.id.in_(found))
+    )
+    loaded = session.execute(wanted).all() if found else []
+    by_id = {image.id: image for image, _ in loaded}
+    names = {image.category_id: name for image, name in loaded if name is not None}
     rows = [by_id[i] for i in found if i in by_id]
     if cursor is not None and cursor.backwards:
         rows.reverse()
         has_newer, has_older = more, True
     else:
         has_newer, has_older = cursor is not None, more
-    return Page(rows, total, has_newer and bool(rows), has_older, corrected)
+    return Page(rows, total, has_newer and bool(rows), has_older, corrected, names)
 
 
 def _ordered_ids_query(
@@ -210,24 +226,43 @@ def _ordered_ids(
     return list(session.scalars(query))
 
 
-def _tag_plan(session: Session, viewer: Viewer, keys: list[str]) -> _TagPlan:
+@dataclass(frozen=True)
+class _TagUses:
+    visible: int  # images with the tag the viewer may see
+    total: int  # the team's images with the tag
+    images: int  # max(images.id): how many images there are, near enough
+
+
+_NO_USES = _TagUses(0, 0, 0)
+
+
+def _tag_counts(session: Session, viewer: Viewer, keys: list[str]) -> dict[str, _TagUses]:
+    """Per tag key, from `tag_uses`, in one statement; keys on no image are left out."""
+    seen = _tag_use_seen_by(viewer)
+    rows = session.execute(
+        select(
+            TagUse.name_key,
+            func.sum(case((seen, TagUse.uses), else_=0)),
+            func.sum(TagUse.uses),
+            select(func.max(Image.id)).scalar_subquery(),
+        )
+        .where(TagUse.team_id == viewer.team_id, TagUse.name_key.in_(keys))
+        .group_by(TagUse.name_key)
+    ).all()
+    return {key: _TagUses(int(v or 0), int(t or 0), int(n or 0)) for key, v, t, n in rows}
+
+
+def _tag_plan(uses: list[_TagUses]) -> _TagPlan:
     """Walk the page index newest first, or find every match through the tag index and sort
     them: whichever visits fewer rows. Walking finds COUNT_CAP + 1 visible matches after
     about (COUNT_CAP + 1) * images / visible entries; the tag index visits every image of
-    the team with the tags, seen or not. `max(id)` stands in for the number of images."""
-    members_of = TagUse.channel_id.in_(sorted(viewer.channels)) if viewer.channels else false()
-    seen = members_of if viewer.is_guest else or_(TagUse.channel_private.is_(False), members_of)
-    visible, total = session.execute(
-        select(
-            func.coalesce(func.sum(case((seen, TagUse.uses), else_=0)), 0),
-            func.coalesce(func.sum(TagUse.uses), 0),
-        ).where(TagUse.team_id == viewer.team_id, TagUse.name_key.in_(keys))
-    ).one()
+    the team with the tags, seen or not (an image with two of them counts twice: a bound)."""
+    visible = sum(u.visible for u in uses)
     if not visible:
         return _TagPlan(0, sort_all=False)
-    images = session.scalar(select(func.max(Image.id))) or 0
+    images = max(u.images for u in uses)
     walk = (COUNT_CAP + 1) * images / visible * WALK_ENTRY_COST
-    return _TagPlan(int(visible), sort_all=total < walk)
+    return _TagPlan(visible, sort_all=sum(u.total for u in uses) < walk)
 
 
 def _older_than(sort_at: datetime, image_id: int) -> ColumnElement[bool]:
@@ -260,15 +295,20 @@ def _conditions(
     keys: list[str] = []
     plan = None
     if query.tags:
+        counts = _tag_counts(session, viewer, [tag_key(t) for t in query.tags])
         for tag in query.tags:
             key = tag_key(tag)
-            if correct and not _tag_exists(session, viewer, key):
+            # A tag on no image the viewer may see is unknown to them: corrected if it can
+            # be, never admitted to exist elsewhere.
+            if correct and not counts.get(key, _NO_USES).visible:
                 better = closest_tags(session, viewer=viewer, typed=tag, limit=1)
                 if better:
                     corrected[tag] = better[0]
                     key = tag_key(better[0])
             keys.append(key)
-        plan = _tag_plan(session, viewer, keys)
+        if any(k not in counts for k in keys):
+            counts.update(_tag_counts(session, viewer, [k for k in keys if k not in counts]))
+        plan = _tag_plan([counts.get(k, _NO_USES) for k in set(keys)])
         # SQLite: a tag on few images is found through the full-text index, by id.
         narrow = plan.sort_all and not postgres
         conditions.append(_has_any_tag(keys, postgres=postgres, narrow=narrow))
@@ -362,22 +402,6 @@ def _category_ids(team_id: str, name: str, *, prefix: bool) -> Select[tuple[int]
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _tag_exists(session: Session, viewer: Viewer, key: str) -> bool:
-    """Whether the tag is on an image `viewer` may see: one they cannot see is treated as
-    unknown, so "no correction" never tells them it exists elsewhere."""
-    return (
-        session.scalar(
-            select(Tag.id).where(
-                Tag.team_id == viewer.team_id,
-                Tag.name_key == key,
-                Tag.use_count > 0,
-                tag_visible_to(viewer),
-            )
-        )
-        is not None
-    )
 
 
 def closest_tags(session: Session, *, viewer: Viewer, typed: str, limit: int = 3) -> list[str]:
