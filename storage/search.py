@@ -309,10 +309,15 @@ def _conditions(
         if any(k not in counts for k in keys):
             counts.update(_tag_counts(session, viewer, [k for k in keys if k not in counts]))
         plan = _tag_plan([counts.get(k, _NO_USES) for k in set(keys)])
+        conditions.append(_has_any_tag(keys, postgres=postgres))
+        if plan.sort_all and postgres:
+            # Only the matches the viewer may see, straight from the index: a tag mostly
+            # used where they cannot look otherwise visits thousands of rows for a few.
+            conditions.append(_audience_has_any(viewer, keys))
         # SQLite: a tag on few images is found through the full-text index, by id.
         narrow = plan.sort_all and not postgres
-        conditions.append(_has_any_tag(keys, postgres=postgres, narrow=narrow))
         if narrow:
+            conditions[-1] = _has_any_tag(keys, postgres=postgres, narrow=True)
             conditions[0] = visible_to(viewer, team_unindexed=True)
     if query.categories:
         # Resolved first, so the planner sees the ids (and the category + date index fits).
@@ -367,6 +372,17 @@ def normalise_tag(raw: str) -> str:
 def tag_key(tag: str) -> str:
     """What makes two tags the same tag: case-insensitive (casefold) comparison."""
     return normalise_tag(tag).casefold()
+
+
+def _audience_has_any(viewer: Viewer, keys: list[str]) -> ColumnElement[bool]:
+    """Postgres: the image has one of the tags and the viewer may see it, through the GIN
+    index `ix_images_audience_tags` on `imglib_audience_tags(...)` (migration 0004), whose
+    elements are `<channel>:<tag>` for every image and `public:<tag>` for public ones."""
+    wanted = [f"{channel}:{key}" for channel in sorted(viewer.channels) for key in keys]
+    if not viewer.is_guest:
+        wanted += [f"public:{key}" for key in keys]
+    audience = func.imglib_audience_tags(Image.channel_private, Image.channel_id, Image.tag_keys)
+    return audience.op("&&")(cast(array(wanted), ARRAY(Text)))
 
 
 def _has_any_tag(keys: list[str], *, postgres: bool, narrow: bool = False) -> ColumnElement[bool]:

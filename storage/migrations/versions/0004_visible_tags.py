@@ -3,6 +3,8 @@
 `ix_images_search_page` (Postgres): (team_id, sort_at, id) with every column a search
 condition reads included, for stored images, so a search's page and its capped count are one
 backward index-only scan that stops at the cap (bench/README.md, "Where the time goes").
+`ix_images_audience_tags` (Postgres): GIN over `<channel>:<tag>` / `public:<tag>` strings, so
+a tag used mostly where the viewer cannot look is found among what they may see only.
 
 SQLite: `ix_images_search_page_lite`, the same columns as the key (no INCLUDE there, and no
 tsvector); the FTS5 table gains `tag_keys` (the casefolded tags), so a `tag:` filter can narrow
@@ -78,6 +80,24 @@ PG_TRIGGERS = [
     "OR OLD.team_id IS DISTINCT FROM NEW.team_id) "
     "EXECUTE FUNCTION imglib_tag_uses()",
 ]
+
+# Who may see an image with which tag, as GIN-indexable text: `<channel>:<tag>` for every
+# image, and `public:<tag>` too for one from a public channel (Slack ids hold no colon).
+PG_AUDIENCE = """
+CREATE FUNCTION imglib_audience_tags(boolean, text, text[]) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(audience), '{}') FROM (
+        SELECT $2 || ':' || k AS audience FROM unnest($3) AS k
+        UNION ALL
+        SELECT 'public:' || k FROM unnest($3) AS k WHERE NOT $1
+    ) AS each_audience
+$$
+"""
+PG_AUDIENCE_INDEX = (
+    "CREATE INDEX ix_images_audience_tags ON images USING gin "
+    "(imglib_audience_tags(channel_private, channel_id, tag_keys)) "
+    "WHERE storage_key IS NOT NULL"
+)
 
 PG_FILL = """
 INSERT INTO tag_uses (team_id, name_key, channel_id, channel_private, uses)
@@ -177,6 +197,8 @@ def upgrade() -> None:
             postgresql_include=SEARCH_PAGE_INCLUDE,
             postgresql_where=sa.text("storage_key IS NOT NULL"),
         )
+        op.execute(PG_AUDIENCE)
+        op.execute(PG_AUDIENCE_INDEX)
         op.execute(PG_FUNCTION)
         for statement in PG_TRIGGERS:
             op.execute(statement)
@@ -202,6 +224,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER images_tag_uses_update ON images")
         op.execute("DROP TRIGGER images_tag_uses_insert_delete ON images")
         op.execute("DROP FUNCTION imglib_tag_uses()")
+        op.execute("DROP INDEX ix_images_audience_tags")
+        op.execute("DROP FUNCTION imglib_audience_tags(boolean, text, text[])")
         op.drop_index("ix_images_search_page", table_name="images")
     else:
         for name in ("images_tag_uses_insert", "images_tag_uses_delete", "images_tag_uses_update"):
