@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +16,7 @@ from bot.details import normalise_tag
 from bot.mrkdwn import escape
 from storage.db import session_scope
 from storage.models import AuditEvent, Category, Image, WatchedChannel
+from storage.search import Viewer, visible_to
 
 MAX_CATEGORY_LENGTH = 75  # a Slack option's text limit
 
@@ -178,11 +179,18 @@ def find_category(session: Session, *, team_id: str, name: str) -> Category:
     return category
 
 
-def list_categories(factory: sessionmaker[Session], *, team_id: str) -> list[CategoryInfo]:
+def list_categories(
+    factory: sessionmaker[Session], *, team_id: str, viewer: Viewer | None = None
+) -> list[CategoryInfo]:
+    """The team's categories by name. `images` counts the images `viewer` may see (the rule
+    of search: a count must not tell anyone what a private channel holds); without a viewer
+    (the details modal's list, which shows no counts) nothing is counted and it is 0."""
+    if viewer is not None and viewer.team_id != team_id:
+        raise ValueError("the viewer belongs to another team")
     with session_scope(factory) as session:
         counts = (
             select(Image.category_id, func.count().label("n"))
-            .where(Image.team_id == team_id)
+            .where(visible_to(viewer) if viewer is not None else false())
             .group_by(Image.category_id)
             .subquery()
         )

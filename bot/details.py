@@ -22,7 +22,7 @@ from storage.models import (
     ImageStatus,
     Tag,
 )
-from storage.search import closest_tags, normalise_tag, tag_key
+from storage.search import Viewer, closest_tags, normalise_tag, tag_key, tag_visible_to
 
 MAX_TAG_LENGTH = 50
 MAX_TAGS = 20
@@ -256,11 +256,14 @@ def can_edit(image: Image, *, user_id: str, is_admin: bool) -> bool:
     return is_admin or image.uploader_id == user_id
 
 
-def suggest_tags(session: Session, *, team_id: str, typed: str, limit: int = 20) -> list[str]:
-    """Existing tags for autocomplete: prefix matches first, then substring, then close
-    spellings (the search module's trigram / sequence matching), most used first."""
+def suggest_tags(session: Session, *, viewer: Viewer, typed: str, limit: int = 20) -> list[str]:
+    """Existing tags for autocomplete, only those on images `viewer` may see: prefix matches
+    first, then substring, then close spellings (the search module's trigram / sequence
+    matching), most used first."""
     key = tag_key(typed)
-    query = select(Tag.name).where(Tag.team_id == team_id, Tag.use_count > 0)
+    query = select(Tag.name).where(
+        Tag.team_id == viewer.team_id, Tag.use_count > 0, tag_visible_to(viewer)
+    )
     if key:
         escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         prefix = list(
@@ -281,7 +284,7 @@ def suggest_tags(session: Session, *, team_id: str, typed: str, limit: int = 20)
             )
             prefix.extend(inner)
         if len(prefix) < limit:
-            for close in closest_tags(session, team_id=team_id, typed=typed, limit=5):
+            for close in closest_tags(session, viewer=viewer, typed=typed, limit=5):
                 if close not in prefix:
                     prefix.append(close)
         return prefix[:limit]

@@ -20,7 +20,7 @@ from bot.admin import AdminDirectory
 from bot.prompts import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
-from storage.models import Category, Channel, Image
+from storage.models import Channel, Image
 from storage.search import Cursor, Page, Query, Viewer, closest_tags, search_images, visible_to
 
 log = logging.getLogger(__name__)
@@ -131,11 +131,7 @@ def find(
     """One page of results, ready to render, with suggestions when there are none."""
     with session_scope(factory) as session:
         page: Page = search_images(session, query, viewer=viewer, cursor=cursor, limit=per_page)
-        categories = dict(
-            session.execute(
-                select(Category.id, Category.name).where(Category.team_id == viewer.team_id)
-            ).all()
-        )
+        categories = page.category_names
         results = [
             Result(
                 image_id=image.id,
@@ -154,7 +150,7 @@ def find(
         suggestions: list[str] = []
         if not results:
             for typed in (*query.tags, *query.words):
-                for tag in closest_tags(session, team_id=viewer.team_id, typed=typed, limit=3):
+                for tag in closest_tags(session, viewer=viewer, typed=typed, limit=3):
                     if tag not in suggestions:
                         suggestions.append(tag)
     first, last = page.images[:1], page.images[-1:]

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import admin, blocks
+from bot.finder import viewer_for
 from bot.services import Services
 from handlers.search import run_search
 
@@ -121,8 +122,16 @@ def _categories(
     action = action.lower()
     now = services.clock()
     if action in ("", "list"):
+        # Counts of the images this person may see, as search would find them.
+        viewer = viewer_for(
+            services.factory,
+            team_id=team_id,
+            user_id=user_id,
+            admins=services.admins,
+            memberships=services.memberships,
+        )
         return blocks.categories_blocks(
-            admin.list_categories(services.factory, team_id=team_id),
+            admin.list_categories(services.factory, team_id=team_id, viewer=viewer),
             is_admin=services.admins.is_admin(team_id, user_id),
         )
     _require_admin(services, team_id=team_id, user_id=user_id, what="change categories")

@@ -17,6 +17,7 @@ from bot import admin, blocks, ids
 from bot.approvals import ApprovalError, get_request
 from bot.details import DetailsError, DetailsInput, can_edit, save_details, suggest_tags, validate
 from bot.domain import Post
+from bot.finder import viewer_for
 from bot.library import record_posted_files
 from bot.notify import (
     details_modal_for,
@@ -75,10 +76,20 @@ def register(app: App, services: Services) -> None:
             log.info("views.open failed: %s", exc.response.get("error"))
             _tell(client, respond, body, TOO_SLOW)
 
-    def tag_suggestions(ack: Ack, payload: dict[str, Any], context: BoltContext) -> None:
+    def tag_suggestions(
+        ack: Ack, body: dict[str, Any], payload: dict[str, Any], context: BoltContext
+    ) -> None:
         typed = str(payload.get("value") or "")
+        # Only tags on images this person may see: a private channel's tags stay in it.
+        viewer = viewer_for(
+            services.factory,
+            team_id=str(context.team_id),
+            user_id=str(body["user"]["id"]),
+            admins=services.admins,
+            memberships=services.memberships,
+        )
         with session_scope(services.factory) as session:
-            found = suggest_tags(session, team_id=str(context.team_id), typed=typed)
+            found = suggest_tags(session, viewer=viewer, typed=typed)
         ack(options=blocks.tag_options(found, typed=typed))
 
     def category_suggestions(ack: Ack, payload: dict[str, Any], context: BoltContext) -> None:

@@ -21,7 +21,7 @@ def include_object_for(dialect: str) -> Callable[..., bool]:
         # Full-text machinery made in SQL by the migrations, not mapped in the models.
         if name == "search_vector" or (name or "").startswith("images_fts"):
             return False
-        if kind == "index" and name == "ix_images_search_vector":
+        if kind == "index" and name in ("ix_images_search_vector", "ix_images_audience_tags"):
             return False
         ddl_if = getattr(obj, "_ddl_if", None)
         if kind == "index" and ddl_if is not None and ddl_if.dialect:

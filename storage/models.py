@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -101,6 +102,19 @@ class IngestState(enum.StrEnum):
     FAILED = "failed"
 
 
+# What a search condition may read besides (team_id, sort_at, id); `search_vector` is the
+# generated full-text column made by migration 0003.
+SEARCH_PAGE_INCLUDE = [
+    "channel_private",
+    "channel_id",
+    "category_id",
+    "uploader_id",
+    "status",
+    "tag_keys",
+    "search_vector",
+]
+
+
 class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
@@ -121,6 +135,25 @@ class Image(Base):
         Index("ix_images_tag_keys_gin", "tag_keys", postgresql_using="gin").ddl_if(
             dialect="postgresql"
         ),
+        # Search's page and capped count in one backward index-only scan: every column a
+        # search condition reads is here, for the images search can find (stored ones).
+        Index(
+            "ix_images_search_page",
+            "team_id",
+            "sort_at",
+            "id",
+            postgresql_include=SEARCH_PAGE_INCLUDE,
+            postgresql_where=text("storage_key IS NOT NULL"),
+        ).ddl_if(dialect="postgresql"),
+        # The same on SQLite, which has no INCLUDE: the columns are part of the key.
+        Index(
+            "ix_images_search_page_lite",
+            "team_id",
+            "sort_at",
+            "id",
+            *SEARCH_PAGE_INCLUDE[:-1],
+            sqlite_where=text("storage_key IS NOT NULL"),
+        ).ddl_if(dialect="sqlite"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -231,6 +264,25 @@ class Tag(Base):
     name_key: Mapped[str] = mapped_column(String(50))
     use_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
+
+
+class TagUse(Base):
+    """How many images carry a tag, per conversation and per visibility of those images.
+
+    Kept by database triggers on `images` (migration 0004), whoever writes the images, so
+    "is this tag on an image the viewer may see?" is one primary-key probe: tag suggestions
+    and typo corrections offer only those, and a private channel's tag names stay in it.
+    """
+
+    __tablename__ = "tag_uses"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Text, not String(50): a casefolded tag can be longer than the 50 characters typed
+    # (German sharp s -> ss), and a trigger must never refuse an image's write.
+    name_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_private: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    uses: Mapped[int] = mapped_column(Integer)
 
 
 class Category(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import admin, ids
 from storage.db import session_scope
@@ -12,6 +12,7 @@ from storage.models import AuditEvent, Category, Tag
 from tests import images
 from tests.conftest import ADMIN, MEMBER, POSTER, PUBLIC_CHANNEL, TEAM
 from tests.live import Live, form_values, wait_until
+from tests.seed import add
 
 
 def button_values(blocks: list[dict], action_id: str) -> list[str]:  # type: ignore[type-arg]
@@ -212,17 +213,10 @@ def test_tags_are_kept_literally_and_shown_escaped(live: Live) -> None:
 
 
 def test_tag_autocomplete_offers_known_tags_most_used_first_and_the_typed_text(live: Live) -> None:
+    add(live.db.factory, "Tagged", tags=("CMO", "CMO portrait", "launch"), channel=PUBLIC_CHANNEL)
     with session_scope(live.db.factory) as session:
         for name, uses in (("CMO", 5), ("CMO portrait", 9), ("launch", 2)):
-            session.add(
-                Tag(
-                    team_id=TEAM,
-                    name=name,
-                    name_key=name.casefold(),
-                    use_count=uses,
-                    created_at=live.db.clock(),
-                )
-            )
+            session.execute(update(Tag).where(Tag.name == name).values(use_count=uses))
     payload = {
         "type": "block_suggestion",
         "action_id": ids.TAGS,

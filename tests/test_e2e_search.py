@@ -11,7 +11,7 @@ from bot import ids
 from storage.db import session_scope
 from storage.models import Image
 from tests import images
-from tests.conftest import ADMIN, GUEST, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL
+from tests.conftest import ADMIN, GUEST, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL, TEAM
 from tests.live import Live, wait_until
 from tests.seed import START, add
 
@@ -160,6 +160,62 @@ def test_guests_see_only_images_from_their_channels(live: Live) -> None:
     seed(live, "Public launch", tags=("launch",))
     assert result_titles(search(live, "launch", user=GUEST, channel="C0GUESTS")) == ["Agency pick"]
     assert len(result_titles(search(live, "launch", user=MEMBER))) == 2
+
+
+def tag_options(live: Live, typed: str, *, user: str) -> list[str]:
+    """What the details modal's tag select offers `user` as they type `typed`."""
+    payload = {
+        "type": "block_suggestion",
+        "action_id": ids.TAGS,
+        "block_id": ids.TAGS_BLOCK,
+        "value": typed,
+        "team": {"id": TEAM},
+        "user": {"id": user},
+        "api_app_id": "A0EMUAPP1",
+        "view": {"id": "V1", "type": "modal", "callback_id": ids.DETAILS_MODAL},
+    }
+    reply = live.sender.interactive(payload)
+    assert reply.status == 200
+    return [o["value"] for o in reply.json()["options"]]
+
+
+def test_private_channel_tags_stay_in_the_channel(live: Live) -> None:
+    live.slack.add_channel("C0GUESTS", "agency", members=[GUEST, POSTER, "UBOT"])
+    seed(live, "Falcon mock-up", tags=("Project Falcon",), channel=PRIVATE_CHANNEL, private=True)
+    seed(live, "Falcon sketch", tags=("Falcon",), channel=PRIVATE_CHANNEL, private=True)
+    seed(live, "Projector", tags=("Projects",), uploader=MEMBER)  # the member's own image
+    seed(live, "Agency pick", tags=("Agency",), channel="C0GUESTS", uploader=GUEST)
+
+    # Autocomplete in the details modal, as each of them types a prefix of the private tag.
+    assert tag_options(live, "proj", user=MEMBER) == ["proj", "Projects"]
+    assert tag_options(live, "proj", user=GUEST) == ["proj"]
+    assert tag_options(live, "proj", user=POSTER) == ["proj", "Project Falcon", "Projects"]
+
+    # `tag:` with a typo of the private tag: not corrected to it, and no "did you mean" it.
+    for user in (MEMBER, GUEST):
+        channel = "C0GUESTS" if user == GUEST else PUBLIC_CHANNEL
+        for text in ("tag:falcn", "tag:falcom", "falcn"):
+            answer = said(search(live, text, user=user, channel=channel))
+            assert "Nothing found" in answer
+            assert "falcon" not in answer.casefold().replace(text.casefold(), "")
+    typo = search(live, "tag:falcn", user=POSTER)
+    assert result_titles(typo) == ["Falcon sketch"]
+    assert "showing *Falcon*" in said(typo)
+    assert "`tag:Falcon`" in said(search(live, "falcn", user=POSTER))
+
+
+def test_category_counts_are_of_images_the_person_may_see(live: Live) -> None:
+    seed(live, "Public one", category="Marketing")
+    seed(live, "Secret one", category="Marketing", channel=PRIVATE_CHANNEL, private=True)
+    seed(live, "Secret two", category="Marketing", channel=PRIVATE_CHANNEL, private=True)
+
+    def marketing(user: str) -> str:
+        answer = said(live.command("categories", user=user))
+        return answer.split("*Marketing* \u2014 ")[1].split(" image")[0]
+
+    assert marketing(MEMBER) == "1"
+    assert marketing(GUEST) == "0"
+    assert marketing(POSTER) == "3"
 
 
 # -- sharing ------------------------------------------------------------------------------

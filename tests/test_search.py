@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.admin import list_categories
+from bot.details import suggest_tags
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Image
 from storage.search import COUNT_CAP, Cursor, Viewer, closest_tags, parse, search_images
@@ -119,7 +121,64 @@ def test_misspelled_tag_is_corrected(library: sessionmaker[Session]) -> None:
         page = search_images(session, parse("tag:keynot"), viewer=MEMBER)
         assert [i.title for i in page.images] == ["CMO keynote"]
         assert page.used_tags == {"keynot": "keynote"}
-        assert closest_tags(session, team_id=TEAM, typed="portrit") == ["portrait"]
+        assert closest_tags(session, viewer=MEMBER, typed="portrit") == ["portrait"]
+
+
+def test_tag_filter_is_exact_for_every_kind_of_tag(factory: sessionmaker[Session]) -> None:
+    # SQLite narrows tag filters with its FTS5 index (ASCII tags with a word in them) and
+    # checks the tags exactly; these would slip through one of the two if either were wrong.
+    for tag in (
+        "new-york",
+        "new",
+        "Café",
+        "Straße",
+        "\U0001f4f8",
+        "<!channel>",
+        "a b c d e f g h i",
+    ):
+        add(factory, f"Tagged {tag}", tags=(tag,))
+
+    def exact(text: str) -> list[str]:  # no typo correction: the filter alone
+        with session_scope(factory) as session:
+            page = search_images(session, parse(text), viewer=MEMBER, correct_tags=False)
+            return [i.title for i in page.images]
+
+    assert exact("tag:new-york") == ["Tagged new-york"]
+    assert exact("tag:NEW") == ["Tagged new"]
+    assert exact("tag:york") == []
+    assert exact("tag:café") == ["Tagged Café"]
+    assert exact("tag:STRASSE") == ["Tagged Straße"]
+    assert exact("tag:\U0001f4f8") == ["Tagged \U0001f4f8"]
+    assert exact("tag:<!channel>") == ["Tagged <!channel>"]
+    assert exact('tag:"a b c d e f g h i"') == ["Tagged a b c d e f g h i"]
+    assert exact('tag:"a b c d e f g h"') == []
+
+
+def test_tag_filter_finds_every_match_however_it_is_planned(
+    factory: sessionmaker[Session],
+) -> None:
+    # Tags used on few visible images are sorted after finding them all; a tag on no
+    # visible image at all answers without searching. Both must page exactly as the walk.
+    for n in range(7):
+        add(factory, f"Seen {n}", tags=("mostly-hidden",), when=START + timedelta(hours=n))
+    for n in range(3):
+        add(factory, f"Hidden {n}", tags=("mostly-hidden",), channel=PRIVATE, private=True)
+    with session_scope(factory) as session:
+        first = search_images(session, parse("tag:mostly-hidden"), viewer=MEMBER, limit=5)
+        assert [i.title for i in first.images] == [f"Seen {n}" for n in (6, 5, 4, 3, 2)]
+        assert (first.total, first.has_older) == (7, True)
+        last = first.images[-1]
+        rest = search_images(
+            session,
+            parse("tag:mostly-hidden"),
+            viewer=MEMBER,
+            limit=5,
+            cursor=Cursor(last.sort_at, last.id),
+        )
+        assert [i.title for i in rest.images] == ["Seen 1", "Seen 0"]
+        assert (rest.total, rest.has_newer, rest.has_older) == (7, True, False)
+        assert search_images(session, parse("tag:mostly-hidden"), viewer=INSIDER).total == 10
+        assert search_images(session, parse("tag:mostly-hidden"), viewer=GUEST).total == 0
 
 
 def test_sql_metacharacters_are_only_text(library: sessionmaker[Session]) -> None:
@@ -156,6 +215,63 @@ def test_images_not_stored_yet_are_not_found(library: sessionmaker[Session]) -> 
     with session_scope(library) as session:
         session.execute(update(Image).where(Image.id == image_id).values(storage_key=None))
     assert titles(library, "uploading") == []
+
+
+def test_tag_names_are_offered_only_from_images_the_viewer_may_see(
+    library: sessionmaker[Session],
+) -> None:
+    secret = add(
+        library, "Falcon mock-up", tags=("Project Falcon", "falcon"), channel=PRIVATE, private=True
+    )
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=MEMBER, typed="proj") == []
+        assert suggest_tags(session, viewer=GUEST, typed="proj") == []
+        assert suggest_tags(session, viewer=INSIDER, typed="proj") == ["Project Falcon"]
+        assert "Project Falcon" not in suggest_tags(session, viewer=MEMBER, typed="falcom")
+        assert closest_tags(session, viewer=MEMBER, typed="falcn") == []
+        assert closest_tags(session, viewer=INSIDER, typed="falcn") == ["falcon"]
+        # Guests see only their channels' tags, not even the public ones.
+        assert suggest_tags(session, viewer=GUEST, typed="") == ["guest"]
+        assert suggest_tags(session, viewer=GUEST, typed="cm") == []
+        # A typo is not corrected to a tag the viewer cannot see, and an exact private tag
+        # behaves like an unknown one (no "no such tag" difference to learn from).
+        page = search_images(session, parse("tag:falcn"), viewer=MEMBER)
+        assert (page.used_tags, page.images) == ({}, [])
+        page = search_images(session, parse("tag:falcn"), viewer=INSIDER)
+        assert page.used_tags == {"falcn": "falcon"}
+        assert [i.title for i in page.images] == ["Falcon mock-up"]
+    # The counts follow every write of the images (database triggers), not only the app's.
+    with session_scope(library) as session:
+        session.execute(update(Image).where(Image.id == secret).values(channel_private=False))
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=MEMBER, typed="proj") == ["Project Falcon"]
+        session.execute(
+            update(Image).where(Image.id == secret).values(channel_private=True, tag_keys=[])
+        )
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=INSIDER, typed="proj") == []
+        session.execute(update(Image).where(Image.id == secret).values(tag_keys=["project falcon"]))
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=INSIDER, typed="proj") == ["Project Falcon"]
+        session.execute(delete(Image).where(Image.id == secret))
+    with session_scope(library) as session:
+        assert suggest_tags(session, viewer=INSIDER, typed="proj") == []
+
+
+def test_category_counts_are_of_images_the_viewer_may_see(
+    library: sessionmaker[Session],
+) -> None:
+    add(library, "Secret plan", category="Marketing", channel=PRIVATE, private=True)
+    add(library, "Guest banner", category="Marketing", channel=GUESTS)
+
+    def counts(viewer: Viewer) -> dict[str, int]:
+        return {c.name: c.images for c in list_categories(library, team_id=TEAM, viewer=viewer)}
+
+    assert counts(MEMBER) == {"Events": 1, "Marketing": 3}
+    assert counts(INSIDER) == {"Events": 1, "Marketing": 4}
+    assert counts(GUEST) == {"Events": 0, "Marketing": 1}
+    other = Viewer(OTHER_TEAM, is_guest=False, channels=frozenset())
+    assert list_categories(library, team_id=OTHER_TEAM, viewer=other) == []
 
 
 # -- paging -------------------------------------------------------------------------------

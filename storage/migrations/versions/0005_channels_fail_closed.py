@@ -5,8 +5,8 @@ that existed before it showed private channels' images to everyone. Unknown is p
 every known channel (and its images) is private until the worker has asked Slack
 (`conversations.info`) and stamped `checked_at`.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
