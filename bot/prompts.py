@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +19,7 @@ from bot.approvals import RequestView, cancel_for_image, request_view
 from bot.details import forget_tags
 from bot.domain import slack_ts_time
 from bot.duplicates import Duplicate, find_duplicate, hamming
+from bot.ingest_queue import lock_content
 from storage.db import session_scope
 from storage.media import MediaError, MediaStore
 from storage.models import AuditEvent, Image, IngestJob, IngestState, PostPrompt
@@ -315,14 +316,7 @@ def discard_image(
         cancelled = cancel_for_image(session, image=image, actor_id=actor_id, now=now)
         forget_tags(session, team_id=team_id, tags=list(image.tags))
         cancelled_view = request_view(session, cancelled) if cancelled else None
-        key = image.storage_key
-        shared = key is not None and bool(
-            session.scalar(
-                select(func.count())
-                .select_from(Image)
-                .where(Image.storage_key == key, Image.id != image.id)
-            )
-        )
+        key, sha256 = image.storage_key, image.sha256
         session.add(
             AuditEvent(
                 team_id=team_id,
@@ -338,12 +332,40 @@ def discard_image(
             )
         )
         session.execute(delete(Image).where(Image.id == image.id))
-    if key and not shared:
+    if key:
+        _delete_original_unless_used(factory, key=key, sha256=sha256, media=media)
+    return image, cancelled_view
+
+
+def _delete_original_unless_used(
+    factory: sessionmaker[Session], *, key: str, sha256: str | None, media: MediaStore
+) -> None:
+    """Delete a discarded image's original unless another image uses it, or is being
+    ingested with the same bytes (it records their sha256 before storing them, under the
+    same lock: see `Ingestor._reserve`). The check and the delete hold the lock together, so
+    such an ingest either is seen here or stores the original again after the delete."""
+    with session_scope(factory) as session:
+        if sha256:
+            lock_content(session, sha256)
+        in_flight = select(IngestJob.image_id).where(
+            IngestJob.state.in_([IngestState.QUEUED, IngestState.RUNNING])
+        )
+        used = session.scalar(
+            select(func.count())
+            .select_from(Image)
+            .where(
+                or_(
+                    Image.storage_key == key,
+                    and_(Image.sha256 == sha256, Image.id.in_(in_flight)) if sha256 else false(),
+                )
+            )
+        )
+        if used:
+            return
         try:
             media.delete(key)
         except MediaError as exc:  # the row is gone; an orphaned original is only storage
             log.warning("could not delete original %s: %s", key, exc)
-    return image, cancelled_view
 
 
 def post_date(message_ts: str | None) -> date | None:
