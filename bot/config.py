@@ -43,7 +43,7 @@ class Settings:
     port: int = 3000
     max_image_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 100_000_000
-    ingest_workers: int = 2
+    ingest_workers: int = 8
     decode_memory_mb: int = 256
     duplicate_max_distance: int = 3
     details_reminder_hours: float = 4.0
@@ -135,7 +135,7 @@ class Settings:
             port=_int(env, "PORT", 3000, low=1, high=65535),
             max_image_bytes=_int(env, "MAX_IMAGE_MB", 50, low=1, high=1024) * 1024 * 1024,
             max_image_pixels=_int(env, "MAX_IMAGE_MEGAPIXELS", 100, low=1, high=1000) * 1_000_000,
-            ingest_workers=_int(env, "INGEST_WORKERS", 2, low=1, high=32),
+            ingest_workers=_int(env, "INGEST_WORKERS", 8, low=1, high=32),
             decode_memory_mb=_int(env, "DECODE_MEMORY_MB", 256, low=32, high=16384),
             duplicate_max_distance=_int(env, "DUPLICATE_MAX_DISTANCE", 3, low=0, high=3),
             details_reminder_hours=_float(env, "DETAILS_REMINDER_HOURS", 4.0),

@@ -62,6 +62,8 @@ class GaveUp:
     job_id: int
     image_id: int
     reason: str
+    team_id: str
+    uploader_id: str
 
 
 def claim(factory: sessionmaker[Session], job_id: int, *, now: datetime) -> Claim | GaveUp | None:
@@ -98,7 +100,8 @@ def _take(session: Session, job: IngestJob, now: datetime) -> Claim | GaveUp:
     if job.attempts >= MAX_ATTEMPTS:
         reason = f"gave up after {job.attempts} attempts: {job.last_error or UNFINISHED}"
         job.state, job.lease_until, job.last_error = IngestState.FAILED, None, reason[:1000]
-        return GaveUp(job.id, job.image_id, reason)
+        uploader = session.scalar(select(Image.uploader_id).where(Image.id == job.image_id))
+        return GaveUp(job.id, job.image_id, reason, job.team_id, uploader or "")
     job.state = IngestState.RUNNING
     job.lease_until = now + LEASE
     job.attempts += 1

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,10 +35,11 @@ from bot.ingest_queue import (
     lock_content,
 )
 from bot.slack_files import DownloadError, download
-from storage.db import session_scope
+from storage.db import priority_writes, session_scope
 from storage.media import MediaError, MediaInfo, MediaStore
 from storage.models import (
     AuditEvent,
+    Base,
     Channel,
     Image,
     IngestJob,
@@ -57,6 +61,9 @@ class IngestOutcome:
     image_id: int
     state: IngestState
     reason: str | None = None
+    # Whose image it is, when known, so that telling them costs no extra read.
+    team_id: str = ""
+    uploader_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,22 +102,32 @@ def record_posted_files(
     wanted = [f for f in files if f.looks_like_image]
     if not wanted and not event_id:
         return []
-    with session_scope(factory) as session:
-        if require_watched and not is_watched(
-            session, team_id=post.team_id, channel_id=post.channel_id
-        ):
+    # Slack is waiting for this transaction: it goes first for SQLite's write lock, and it
+    # is kept to few round trips (conflicts are settled by ON CONFLICT, not savepoints).
+    with priority_writes(), session_scope(factory) as session:
+        watched = session.get(WatchedChannel, (post.team_id, post.channel_id))
+        if require_watched and watched is None:
             return []
         if event_id and not _first_delivery(
             session, team_id=post.team_id, event_id=event_id, now=now
         ):
             return []
         _remember_channel(session, post=post, now=now)
+        category_id = watched.category_id if watched is not None else None
         job_ids = []
         for posted in wanted:
-            job_id = _upsert_image_and_job(session, post=post, posted=posted, now=now)
+            job_id = _upsert_image_and_job(
+                session, post=post, posted=posted, category_id=category_id, now=now
+            )
             if job_id is not None:
                 job_ids.append(job_id)
         return job_ids
+
+
+def _insert_unless_present(session: Session, model: type[Base], **values: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, in the session's dialect."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(model).values(**values).on_conflict_do_nothing()
 
 
 def _remember_channel(session: Session, *, post: Post, now: datetime) -> None:
@@ -140,72 +157,68 @@ def _remember_channel(session: Session, *, post: Post, now: datetime) -> None:
 
 
 def _first_delivery(session: Session, *, team_id: str, event_id: str, now: datetime) -> bool:
-    try:
-        with session.begin_nested():
-            session.add(ProcessedEvent(event_id=event_id, team_id=team_id, created_at=now))
-    except IntegrityError:
-        return False
-    return True
+    inserted = session.execute(
+        _insert_unless_present(
+            session, ProcessedEvent, event_id=event_id, team_id=team_id, created_at=now
+        )
+    )
+    return bool(inserted.rowcount)  # type: ignore[attr-defined]
 
 
 def _upsert_image_and_job(
-    session: Session, *, post: Post, posted: PostedFile, now: datetime
+    session: Session, *, post: Post, posted: PostedFile, category_id: int | None, now: datetime
 ) -> int | None:
-    existing = session.scalar(
-        select(Image).where(Image.team_id == post.team_id, Image.slack_file_id == posted.file_id)
+    image_id = session.scalar(
+        _insert_unless_present(
+            session,
+            Image,
+            team_id=post.team_id,
+            slack_file_id=posted.file_id,
+            channel_id=post.channel_id,
+            channel_private=post.channel_private,
+            message_ts=post.message_ts,
+            thread_ts=post.thread_ts,
+            uploader_id=post.user_id,
+            permalink=(posted.permalink or "")[:1024] or None,
+            file_name=posted.name[:255],
+            title=_title_from(posted)[:255],
+            category_id=category_id,
+            tags=[],
+            tag_keys=[],
+            exif={},
+            sort_at=post.posted_at or now,
+            created_at=now,
+            updated_at=now,
+        ).returning(Image.id)
     )
-    if existing is not None:
-        job = session.scalar(select(IngestJob).where(IngestJob.image_id == existing.id))
-        # A job that is queued may run now; stored, failed or running ones are left alone.
+    if image_id is None:
+        # Known already (a retry, the other event about the same file, or a concurrent
+        # delivery, whose transaction we waited for): a job that is queued may run now;
+        # stored, failed or running ones are left alone.
+        job = session.scalar(
+            select(IngestJob)
+            .join(Image, Image.id == IngestJob.image_id)
+            .where(Image.team_id == post.team_id, Image.slack_file_id == posted.file_id)
+        )
         if job is not None and job.state == IngestState.QUEUED:
             return job.id
         return None
-    category_id = session.scalar(
-        select(WatchedChannel.category_id).where(
-            WatchedChannel.team_id == post.team_id, WatchedChannel.channel_id == post.channel_id
+    return session.scalar(
+        insert(IngestJob)
+        .values(
+            team_id=post.team_id,
+            image_id=image_id,
+            state=IngestState.QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            download_url=posted.download_url,
+            mimetype=posted.mimetype or None,
+            size=posted.size,
+            created_at=now,
+            updated_at=now,
         )
+        .returning(IngestJob.id)
     )
-    image = Image(
-        team_id=post.team_id,
-        slack_file_id=posted.file_id,
-        channel_id=post.channel_id,
-        channel_private=post.channel_private,
-        message_ts=post.message_ts,
-        thread_ts=post.thread_ts,
-        uploader_id=post.user_id,
-        permalink=(posted.permalink or "")[:1024] or None,
-        file_name=posted.name[:255],
-        title=_title_from(posted)[:255],
-        category_id=category_id,
-        tags=[],
-        tag_keys=[],
-        exif={},
-        sort_at=post.posted_at or now,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(image)
-            session.flush()
-            job = IngestJob(
-                team_id=post.team_id,
-                image_id=image.id,
-                state=IngestState.QUEUED,
-                attempts=0,
-                next_attempt_at=now,
-                download_url=posted.download_url,
-                mimetype=posted.mimetype or None,
-                size=posted.size,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(job)
-            session.flush()
-    except IntegrityError:
-        # Another delivery of the same file won the race; it owns the job.
-        return None
-    return job.id
 
 
 def _title_from(posted: PostedFile) -> str:
@@ -264,11 +277,15 @@ class Ingestor:
 
     def run(self, job_id: int) -> IngestOutcome | None:
         """Claim and process one job; None when someone else has it or it is not due."""
-        return self._run(self.claim(job_id))
+        return self.settle(self.claim(job_id))
+
+    def claim_next(self) -> Claim | GaveUp | None:
+        """Take the lease on the job due longest; None when nothing is due."""
+        return ingest_queue.claim_next(self._factory, now=self._clock())
 
     def run_next(self) -> IngestOutcome | None:
         """Claim and process the job due longest; None when nothing is due."""
-        return self._run(ingest_queue.claim_next(self._factory, now=self._clock()))
+        return self.settle(self.claim_next())
 
     def sweep(self, *, limit: int = 20) -> list[IngestOutcome]:
         """Run due retries and jobs whose process died, one claim at a time, until none is
@@ -286,13 +303,19 @@ class Ingestor:
             outcomes.append(outcome)
         return outcomes
 
-    def _run(self, claimed: Claim | GaveUp | None) -> IngestOutcome | None:
+    def settle(self, claimed: Claim | GaveUp | None) -> IngestOutcome | None:
+        """Process a claimed job, or report one that gave up; None for no claim."""
         if claimed is None:
             return None
         if isinstance(claimed, GaveUp):
             log.warning("ingest job %s failed: %s", claimed.job_id, claimed.reason)
             outcome = IngestOutcome(
-                claimed.job_id, claimed.image_id, IngestState.FAILED, claimed.reason
+                claimed.job_id,
+                claimed.image_id,
+                IngestState.FAILED,
+                claimed.reason,
+                team_id=claimed.team_id,
+                uploader_id=claimed.uploader_id,
             )
             self._report(outcome)
             return outcome
@@ -332,6 +355,7 @@ class Ingestor:
             # out and the next claim records that this attempt did not finish.
             log.exception("ingest job %s: could not record the result of its attempt", job_id)
             return IngestOutcome(job_id, image_id, IngestState.RUNNING, None)
+        outcome = replace(outcome, team_id=claimed.team_id, uploader_id=claimed.uploader_id)
         self._report(outcome)
         return outcome
 

@@ -110,7 +110,8 @@ def claim_prompt(
     now: datetime,
 ) -> PromptPlan | None:
     """After `image_id`'s job settled: if its whole message is settled and nobody has told
-    the poster yet, mark duplicates, claim the prompt and return what to tell."""
+    the poster yet, mark duplicates, claim the prompt and return what to tell. One
+    transaction: it runs after every ingest."""
     with session_scope(factory) as session:
         image = session.get(Image, image_id)
         if image is None or image.message_ts is None:
@@ -127,7 +128,10 @@ def claim_prompt(
                 )
                 if duplicate is not None:
                     sibling.duplicate_of_id = duplicate.image_id
-    return build_plan(factory, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media)
+        session.flush()
+        return _build_plan(
+            session, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media
+        )
 
 
 def _claim(session: Session, *, key: tuple[str, str, str], user_id: str, now: datetime) -> bool:
@@ -200,53 +204,61 @@ def build_plan(
 ) -> PromptPlan | None:
     """The current state of a message's images, for the prompt (or the shortcut's modal)."""
     with session_scope(factory) as session:
-        images = _message_images(session, team_id, channel_id, message_ts)
-        if not images:
-            return None
-        prompt = session.get(PostPrompt, (team_id, channel_id, message_ts))
-        jobs = {
-            j.image_id: j
-            for j in session.scalars(
-                select(IngestJob).where(IngestJob.image_id.in_([i.id for i in images]))
-            )
-        }
-        notes = []
-        for image in images:
-            job = jobs.get(image.id)
-            stored = job is not None and job.state == IngestState.STORED
-            duplicate = None
-            if stored and image.duplicate_of_id is not None:
-                original = session.get(Image, image.duplicate_of_id)
-                if original is not None:
-                    duplicate = Duplicate(
-                        image_id=original.id,
-                        title=original.title,
-                        uploader_id=original.uploader_id,
-                        created_at=original.created_at,
-                        exact=original.sha256 == image.sha256,
-                        distance=hamming(original.phash or 0, image.phash or 0),
-                    )
-            notes.append(
-                ImageNote(
-                    image_id=image.id,
-                    slack_file_id=image.slack_file_id,
-                    file_name=image.file_name,
-                    title=image.title,
-                    stored=stored,
-                    reason=None if stored else (job.last_error if job else None),
-                    duplicate=duplicate,
-                    has_details=image.details_added_at is not None,
-                    preview=preview_for(image, media) if stored else None,
-                )
-            )
-        return PromptPlan(
-            team_id=team_id,
-            channel_id=channel_id,
-            message_ts=message_ts,
-            user_id=prompt.user_id if prompt else images[0].uploader_id,
-            view_id=prompt.view_id if prompt else None,
-            images=notes,
+        return _build_plan(
+            session, team_id=team_id, channel_id=channel_id, message_ts=message_ts, media=media
         )
+
+
+def _build_plan(
+    session: Session, *, team_id: str, channel_id: str, message_ts: str, media: MediaStore
+) -> PromptPlan | None:
+    images = _message_images(session, team_id, channel_id, message_ts)
+    if not images:
+        return None
+    prompt = session.get(PostPrompt, (team_id, channel_id, message_ts))
+    jobs = {
+        j.image_id: j
+        for j in session.scalars(
+            select(IngestJob).where(IngestJob.image_id.in_([i.id for i in images]))
+        )
+    }
+    notes = []
+    for image in images:
+        job = jobs.get(image.id)
+        stored = job is not None and job.state == IngestState.STORED
+        duplicate = None
+        if stored and image.duplicate_of_id is not None:
+            original = session.get(Image, image.duplicate_of_id)
+            if original is not None:
+                duplicate = Duplicate(
+                    image_id=original.id,
+                    title=original.title,
+                    uploader_id=original.uploader_id,
+                    created_at=original.created_at,
+                    exact=original.sha256 == image.sha256,
+                    distance=hamming(original.phash or 0, image.phash or 0),
+                )
+        notes.append(
+            ImageNote(
+                image_id=image.id,
+                slack_file_id=image.slack_file_id,
+                file_name=image.file_name,
+                title=image.title,
+                stored=stored,
+                reason=None if stored else (job.last_error if job else None),
+                duplicate=duplicate,
+                has_details=image.details_added_at is not None,
+                preview=preview_for(image, media) if stored else None,
+            )
+        )
+    return PromptPlan(
+        team_id=team_id,
+        channel_id=channel_id,
+        message_ts=message_ts,
+        user_id=prompt.user_id if prompt else images[0].uploader_id,
+        view_id=prompt.view_id if prompt else None,
+        images=notes,
+    )
 
 
 def _message_images(

@@ -305,3 +305,65 @@ def test_discard_deletes_the_original_nobody_else_uses(
         now=services.clock(),
     )
     assert not original.exists()
+
+
+# -- a busy web process leaves work queued for the worker ------------------------------------
+
+
+def test_busy_web_process_leaves_jobs_queued_and_the_worker_takes_them(
+    database_url: str, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    from tests.live import RealClock, wait_until
+
+    env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
+    env["INGEST_WORKERS"] = "1"
+    web = make_services(env, clock=RealClock(), watch=True)
+    count = 8
+    slack.inject("files.download", "slow", delay=0.5, times=count)
+    job_ids = []
+    for n in range(count):
+        job_ids += post(
+            web, slack, f"F1{n:03d}", images.jpeg(seed=n), message_ts=f"17000002{n:02d}.1"
+        )
+    taken = web.ingest_runner.submit(job_ids)
+    assert 1 <= taken < count  # a short local queue: the rest wait in the database
+    with session_scope(web.factory) as session:
+        queued = session.scalars(
+            select(IngestJob.id).where(IngestJob.state == IngestState.QUEUED)
+        ).all()
+    assert len(queued) >= count - taken
+    worker = make_services(env, clock=RealClock())
+    worker.start_ingest_polling()  # what `python -m bot worker` runs
+
+    def all_stored() -> bool:
+        with session_scope(web.factory) as session:
+            states = session.scalars(select(IngestJob.state)).all()
+        return all(s == IngestState.STORED for s in states)
+
+    wait_until(all_stored, timeout=30, what="every image stored")
+    web.shutdown()
+    worker.shutdown()
+    downloads = Counter(c.params.get("file_id") for c in slack.calls_to("files.download"))
+    assert set(downloads.values()) == {1}
+    assert len(downloads) == count
+    assert len(prompts_to(slack)) == count
+
+
+# -- App Home refreshes are coalesced ---------------------------------------------------------
+
+
+def test_a_burst_of_posts_refreshes_the_posters_app_home_a_few_times_with_all_of_them(
+    services: Services, slack: SlackEmulator
+) -> None:
+    count = 12
+    for n in range(count):
+        (job_id,) = post(
+            services, slack, f"F2{n:03d}", images.jpeg(seed=n), message_ts=f"17000003{n:02d}.1"
+        )
+        services.ingestor.run(job_id)
+    services.shutdown()  # waits for the refresh still due
+    published = [c for c in slack.calls_to("views.publish") if c.params.get("user_id") == POSTER]
+    assert 1 <= len(published) <= 3  # not one per message
+    assert len(prompts_to(slack)) == count  # while every message got its prompt
+    last_view = str(published[-1].params.get("view"))
+    assert "f2011" in last_view.lower()  # the newest image is on the Home tab

@@ -1,0 +1,125 @@
+"""Where ingest jobs run in a process: a few threads fed by a short local queue and, in the
+worker (or the only process, with SQLite), by polling the database for due jobs.
+
+The web process hands a job it has just recorded to its own threads only while it holds
+fewer than `local_limit` of them (waiting or running); the rest stay `queued` in the
+database, where the worker (polling every POLL_SECONDS, claiming with `FOR UPDATE SKIP
+LOCKED`) finds them. So a flood of posts costs
+the web process the acks and what its threads can keep up with, and the backlog waits in the
+database, not in memory. Nothing is lost either way: a job is in the database before its
+event is acknowledged, and only a claim takes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from bot.ingest_queue import Claim, GaveUp
+from bot.library import Ingestor
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0  # how soon a job left queued (or a retry coming due) is picked up
+IDLE_TICK_SECONDS = 0.1
+
+
+class IngestRunner:
+    def __init__(
+        self,
+        ingestor: Callable[[], Ingestor],
+        *,
+        workers: int,
+        local_limit: int,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self._ingestor = ingestor
+        self._workers = workers
+        # Jobs handed over by `submit`, waiting or running: at most `local_limit`.
+        self._local_limit = max(1, local_limit)
+        self._local_count = 0
+        self._local: queue.Queue[int] = queue.Queue()
+        self._poll_seconds = poll_seconds
+        self._polling = False
+        self._stopping = threading.Event()
+        self._poll_lock = threading.Lock()
+        self._next_poll_at = 0.0
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, job_ids: list[int]) -> int:
+        """Take these just-recorded jobs into the local queue while it has room; returns how
+        many were taken. The others stay queued in the database for a poller."""
+        self._start()
+        with self._lock:
+            taken = max(0, min(len(job_ids), self._local_limit - self._local_count))
+            self._local_count += taken
+        for job_id in job_ids[:taken]:
+            self._local.put_nowait(job_id)
+        if taken < len(job_ids):
+            log.debug("ingest: %s jobs left queued for a poller", len(job_ids) - taken)
+            self._next_poll_at = 0.0  # a poller in this process (SQLite) looks now
+        return taken
+
+    def start_polling(self) -> None:
+        """Also claim due jobs from the database (retries, abandoned jobs, and what the web
+        process left queued) whenever a thread is idle."""
+        self._polling = True
+        self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._threads or self._stopping.is_set():
+                return
+            for n in range(self._workers):
+                thread = threading.Thread(target=self._loop, name=f"ingest-{n}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                job_id: int | None = self._local.get(timeout=IDLE_TICK_SECONDS)
+            except queue.Empty:
+                job_id = None
+            if job_id is None and self._stopping.is_set():
+                return  # drained
+            try:
+                if job_id is not None:
+                    try:
+                        self._ingestor().run(job_id)
+                    finally:
+                        with self._lock:
+                            self._local_count -= 1
+                elif self._polling and not self._stopping.is_set():
+                    claimed = self._poll()
+                    if claimed is not None:
+                        self._ingestor().settle(claimed)
+            except Exception:
+                # Claiming failed (the database is away): the job stays in the database.
+                log.exception("ingest thread: could not run a job; it stays queued")
+                self._stopping.wait(self._poll_seconds)
+
+    def _poll(self) -> Claim | GaveUp | None:
+        """Claim a due job. While jobs are due every idle thread claims at once; when none
+        was due, the next look is `poll_seconds` later (one query a second when idle, which
+        matters on SQLite, where every transaction takes the single write lock)."""
+        with self._poll_lock:
+            if time.monotonic() < self._next_poll_at:
+                return None
+            claimed = self._ingestor().claim_next()
+            if claimed is None:
+                self._next_poll_at = time.monotonic() + self._poll_seconds
+            return claimed
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        """Finish what the local queue holds, for up to `timeout` seconds, then stop. Jobs
+        not started by then stay queued in the database for the next process."""
+        with self._lock:
+            threads = list(self._threads)
+            self._stopping.set()
+        for thread in threads:
+            thread.join(timeout / max(1, len(threads)))
