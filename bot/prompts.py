@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import and_, delete, false, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import RequestView, cancel_for_image, request_view
@@ -85,21 +86,6 @@ def preview_for(image: Image, media: MediaStore, *, width: int = 360, height: in
     return Preview(alt=alt)
 
 
-def message_settled(session: Session, *, team_id: str, channel_id: str, message_ts: str) -> bool:
-    pending = session.scalar(
-        select(func.count())
-        .select_from(IngestJob)
-        .join(Image, Image.id == IngestJob.image_id)
-        .where(
-            Image.team_id == team_id,
-            Image.channel_id == channel_id,
-            Image.message_ts == message_ts,
-            IngestJob.state.in_([IngestState.QUEUED, IngestState.RUNNING]),
-        )
-    )
-    return not pending
-
-
 def claim_prompt(
     factory: sessionmaker[Session],
     *,
@@ -110,19 +96,21 @@ def claim_prompt(
     now: datetime,
 ) -> PromptPlan | None:
     """After `image_id`'s job settled: if its whole message is settled and nobody has told
-    the poster yet, mark duplicates, claim the prompt and return what to tell. One
-    transaction: it runs after every ingest."""
+    the poster yet, mark duplicates, claim the prompt and return what to tell. It runs
+    after every ingest, so it is one transaction of few statements: the message's images
+    and their jobs are read once, for the check, the duplicates and the plan."""
     with session_scope(factory) as session:
         image = session.get(Image, image_id)
         if image is None or image.message_ts is None:
             return None
         key = (image.team_id, image.channel_id, image.message_ts)
-        if not message_settled(session, team_id=key[0], channel_id=key[1], message_ts=key[2]):
-            return None
+        rows = _message_images_and_jobs(session, *key)
+        if any(job and job.state in (IngestState.QUEUED, IngestState.RUNNING) for _, job in rows):
+            return None  # not settled yet: the last one to settle tells the poster
         if not _claim(session, key=key, user_id=image.uploader_id, now=now):
             return None
-        for sibling in _message_images(session, *key):
-            if _is_stored(session, sibling.id) and sibling.duplicate_of_id is None:
+        for sibling, job in rows:
+            if job and job.state == IngestState.STORED and sibling.duplicate_of_id is None:
                 duplicate = find_duplicate(
                     session, sibling, max_distance=duplicate_distance, viewer=viewer
                 )
@@ -130,8 +118,26 @@ def claim_prompt(
                     sibling.duplicate_of_id = duplicate.image_id
         session.flush()
         return _build_plan(
-            session, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media
+            session, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media, rows=rows
         )
+
+
+def _message_images_and_jobs(
+    session: Session, team_id: str, channel_id: str, message_ts: str
+) -> list[tuple[Image, IngestJob | None]]:
+    return [
+        (row[0], row[1])
+        for row in session.execute(
+            select(Image, IngestJob)
+            .outerjoin(IngestJob, IngestJob.image_id == Image.id)
+            .where(
+                Image.team_id == team_id,
+                Image.channel_id == channel_id,
+                Image.message_ts == message_ts,
+            )
+            .order_by(Image.id)
+        )
+    ]
 
 
 def _claim(session: Session, *, key: tuple[str, str, str], user_id: str, now: datetime) -> bool:
@@ -145,24 +151,26 @@ def _claim(session: Session, *, key: tuple[str, str, str], user_id: str, now: da
             PostPrompt.prompted_at.is_(None),
         )
         .values(prompted_at=now)
+        .execution_options(synchronize_session=False)
     )
     if claimed.rowcount:  # type: ignore[attr-defined]
         return True
-    try:
-        with session.begin_nested():
-            session.add(
-                PostPrompt(
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    message_ts=message_ts,
-                    user_id=user_id,
-                    prompted_at=now,
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
-        return False  # someone else claimed it (or it was told already)
-    return True
+    # No row yet (the shortcut registers one first): the first to insert it claims it; one
+    # that exists was claimed already (someone else told the poster, or is telling them).
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    inserted = session.execute(
+        insert(PostPrompt)
+        .values(
+            team_id=team_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            user_id=user_id,
+            prompted_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+    return bool(inserted.rowcount)  # type: ignore[attr-defined]
 
 
 def register_view(
@@ -210,18 +218,21 @@ def build_plan(
 
 
 def _build_plan(
-    session: Session, *, team_id: str, channel_id: str, message_ts: str, media: MediaStore
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    message_ts: str,
+    media: MediaStore,
+    rows: list[tuple[Image, IngestJob | None]] | None = None,
 ) -> PromptPlan | None:
-    images = _message_images(session, team_id, channel_id, message_ts)
+    if rows is None:
+        rows = _message_images_and_jobs(session, team_id, channel_id, message_ts)
+    images = [image for image, _ in rows]
     if not images:
         return None
     prompt = session.get(PostPrompt, (team_id, channel_id, message_ts))
-    jobs = {
-        j.image_id: j
-        for j in session.scalars(
-            select(IngestJob).where(IngestJob.image_id.in_([i.id for i in images]))
-        )
-    }
+    jobs = {job.image_id: job for _, job in rows if job is not None}
     notes = []
     for image in images:
         job = jobs.get(image.id)
@@ -258,29 +269,6 @@ def _build_plan(
         user_id=prompt.user_id if prompt else images[0].uploader_id,
         view_id=prompt.view_id if prompt else None,
         images=notes,
-    )
-
-
-def _message_images(
-    session: Session, team_id: str, channel_id: str, message_ts: str
-) -> list[Image]:
-    return list(
-        session.scalars(
-            select(Image)
-            .where(
-                Image.team_id == team_id,
-                Image.channel_id == channel_id,
-                Image.message_ts == message_ts,
-            )
-            .order_by(Image.id)
-        )
-    )
-
-
-def _is_stored(session: Session, image_id: int) -> bool:
-    return (
-        session.scalar(select(IngestJob.state).where(IngestJob.image_id == image_id))
-        == IngestState.STORED
     )
 
 
