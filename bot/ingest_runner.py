@@ -24,7 +24,7 @@ from bot.library import Ingestor
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how soon a job left queued (or a retry coming due) is picked up
-IDLE_TICK_SECONDS = 0.1
+POLL_NOW = -1  # a token in the local queue: an idle thread should poll the database now
 
 
 class IngestRunner:
@@ -59,9 +59,9 @@ class IngestRunner:
             self._local_count += taken
         for job_id in job_ids[:taken]:
             self._local.put_nowait(job_id)
-        if taken < len(job_ids):
-            log.debug("ingest: %s jobs left queued for a poller", len(job_ids) - taken)
-            self._next_poll_at = 0.0  # a poller in this process (SQLite) looks now
+        if taken < len(job_ids) and self._polling:
+            self._next_poll_at = 0.0  # this process polls too (SQLite): look now
+            self._local.put_nowait(POLL_NOW)
         return taken
 
     def start_polling(self) -> None:
@@ -82,10 +82,12 @@ class IngestRunner:
     def _loop(self) -> None:
         while True:
             try:
-                job_id: int | None = self._local.get(timeout=IDLE_TICK_SECONDS)
+                job_id: int | None = self._local.get(timeout=self._poll_seconds)
             except queue.Empty:
                 job_id = None
-            if job_id is None and self._stopping.is_set():
+            if job_id == POLL_NOW:
+                job_id = None
+            elif job_id is None and self._stopping.is_set():
                 return  # drained
             try:
                 if job_id is not None:
@@ -113,6 +115,10 @@ class IngestRunner:
             claimed = self._ingestor().claim_next()
             if claimed is None:
                 self._next_poll_at = time.monotonic() + self._poll_seconds
+            elif self._local.empty():
+                # There was work: wake one more idle thread to look at once, so all of them
+                # are busy within a few claims while jobs are due.
+                self._local.put_nowait(POLL_NOW)
             return claimed
 
     def shutdown(self, timeout: float = 20.0) -> None:
