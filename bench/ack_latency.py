@@ -71,7 +71,7 @@ POLL_EVERY_S = 0.1
 FULL_BUDGET_S = 280.0  # the full run skips (or shortens) its Postgres run to stay under 5 min
 GOAL_P99_MS = 50.0
 GOAL_AFTER_LAST_S = 5.0  # every image stored within this long after the last post
-STEP_RATES = (50.0, 70.0, 100.0, 140.0, 200.0)  # --sustained: events/s, in this order
+STEP_RATES = (50.0, 60.0, 70.0, 85.0, 100.0, 120.0, 150.0, 200.0)  # --sustained, in order
 STEP_S = 10.0
 
 
@@ -622,9 +622,11 @@ def run_steps(
                 + ("sustained" if ok else "NOT sustained")
             )
             tag = f"{rate:g}".replace(".", "_")
+            backlog = app.expected - phase.states["stored"] - phase.states["failed"]
             figures += [
                 (f"step_{tag}_ack_p99_ms", p99, 1),
                 (f"step_{tag}_settled_s", phase.settled_s, 2),
+                (f"step_{tag}_backlog", backlog, 0),
                 (f"step_{tag}_cpu_cores", cores, 2),
             ]
             if not ok:

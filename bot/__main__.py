@@ -99,6 +99,10 @@ def _start_in_process_scheduler(services: Any) -> None:
         from bot.scheduler import build_scheduler
 
         build_scheduler(services, blocking=False).start()
+    else:
+        # The worker takes what this process leaves queued; this process still picks up,
+        # a couple at a time, what no worker takes (none running, or all of them busy).
+        services.start_ingest_polling(web=True)
 
 
 def serve(settings: Settings) -> int:

@@ -44,6 +44,7 @@ class IngestRunner:
         self._local: queue.Queue[int] = queue.Queue()
         self._poll_seconds = poll_seconds
         self._polling = False
+        self._poll_bounded = False
         self._stopping = threading.Event()
         self._poll_lock = threading.Lock()
         self._next_poll_at = 0.0
@@ -64,10 +65,14 @@ class IngestRunner:
             self._local.put_nowait(POLL_NOW)
         return taken
 
-    def start_polling(self) -> None:
+    def start_polling(self, *, bounded: bool = False) -> None:
         """Also claim due jobs from the database (retries, abandoned jobs, and what the web
-        process left queued) whenever a thread is idle."""
+        process left queued) whenever a thread is idle. `bounded`: only while this process
+        holds fewer than `local_limit` jobs, as the web process does with Postgres, so that
+        it picks up what no worker took (none running, or all busy) without taking a burst
+        away from the worker."""
         self._polling = True
+        self._poll_bounded = bounded
         self._start()
 
     def _start(self) -> None:
@@ -99,7 +104,10 @@ class IngestRunner:
                 elif self._polling and not self._stopping.is_set():
                     claimed = self._poll()
                     if claimed is not None:
-                        self._ingestor().settle(claimed)
+                        try:
+                            self._ingestor().settle(claimed)
+                        finally:
+                            self._unhold()
             except Exception:
                 # Claiming failed (the database is away): the job stays in the database.
                 log.exception("ingest thread: could not run a job; it stays queued")
@@ -112,14 +120,29 @@ class IngestRunner:
         with self._poll_lock:
             if time.monotonic() < self._next_poll_at:
                 return None
-            claimed = self._ingestor().claim_next()
+            if self._poll_bounded:
+                with self._lock:
+                    if self._local_count >= self._local_limit:
+                        return None
+                    self._local_count += 1  # held while the claimed job runs
+            try:
+                claimed = self._ingestor().claim_next()
+            except BaseException:
+                self._unhold()
+                raise
             if claimed is None:
+                self._unhold()
                 self._next_poll_at = time.monotonic() + self._poll_seconds
             elif self._local.empty():
                 # There was work: wake one more idle thread to look at once, so all of them
                 # are busy within a few claims while jobs are due.
                 self._local.put_nowait(POLL_NOW)
             return claimed
+
+    def _unhold(self) -> None:
+        if self._poll_bounded:
+            with self._lock:
+                self._local_count -= 1
 
     def shutdown(self, timeout: float = 20.0) -> None:
         """Finish what the local queue holds, for up to `timeout` seconds, then stop. Jobs

@@ -289,7 +289,7 @@ def send_request(services: Services, request: RequestView) -> None:
             ignore=("not_in_channel", "channel_not_found"),
         )
     for user in {request.requested_by, *request.approvers}:
-        publish_home(services, team_id=request.team_id, user_id=user)
+        services.refresh_home(request.team_id, user)
 
 
 def post_without_failing_previews(
@@ -343,7 +343,7 @@ def show_outcome(services: Services, request: RequestView, *, settled: bool) -> 
                 lambda: client.chat_postMessage(channel=request.requested_by, text=line),
             )
     for user in {request.requested_by, *request.approvers}:
-        publish_home(services, team_id=request.team_id, user_id=user)
+        services.refresh_home(request.team_id, user)
 
 
 def send_nudge(services: Services, nudge: Nudge) -> None:

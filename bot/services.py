@@ -180,8 +180,11 @@ class Services:
         (the worker's, or this process's own with SQLite)."""
         self.ingest_runner.submit(job_ids)
 
-    def start_ingest_polling(self) -> None:
-        self.ingest_runner.start_polling()
+    def start_ingest_polling(self, *, web: bool = False) -> None:
+        """Claim due jobs from the database: in the worker (or the only process, with
+        SQLite) with every ingest thread; in a web process beside a worker, only while it
+        holds fewer than WEB_INGEST_LIMIT jobs (see bot.ingest_runner)."""
+        self.ingest_runner.start_polling(bounded=web)
 
     def viewer(self, team_id: str, user_id: str) -> Viewer:
         """What `user_id` may see (bot.finder.viewer_for), remembered for VIEWER_SECONDS:
