@@ -85,17 +85,24 @@ class IngestRunner:
                 self._threads.append(thread)
 
     def _loop(self) -> None:
+        worked = False  # the last turn ran a job: look for the next one without waiting
         while True:
             try:
-                job_id: int | None = self._local.get(timeout=self._poll_seconds)
+                job_id: int | None = (
+                    self._local.get_nowait()
+                    if worked
+                    else self._local.get(timeout=self._poll_seconds)
+                )
             except queue.Empty:
                 job_id = None
+            worked = False
             if job_id == POLL_NOW:
                 job_id = None
             elif job_id is None and self._stopping.is_set():
                 return  # drained
             try:
                 if job_id is not None:
+                    worked = True
                     try:
                         self._ingestor().run(job_id)
                     finally:
@@ -104,6 +111,7 @@ class IngestRunner:
                 elif self._polling and not self._stopping.is_set():
                     claimed = self._poll()
                     if claimed is not None:
+                        worked = True
                         try:
                             self._ingestor().settle(claimed)
                         finally:
