@@ -102,7 +102,7 @@ def _start_in_process_scheduler(services: Any) -> None:
         build_scheduler(services, blocking=False).start()
     else:
         # The worker takes what this process leaves queued; this process still picks up,
-        # a couple at a time, what no worker takes (none running, or all of them busy).
+        # one at a time, what no worker takes (none running, or all of them busy).
         services.start_ingest_polling(web=True)
 
 
