@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 from socketserver import ThreadingMixIn
@@ -87,6 +88,10 @@ def _start_in_process_scheduler(services: Any) -> None:
         from bot.scheduler import build_scheduler
 
         build_scheduler(services, blocking=False).start()
+    else:
+        # The worker takes what this process leaves queued; this process still picks up,
+        # one at a time, what no worker takes (none running, or all of them busy).
+        services.start_ingest_polling(web=True)
 
 
 def serve(settings: Settings) -> int:
@@ -106,15 +111,27 @@ def serve(settings: Settings) -> int:
             self.cfg.set("loglevel", settings.log_level.lower())
             # gunicorn's own loggers have their own handlers: redact those too.
             self.cfg.set("logger_class", RedactingGunicornLogger)
+            # A worker told to stop (a deploy, a scale-down) finishes the ingests and App
+            # Home refreshes it holds before exiting; the rest wait in the database.
+            self.cfg.set("worker_exit", lambda _arbiter, _worker: _shutdown_services())
 
         def load(self) -> Any:
             services, web = _build(settings)
+            _running.append(services)
             _start_in_process_scheduler(services)
             return web
 
     log.info("serving HTTP on port %s (Slack: %s)", settings.port, settings.slack_mode)
     Server().run()
     return 0
+
+
+_running: list[Any] = []  # the Services of this process, to shut down on exit
+
+
+def _shutdown_services() -> None:
+    while _running:
+        _running.pop().shutdown()
 
 
 def _web_concurrency() -> int:
@@ -171,7 +188,16 @@ def run_worker(settings: Settings, *, once: bool) -> int:
         services.shutdown()
         return 0
     log.info("worker started")
-    build_scheduler(services, blocking=True).start()
+    scheduler = build_scheduler(services, blocking=True)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        scheduler.shutdown(wait=False)
+
+    # SIGTERM (a deploy, a scale-down): stop scheduling, finish the ingests under way.
+    signal.signal(signal.SIGTERM, stop)
+    scheduler.start()
+    services.shutdown()
+    log.info("worker stopped")
     return 0
 
 

@@ -47,7 +47,7 @@ class Settings:
     port: int = 3000
     max_image_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 100_000_000
-    ingest_workers: int = 2
+    ingest_workers: int = 8
     decode_memory_mb: int = 256
     duplicate_max_distance: int = 3
     details_reminder_hours: float = 4.0
@@ -155,13 +155,17 @@ class Settings:
                     f"SLACK_ADMIN_IDS must be Slack user ids like U012ABCDEF, got {admin_id!r}"
                 )
 
+        database_url = normalise_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+        # SQLite has one writer at a time: more ingest threads than this only queue for it,
+        # ahead of the acks. With Postgres, ingest mostly waits on the network and the disk.
+        default_workers = 4 if database_url.startswith("sqlite") else 8
         return cls(
             slack_bot_token=bot_token,
             slack_signing_secret=signing_secret,
             slack_app_token=app_token,
             slack_api_url=api_url,
             slack_admin_ids=admin_ids,
-            database_url=normalise_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            database_url=database_url,
             cloudinary_url=cloudinary_url,
             media_signing_key=media_signing_key,
             media_dir=Path(env.get("MEDIA_DIR", DEFAULT_MEDIA_DIR)),
@@ -169,7 +173,7 @@ class Settings:
             port=_int(env, "PORT", 3000, low=1, high=65535),
             max_image_bytes=_int(env, "MAX_IMAGE_MB", 50, low=1, high=1024) * 1024 * 1024,
             max_image_pixels=_int(env, "MAX_IMAGE_MEGAPIXELS", 100, low=1, high=1000) * 1_000_000,
-            ingest_workers=_int(env, "INGEST_WORKERS", 2, low=1, high=32),
+            ingest_workers=_int(env, "INGEST_WORKERS", default_workers, low=1, high=32),
             decode_memory_mb=_int(env, "DECODE_MEMORY_MB", 256, low=32, high=16384),
             duplicate_max_distance=_int(env, "DUPLICATE_MAX_DISTANCE", 3, low=0, high=3),
             details_reminder_hours=_float(env, "DETAILS_REMINDER_HOURS", 4.0),

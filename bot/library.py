@@ -3,37 +3,43 @@
 Slack-agnostic: callers pass plain values (a `PostedFile` is what we need to know about a
 Slack file, whoever parsed it) and get domain results back.
 
-Ingest is a small state machine kept in `ingest_jobs`:
-
-    queued --claim--> running --ok--> stored
-                         |--retryable error--> queued (next_attempt_at = now + backoff)
-                         |--permanent error / attempts used up--> failed (last_error)
-    running with an expired lease (the process died) --sweep--> claimed again
-
-Claims are conditional updates, so two processes never run the same job at once.
+Ingest is a small state machine kept in `ingest_jobs`; claiming, leases, retries and the
+attempts cap are in `bot.ingest_queue`, the work of one attempt is `Ingestor.process`.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import ingest_queue
 from bot.domain import Post, PostedFile
 from bot.imaging import ImageFacts, InvalidImage, inspect
+from bot.ingest_queue import (
+    LEASE,
+    MAX_ATTEMPTS,
+    Claim,
+    GaveUp,
+    backoff,
+    holds,
+    lock_content,
+)
 from bot.slack_files import DownloadError, download
-from storage.db import session_scope
+from storage.db import priority_writes, session_scope
 from storage.media import MediaError, MediaInfo, MediaStore
 from storage.models import (
     AuditEvent,
-    Category,
+    Base,
     Channel,
     Image,
     IngestJob,
@@ -44,10 +50,7 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6
-LEASE = timedelta(minutes=10)
-BACKOFF_BASE_SECONDS = 30
-BACKOFF_CAP_SECONDS = 3600
+__all__ = ["LEASE", "MAX_ATTEMPTS", "IngestLimits", "IngestOutcome", "Ingestor"]
 
 Clock = Callable[[], datetime]
 
@@ -58,6 +61,9 @@ class IngestOutcome:
     image_id: int
     state: IngestState
     reason: str | None = None
+    # Whose image it is, when known, so that telling them costs no extra read.
+    team_id: str = ""
+    uploader_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,22 +102,32 @@ def record_posted_files(
     wanted = [f for f in files if f.looks_like_image]
     if not wanted and not event_id:
         return []
-    with session_scope(factory) as session:
-        if require_watched and not is_watched(
-            session, team_id=post.team_id, channel_id=post.channel_id
-        ):
+    # Slack is waiting for this transaction: it goes first for SQLite's write lock, and it
+    # is kept to few round trips (conflicts are settled by ON CONFLICT, not savepoints).
+    with priority_writes(), session_scope(factory) as session:
+        watched = session.get(WatchedChannel, (post.team_id, post.channel_id))
+        if require_watched and watched is None:
             return []
         if event_id and not _first_delivery(
             session, team_id=post.team_id, event_id=event_id, now=now
         ):
             return []
         _remember_channel(session, post=post, now=now)
+        category_id = watched.category_id if watched is not None else None
         job_ids = []
         for posted in wanted:
-            job_id = _upsert_image_and_job(session, post=post, posted=posted, now=now)
+            job_id = _upsert_image_and_job(
+                session, post=post, posted=posted, category_id=category_id, now=now
+            )
             if job_id is not None:
                 job_ids.append(job_id)
         return job_ids
+
+
+def _insert_unless_present(session: Session, model: type[Base], **values: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, in the session's dialect."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(model).values(**values).on_conflict_do_nothing()
 
 
 def _remember_channel(session: Session, *, post: Post, now: datetime) -> None:
@@ -142,72 +158,68 @@ def _remember_channel(session: Session, *, post: Post, now: datetime) -> None:
 
 
 def _first_delivery(session: Session, *, team_id: str, event_id: str, now: datetime) -> bool:
-    try:
-        with session.begin_nested():
-            session.add(ProcessedEvent(event_id=event_id, team_id=team_id, created_at=now))
-    except IntegrityError:
-        return False
-    return True
+    inserted = session.execute(
+        _insert_unless_present(
+            session, ProcessedEvent, event_id=event_id, team_id=team_id, created_at=now
+        )
+    )
+    return bool(inserted.rowcount)  # type: ignore[attr-defined]
 
 
 def _upsert_image_and_job(
-    session: Session, *, post: Post, posted: PostedFile, now: datetime
+    session: Session, *, post: Post, posted: PostedFile, category_id: int | None, now: datetime
 ) -> int | None:
-    existing = session.scalar(
-        select(Image).where(Image.team_id == post.team_id, Image.slack_file_id == posted.file_id)
+    image_id = session.scalar(
+        _insert_unless_present(
+            session,
+            Image,
+            team_id=post.team_id,
+            slack_file_id=posted.file_id,
+            channel_id=post.channel_id,
+            channel_private=post.channel_private,
+            message_ts=post.message_ts,
+            thread_ts=post.thread_ts,
+            uploader_id=post.user_id,
+            permalink=(posted.permalink or "")[:1024] or None,
+            file_name=posted.name[:255],
+            title=_title_from(posted)[:255],
+            category_id=category_id,
+            tags=[],
+            tag_keys=[],
+            exif={},
+            sort_at=post.posted_at or now,
+            created_at=now,
+            updated_at=now,
+        ).returning(Image.id)
     )
-    if existing is not None:
-        job = session.scalar(select(IngestJob).where(IngestJob.image_id == existing.id))
-        # A job that is queued may run now; stored, failed or running ones are left alone.
+    if image_id is None:
+        # Known already (a retry, the other event about the same file, or a concurrent
+        # delivery, whose transaction we waited for): a job that is queued may run now;
+        # stored, failed or running ones are left alone.
+        job = session.scalar(
+            select(IngestJob)
+            .join(Image, Image.id == IngestJob.image_id)
+            .where(Image.team_id == post.team_id, Image.slack_file_id == posted.file_id)
+        )
         if job is not None and job.state == IngestState.QUEUED:
             return job.id
         return None
-    category_id = session.scalar(
-        select(WatchedChannel.category_id).where(
-            WatchedChannel.team_id == post.team_id, WatchedChannel.channel_id == post.channel_id
+    return session.scalar(
+        insert(IngestJob)
+        .values(
+            team_id=post.team_id,
+            image_id=image_id,
+            state=IngestState.QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            download_url=posted.download_url,
+            mimetype=posted.mimetype or None,
+            size=posted.size,
+            created_at=now,
+            updated_at=now,
         )
+        .returning(IngestJob.id)
     )
-    image = Image(
-        team_id=post.team_id,
-        slack_file_id=posted.file_id,
-        channel_id=post.channel_id,
-        channel_private=post.channel_private,
-        message_ts=post.message_ts,
-        thread_ts=post.thread_ts,
-        uploader_id=post.user_id,
-        permalink=(posted.permalink or "")[:1024] or None,
-        file_name=posted.name[:255],
-        title=_title_from(posted)[:255],
-        category_id=category_id,
-        tags=[],
-        tag_keys=[],
-        exif={},
-        sort_at=post.posted_at or now,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(image)
-            session.flush()
-            job = IngestJob(
-                team_id=post.team_id,
-                image_id=image.id,
-                state=IngestState.QUEUED,
-                attempts=0,
-                next_attempt_at=now,
-                download_url=posted.download_url,
-                mimetype=posted.mimetype or None,
-                size=posted.size,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(job)
-            session.flush()
-    except IntegrityError:
-        # Another delivery of the same file won the race; it owns the job.
-        return None
-    return job.id
 
 
 def _title_from(posted: PostedFile) -> str:
@@ -226,7 +238,12 @@ FileResolver = Callable[[str, str], PostedFile]
 
 
 class Ingestor:
-    """Runs ingest jobs: download, validate, hash, store, mark stored."""
+    """Runs ingest jobs: claim, download, validate, hash, store, mark stored, report.
+
+    Every attempt ends with its result recorded (stored, queued for a retry, or failed with
+    a reason) and reported to `on_settled`, whatever goes wrong in it; only losing the
+    database itself can leave a job `running`, and then its lease runs out and the next
+    claim records why."""
 
     def __init__(
         self,
@@ -255,137 +272,103 @@ class Ingestor:
 
     # -- claiming -----------------------------------------------------------------------
 
-    def claim(self, job_id: int) -> bool:
+    def claim(self, job_id: int) -> Claim | GaveUp | None:
         """Take the lease on one job if it is due (or its previous lease ran out)."""
-        now = self._clock()
-        with session_scope(self._factory) as session:
-            result = session.execute(
-                update(IngestJob)
-                .where(IngestJob.id == job_id, _claimable(now))
-                .values(
-                    state=IngestState.RUNNING,
-                    lease_until=now + LEASE,
-                    attempts=IngestJob.attempts + 1,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def claim_due(self, *, limit: int = 20) -> list[int]:
-        """Claim up to `limit` due or abandoned jobs. On Postgres, rows locked by another
-        worker are skipped (`FOR UPDATE SKIP LOCKED`), so two workers never share a job."""
-        now = self._clock()
-        with session_scope(self._factory) as session:
-            query = (
-                select(IngestJob.id)
-                .where(_claimable(now))
-                .order_by(IngestJob.next_attempt_at, IngestJob.id)
-                .limit(limit)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
-            if ids:
-                session.execute(
-                    update(IngestJob)
-                    .where(IngestJob.id.in_(ids))
-                    .values(
-                        state=IngestState.RUNNING,
-                        lease_until=now + LEASE,
-                        attempts=IngestJob.attempts + 1,
-                        updated_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            return ids
-
-    def sweep(self, *, limit: int = 20) -> list[IngestOutcome]:
-        """The worker's periodic job: resume retries due now and jobs whose process died."""
-        return [self.process(job_id) for job_id in self.claim_due(limit=limit)]
+        return ingest_queue.claim(self._factory, job_id, now=self._clock())
 
     def run(self, job_id: int) -> IngestOutcome | None:
         """Claim and process one job; None when someone else has it or it is not due."""
-        if not self.claim(job_id):
+        return self.settle(self.claim(job_id))
+
+    def claim_next(self) -> Claim | GaveUp | None:
+        """Take the lease on the job due longest; None when nothing is due."""
+        return ingest_queue.claim_next(self._factory, now=self._clock())
+
+    def run_next(self) -> IngestOutcome | None:
+        """Claim and process the job due longest; None when nothing is due."""
+        return self.settle(self.claim_next())
+
+    def sweep(self, *, limit: int = 20) -> list[IngestOutcome]:
+        """Run due retries and jobs whose process died, one claim at a time, until none is
+        due or `limit` ran. One job's trouble never stops the others."""
+        outcomes: list[IngestOutcome] = []
+        for _ in range(limit):
+            try:
+                outcome = self.run_next()
+            except Exception:
+                # Claiming itself failed (the database is away): the next sweep tries again.
+                log.exception("ingest sweep could not claim a job")
+                break
+            if outcome is None:
+                break
+            outcomes.append(outcome)
+        return outcomes
+
+    def settle(self, claimed: Claim | GaveUp | None) -> IngestOutcome | None:
+        """Process a claimed job, or report one that gave up; None for no claim."""
+        if claimed is None:
             return None
-        return self.process(job_id)
+        if isinstance(claimed, GaveUp):
+            log.warning("ingest job %s failed: %s", claimed.job_id, claimed.reason)
+            outcome = IngestOutcome(
+                claimed.job_id,
+                claimed.image_id,
+                IngestState.FAILED,
+                claimed.reason,
+                team_id=claimed.team_id,
+                uploader_id=claimed.uploader_id,
+            )
+            self._report(outcome)
+            return outcome
+        return self.process(claimed)
 
     # -- the work -------------------------------------------------------------------------
 
-    def process(self, job_id: int) -> IngestOutcome:
-        """Do the work for a job this process has claimed. Never raises for bad input."""
-        with session_scope(self._factory) as session:
-            job = session.get_one(IngestJob, job_id)
-            image = session.get_one(Image, job.image_id)
-            team_id, file_id = image.team_id, image.slack_file_id
-            uploader_id = image.uploader_id
-            url, size, attempts = job.download_url, job.size, job.attempts
-            lease = job.lease_until
-            category = (
-                session.scalar(select(Category.name).where(Category.id == image.category_id))
-                if image.category_id
-                else None
-            )
-            image_id = image.id
+    def process(self, claimed: Claim) -> IngestOutcome:
+        """Do the work for a job this process has claimed. Never raises."""
+        job_id, image_id = claimed.job_id, claimed.image_id
         try:
-            outcome = self._ingest(
-                job_id=job_id,
-                lease=lease,
-                image_id=image_id,
-                team_id=team_id,
-                uploader_id=uploader_id,
-                file_id=file_id,
-                url=url,
-                size=size,
-                category=category,
-            )
-        except (DownloadError, MediaError) as exc:
-            outcome = self._failed(
-                job_id, image_id, str(exc), retryable=exc.retryable, attempts=attempts, lease=lease
-            )
-        except LeaseLost:
-            with session_scope(self._factory) as session:
-                state = IngestState(session.get_one(IngestJob, job_id).state)
-            log.info(
-                "ingest job %s: finished after its lease; the newer run's result stands", job_id
-            )
-            outcome = IngestOutcome(job_id, image_id, state)
-        except InvalidImage as exc:
-            outcome = self._failed(
-                job_id, image_id, str(exc), retryable=False, attempts=attempts, lease=lease
-            )
+            try:
+                outcome = self._ingest(claimed)
+            except (DownloadError, MediaError) as exc:
+                outcome = self._failed(claimed, str(exc), retryable=exc.retryable)
+            except InvalidImage as exc:
+                outcome = self._failed(claimed, str(exc), retryable=False)
+            except LeaseLost:
+                with session_scope(self._factory) as session:
+                    job = session.get_one(IngestJob, job_id)
+                    state, reason = IngestState(job.state), job.last_error
+                log.info(
+                    "ingest job %s: finished after its lease; the newer run's result stands",
+                    job_id,
+                )
+                outcome = IngestOutcome(job_id, image_id, state, reason)
+            except Exception as exc:
+                # Our bug, a surprise from Slack, or an outage we did not foresee (the database
+                # going away): keep the job for a later try rather than lose the image; the
+                # attempts cap ends it if it keeps happening.
+                log.exception("ingest job %s crashed", job_id)
+                outcome = self._failed(
+                    claimed, f"an internal error ({_describe(exc)})", retryable=True
+                )
         except Exception:
-            # Our bug or an outage we did not foresee (the database going away): keep the job
-            # for a later try rather than lose the image.
-            log.exception("ingest job %s crashed", job_id)
-            outcome = self._failed(
-                job_id,
-                image_id,
-                "an internal error; will retry",
-                retryable=True,
-                attempts=attempts,
-                lease=lease,
-            )
+            # Not even the failure could be recorded (the database is away): the lease runs
+            # out and the next claim records that this attempt did not finish.
+            log.exception("ingest job %s: could not record the result of its attempt", job_id)
+            return IngestOutcome(job_id, image_id, IngestState.RUNNING, None)
+        outcome = replace(outcome, team_id=claimed.team_id, uploader_id=claimed.uploader_id)
+        self._report(outcome)
+        return outcome
+
+    def _report(self, outcome: IngestOutcome) -> None:
         for callback in self._on_settled:
             try:
                 callback(outcome)
             except Exception:
-                log.exception("ingest callback failed for job %s", job_id)
-        return outcome
+                log.exception("ingest callback failed for job %s", outcome.job_id)
 
-    def _ingest(
-        self,
-        *,
-        job_id: int,
-        lease: datetime | None,
-        image_id: int,
-        team_id: str,
-        uploader_id: str,
-        file_id: str,
-        url: str | None,
-        size: int | None,
-        category: str | None,
-    ) -> IngestOutcome:
+    def _ingest(self, claimed: Claim) -> IngestOutcome:
+        team_id, file_id, url, size = claimed.team_id, claimed.file_id, claimed.url, claimed.size
         token = self._token_for(team_id)
         if not token:
             raise DownloadError("the app is not installed in this workspace", retryable=False)
@@ -412,24 +395,26 @@ class Ingestor:
         )
         try:
             facts = inspect(fetched.path, max_pixels=self._limits.max_pixels)
+            # Announce the bytes before storing them, so that a discard of another image
+            # with the same bytes does not delete the original under us (see discard_image).
+            if not self._reserve(claimed, fetched.sha256):
+                raise LeaseLost
             stored = self._media.put(
                 fetched.path,
                 MediaInfo(
                     sha256=fetched.sha256,
                     format=facts.format,
                     team_id=team_id,
-                    category=category,
+                    category=claimed.category,
                     context=(("slack_file_id", file_id),),
                 ),
             )
         finally:
             fetched.path.unlink(missing_ok=True)
         if not self._mark_stored(
-            job_id=job_id,
-            lease=lease,
-            image_id=image_id,
+            claimed,
             # Looked up before the write transaction: no network call while holding it.
-            uploader_name=self._name_for(team_id, uploader_id),
+            uploader_name=self._name_for(team_id, claimed.uploader_id),
             facts=facts,
             sha256=fetched.sha256,
             size=fetched.size,
@@ -437,14 +422,25 @@ class Ingestor:
             url=stored.url,
         ):
             raise LeaseLost
-        return IngestOutcome(job_id=job_id, image_id=image_id, state=IngestState.STORED)
+        return IngestOutcome(
+            job_id=claimed.job_id, image_id=claimed.image_id, state=IngestState.STORED
+        )
+
+    def _reserve(self, claimed: Claim, sha256: str) -> bool:
+        """Record the original's sha256 on the image before it is stored; False when this
+        run no longer holds the job."""
+        with session_scope(self._factory) as session:
+            lock_content(session, sha256)
+            job = session.get_one(IngestJob, claimed.job_id, with_for_update=True)
+            if not holds(job, claimed.lease):
+                return False
+            session.get_one(Image, claimed.image_id).sha256 = sha256
+            return True
 
     def _mark_stored(
         self,
+        claimed: Claim,
         *,
-        job_id: int,
-        lease: datetime | None,
-        image_id: int,
         uploader_name: str,
         facts: ImageFacts,
         sha256: str,
@@ -457,10 +453,10 @@ class Ingestor:
         now = self._clock()
         b0, b1, b2, b3 = facts.phash_bands
         with session_scope(self._factory) as session:
-            job = session.get_one(IngestJob, job_id, with_for_update=True)
-            if not _holds(job, lease):
+            job = session.get_one(IngestJob, claimed.job_id, with_for_update=True)
+            if not holds(job, claimed.lease):
                 return False
-            image = session.get_one(Image, image_id)
+            image = session.get_one(Image, claimed.image_id)
             image.width, image.height, image.format = facts.width, facts.height, facts.format
             image.bytes, image.sha256 = size, sha256
             image.phash = facts.phash
@@ -485,25 +481,22 @@ class Ingestor:
                     created_at=now,
                 )
             )
+            return True
 
-    def _failed(
-        self,
-        job_id: int,
-        image_id: int,
-        reason: str,
-        *,
-        retryable: bool,
-        attempts: int,
-        lease: datetime | None,
-    ) -> IngestOutcome:
+    def _failed(self, claimed: Claim, reason: str, *, retryable: bool) -> IngestOutcome:
+        """Record a failed attempt: queued for a retry with backoff, or failed for good when
+        it cannot help or the attempts are used up. A run that lost its lease changes
+        nothing: the newer run's result stands."""
+        job_id, image_id, attempts = claimed.job_id, claimed.image_id, claimed.attempts
         now = self._clock()
         give_up = not retryable or attempts >= MAX_ATTEMPTS
         with session_scope(self._factory) as session:
             job = session.get_one(IngestJob, job_id, with_for_update=True)
-            if not _holds(job, lease):
-                # Another run took the job over after our lease ran out: its result stands.
+            if not holds(job, claimed.lease):
                 log.info("ingest job %s: result of an expired run dropped (%s)", job_id, reason)
                 return IngestOutcome(job_id, image_id, IngestState(job.state), job.last_error)
+            if give_up and retryable:
+                reason = f"gave up after {attempts} attempts: {reason}"
             job.last_error = reason[:1000]
             job.lease_until = None
             job.updated_at = now
@@ -519,22 +512,10 @@ class Ingestor:
         return IngestOutcome(job_id, image_id, IngestState.QUEUED, reason)
 
 
+def _describe(exc: BaseException) -> str:
+    """A short, log-safe description of an unexpected exception for the job's reason."""
+    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+
+
 class LeaseLost(Exception):
     """This run's lease on the job ran out and another run took it over."""
-
-
-def _holds(job: IngestJob, lease: datetime | None) -> bool:
-    return job.state == IngestState.RUNNING and job.lease_until == lease
-
-
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(
-        and_(IngestJob.state == IngestState.QUEUED, IngestJob.next_attempt_at <= now),
-        and_(IngestJob.state == IngestState.RUNNING, IngestJob.lease_until < now),
-    )
-
-
-def backoff(attempts: int) -> timedelta:
-    """Exponential backoff with jitter: 30 s, 60 s, 120 s ... capped at an hour."""
-    base = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return timedelta(seconds=base * random.uniform(0.8, 1.2))

@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from bot import blocks, ids
 from bot.approvals import Nudge, RequestView, pending_for, record_card, requested_by
-from bot.finder import viewer_for
 from bot.home import home_images
 from bot.library import IngestOutcome
 from bot.prompts import PromptPlan, claim_prompt, post_date, preview_for
@@ -39,19 +38,15 @@ def on_ingest_settled(services: Services, outcome: IngestOutcome) -> None:
     """Called after every ingest attempt. Tells the poster once the whole message settled."""
     if outcome.state not in ("stored", "failed"):
         return
-    with session_scope(services.factory) as session:
-        posted = session.get(Image, outcome.image_id)
-        team_id, uploader = (posted.team_id, posted.uploader_id) if posted else ("", "")
+    team_id, uploader = outcome.team_id, outcome.uploader_id
     if not uploader:
-        return
+        with session_scope(services.factory) as session:
+            posted = session.get(Image, outcome.image_id)
+            team_id, uploader = (posted.team_id, posted.uploader_id) if posted else ("", "")
+        if not uploader:
+            return
     # Outside any transaction: this may ask Slack who is in which channel.
-    viewer = viewer_for(
-        services.factory,
-        team_id=team_id,
-        user_id=uploader,
-        admins=services.admins,
-        memberships=services.memberships,
-    )
+    viewer = services.viewer(team_id, uploader)
     plan = claim_prompt(
         services.factory,
         image_id=outcome.image_id,
@@ -89,7 +84,9 @@ def on_ingest_settled(services: Services, outcome: IngestOutcome) -> None:
             ),
             ignore=("user_not_in_channel", "channel_not_found", "not_in_channel"),
         )
-    publish_home(services, team_id=plan.team_id, user_id=plan.user_id)
+    # Coalesced: a poster's burst of images refreshes their App Home once or twice, not once
+    # per message (two queries and a views.publish each).
+    services.refresh_home(plan.team_id, plan.user_id)
 
 
 def details_or_reasons(services: Services, plan: PromptPlan) -> blocks.Block:
@@ -294,7 +291,7 @@ def send_request(services: Services, request: RequestView) -> None:
             ignore=("not_in_channel", "channel_not_found"),
         )
     for user in {request.requested_by, *request.approvers}:
-        publish_home(services, team_id=request.team_id, user_id=user)
+        services.refresh_home(request.team_id, user)
 
 
 def post_card(
@@ -341,7 +338,7 @@ def show_outcome(services: Services, request: RequestView, *, settled: bool) -> 
                 lambda: client.chat_postMessage(channel=request.requested_by, text=line),
             )
     for user in {request.requested_by, *request.approvers}:
-        publish_home(services, team_id=request.team_id, user_id=user)
+        services.refresh_home(request.team_id, user)
 
 
 def send_nudge(services: Services, nudge: Nudge) -> None:

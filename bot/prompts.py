@@ -11,14 +11,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, false, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import RequestView, cancel_for_image, request_view
 from bot.details import forget_tags
 from bot.domain import slack_ts_time
 from bot.duplicates import Duplicate, find_duplicate, hamming
+from bot.ingest_queue import lock_content
 from storage.db import session_scope
 from storage.media import MediaError, MediaStore
 from storage.models import AuditEvent, Image, IngestJob, IngestState, PostPrompt
@@ -84,21 +86,6 @@ def preview_for(image: Image, media: MediaStore, *, width: int = 360, height: in
     return Preview(alt=alt)
 
 
-def message_settled(session: Session, *, team_id: str, channel_id: str, message_ts: str) -> bool:
-    pending = session.scalar(
-        select(func.count())
-        .select_from(IngestJob)
-        .join(Image, Image.id == IngestJob.image_id)
-        .where(
-            Image.team_id == team_id,
-            Image.channel_id == channel_id,
-            Image.message_ts == message_ts,
-            IngestJob.state.in_([IngestState.QUEUED, IngestState.RUNNING]),
-        )
-    )
-    return not pending
-
-
 def claim_prompt(
     factory: sessionmaker[Session],
     *,
@@ -109,24 +96,48 @@ def claim_prompt(
     now: datetime,
 ) -> PromptPlan | None:
     """After `image_id`'s job settled: if its whole message is settled and nobody has told
-    the poster yet, mark duplicates, claim the prompt and return what to tell."""
+    the poster yet, mark duplicates, claim the prompt and return what to tell. It runs
+    after every ingest, so it is one transaction of few statements: the message's images
+    and their jobs are read once, for the check, the duplicates and the plan."""
     with session_scope(factory) as session:
         image = session.get(Image, image_id)
         if image is None or image.message_ts is None:
             return None
         key = (image.team_id, image.channel_id, image.message_ts)
-        if not message_settled(session, team_id=key[0], channel_id=key[1], message_ts=key[2]):
-            return None
+        rows = _message_images_and_jobs(session, *key)
+        if any(job and job.state in (IngestState.QUEUED, IngestState.RUNNING) for _, job in rows):
+            return None  # not settled yet: the last one to settle tells the poster
         if not _claim(session, key=key, user_id=image.uploader_id, now=now):
             return None
-        for sibling in _message_images(session, *key):
-            if _is_stored(session, sibling.id) and sibling.duplicate_of_id is None:
+        for sibling, job in rows:
+            if job and job.state == IngestState.STORED and sibling.duplicate_of_id is None:
                 duplicate = find_duplicate(
                     session, sibling, max_distance=duplicate_distance, viewer=viewer
                 )
                 if duplicate is not None:
                     sibling.duplicate_of_id = duplicate.image_id
-    return build_plan(factory, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media)
+        session.flush()
+        return _build_plan(
+            session, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media, rows=rows
+        )
+
+
+def _message_images_and_jobs(
+    session: Session, team_id: str, channel_id: str, message_ts: str
+) -> list[tuple[Image, IngestJob | None]]:
+    return [
+        (row[0], row[1])
+        for row in session.execute(
+            select(Image, IngestJob)
+            .outerjoin(IngestJob, IngestJob.image_id == Image.id)
+            .where(
+                Image.team_id == team_id,
+                Image.channel_id == channel_id,
+                Image.message_ts == message_ts,
+            )
+            .order_by(Image.id)
+        )
+    ]
 
 
 def _claim(session: Session, *, key: tuple[str, str, str], user_id: str, now: datetime) -> bool:
@@ -140,24 +151,26 @@ def _claim(session: Session, *, key: tuple[str, str, str], user_id: str, now: da
             PostPrompt.prompted_at.is_(None),
         )
         .values(prompted_at=now)
+        .execution_options(synchronize_session=False)
     )
     if claimed.rowcount:  # type: ignore[attr-defined]
         return True
-    try:
-        with session.begin_nested():
-            session.add(
-                PostPrompt(
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    message_ts=message_ts,
-                    user_id=user_id,
-                    prompted_at=now,
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
-        return False  # someone else claimed it (or it was told already)
-    return True
+    # No row yet (the shortcut registers one first): the first to insert it claims it; one
+    # that exists was claimed already (someone else told the poster, or is telling them).
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    inserted = session.execute(
+        insert(PostPrompt)
+        .values(
+            team_id=team_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            user_id=user_id,
+            prompted_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+    return bool(inserted.rowcount)  # type: ignore[attr-defined]
 
 
 def register_view(
@@ -199,75 +212,63 @@ def build_plan(
 ) -> PromptPlan | None:
     """The current state of a message's images, for the prompt (or the shortcut's modal)."""
     with session_scope(factory) as session:
-        images = _message_images(session, team_id, channel_id, message_ts)
-        if not images:
-            return None
-        prompt = session.get(PostPrompt, (team_id, channel_id, message_ts))
-        jobs = {
-            j.image_id: j
-            for j in session.scalars(
-                select(IngestJob).where(IngestJob.image_id.in_([i.id for i in images]))
-            )
-        }
-        notes = []
-        for image in images:
-            job = jobs.get(image.id)
-            stored = job is not None and job.state == IngestState.STORED
-            duplicate = None
-            if stored and image.duplicate_of_id is not None:
-                original = session.get(Image, image.duplicate_of_id)
-                if original is not None:
-                    duplicate = Duplicate(
-                        image_id=original.id,
-                        title=original.title,
-                        uploader_id=original.uploader_id,
-                        created_at=original.created_at,
-                        exact=original.sha256 == image.sha256,
-                        distance=hamming(original.phash or 0, image.phash or 0),
-                    )
-            notes.append(
-                ImageNote(
-                    image_id=image.id,
-                    slack_file_id=image.slack_file_id,
-                    file_name=image.file_name,
-                    title=image.title,
-                    stored=stored,
-                    reason=None if stored else (job.last_error if job else None),
-                    duplicate=duplicate,
-                    has_details=image.details_added_at is not None,
-                    preview=preview_for(image, media) if stored else None,
+        return _build_plan(
+            session, team_id=team_id, channel_id=channel_id, message_ts=message_ts, media=media
+        )
+
+
+def _build_plan(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    message_ts: str,
+    media: MediaStore,
+    rows: list[tuple[Image, IngestJob | None]] | None = None,
+) -> PromptPlan | None:
+    if rows is None:
+        rows = _message_images_and_jobs(session, team_id, channel_id, message_ts)
+    images = [image for image, _ in rows]
+    if not images:
+        return None
+    prompt = session.get(PostPrompt, (team_id, channel_id, message_ts))
+    jobs = {job.image_id: job for _, job in rows if job is not None}
+    notes = []
+    for image in images:
+        job = jobs.get(image.id)
+        stored = job is not None and job.state == IngestState.STORED
+        duplicate = None
+        if stored and image.duplicate_of_id is not None:
+            original = session.get(Image, image.duplicate_of_id)
+            if original is not None:
+                duplicate = Duplicate(
+                    image_id=original.id,
+                    title=original.title,
+                    uploader_id=original.uploader_id,
+                    created_at=original.created_at,
+                    exact=original.sha256 == image.sha256,
+                    distance=hamming(original.phash or 0, image.phash or 0),
                 )
+        notes.append(
+            ImageNote(
+                image_id=image.id,
+                slack_file_id=image.slack_file_id,
+                file_name=image.file_name,
+                title=image.title,
+                stored=stored,
+                reason=None if stored else (job.last_error if job else None),
+                duplicate=duplicate,
+                has_details=image.details_added_at is not None,
+                preview=preview_for(image, media) if stored else None,
             )
-        return PromptPlan(
-            team_id=team_id,
-            channel_id=channel_id,
-            message_ts=message_ts,
-            user_id=prompt.user_id if prompt else images[0].uploader_id,
-            view_id=prompt.view_id if prompt else None,
-            images=notes,
         )
-
-
-def _message_images(
-    session: Session, team_id: str, channel_id: str, message_ts: str
-) -> list[Image]:
-    return list(
-        session.scalars(
-            select(Image)
-            .where(
-                Image.team_id == team_id,
-                Image.channel_id == channel_id,
-                Image.message_ts == message_ts,
-            )
-            .order_by(Image.id)
-        )
-    )
-
-
-def _is_stored(session: Session, image_id: int) -> bool:
-    return (
-        session.scalar(select(IngestJob.state).where(IngestJob.image_id == image_id))
-        == IngestState.STORED
+    return PromptPlan(
+        team_id=team_id,
+        channel_id=channel_id,
+        message_ts=message_ts,
+        user_id=prompt.user_id if prompt else images[0].uploader_id,
+        view_id=prompt.view_id if prompt else None,
+        images=notes,
     )
 
 
@@ -315,14 +316,7 @@ def discard_image(
         cancelled = cancel_for_image(session, image=image, actor_id=actor_id, now=now)
         forget_tags(session, team_id=team_id, tags=list(image.tags))
         cancelled_view = request_view(session, cancelled) if cancelled else None
-        key = image.storage_key
-        shared = key is not None and bool(
-            session.scalar(
-                select(func.count())
-                .select_from(Image)
-                .where(Image.storage_key == key, Image.id != image.id)
-            )
-        )
+        key, sha256 = image.storage_key, image.sha256
         session.add(
             AuditEvent(
                 team_id=team_id,
@@ -338,12 +332,40 @@ def discard_image(
             )
         )
         session.execute(delete(Image).where(Image.id == image.id))
-    if key and not shared:
+    if key:
+        _delete_original_unless_used(factory, key=key, sha256=sha256, media=media)
+    return image, cancelled_view
+
+
+def _delete_original_unless_used(
+    factory: sessionmaker[Session], *, key: str, sha256: str | None, media: MediaStore
+) -> None:
+    """Delete a discarded image's original unless another image uses it, or is being
+    ingested with the same bytes (it records their sha256 before storing them, under the
+    same lock: see `Ingestor._reserve`). The check and the delete hold the lock together, so
+    such an ingest either is seen here or stores the original again after the delete."""
+    with session_scope(factory) as session:
+        if sha256:
+            lock_content(session, sha256)
+        in_flight = select(IngestJob.image_id).where(
+            IngestJob.state.in_([IngestState.QUEUED, IngestState.RUNNING])
+        )
+        used = session.scalar(
+            select(func.count())
+            .select_from(Image)
+            .where(
+                or_(
+                    Image.storage_key == key,
+                    and_(Image.sha256 == sha256, Image.id.in_(in_flight)) if sha256 else false(),
+                )
+            )
+        )
+        if used:
+            return
         try:
             media.delete(key)
         except MediaError as exc:  # the row is gone; an orphaned original is only storage
             log.warning("could not delete original %s: %s", key, exc)
-    return image, cancelled_view
 
 
 def post_date(message_ts: str | None) -> date | None:

@@ -18,13 +18,14 @@ from storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 30
 EVENT_MEMORY = timedelta(days=3)  # Slack retries within minutes; three days is plenty
 
 
 def sweep_ingest(services: Services) -> int:
-    """Resume due retries and jobs abandoned by a dead process. Returns how many ran."""
-    return len(services.ingestor.sweep())
+    """Run due jobs (retries, jobs abandoned by a dead process, jobs the web process left
+    queued) until none is due. Returns how many ran. `worker --once` only: a running worker
+    polls for due jobs continuously (bot.ingest_runner)."""
+    return len(services.ingestor.sweep(limit=10_000))
 
 
 def remind_about_details(services: Services) -> int:
@@ -83,7 +84,7 @@ def prune_processed_events(services: Services) -> int:
 
 
 JOBS = {
-    "sweep_ingest": (sweep_ingest, {"seconds": SWEEP_SECONDS}),
+    "sweep_ingest": (sweep_ingest, {}),  # not scheduled: ingest threads poll (see below)
     "remind_about_details": (remind_about_details, {"minutes": 5}),
     "remind_approvers": (remind_approvers, {"minutes": 5}),
     "recheck_channels": (recheck_channels, {"minutes": 10}),
@@ -98,7 +99,12 @@ def run_all_once(services: Services) -> dict[str, int]:
 
 def build_scheduler(services: Services, *, blocking: bool) -> BaseScheduler:
     scheduler: BaseScheduler = BlockingScheduler() if blocking else BackgroundScheduler()
+    # Ingest is not an interval job: idle ingest threads claim due jobs every second or so,
+    # so what the web process leaves queued when busy starts within a second, not 30.
+    services.start_ingest_polling()
     for name, (job, interval) in JOBS.items():
+        if not interval:
+            continue
         scheduler.add_job(
             _guarded(name, job),
             "interval",

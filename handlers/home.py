@@ -6,13 +6,12 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
-from bot.notify import publish_home
 from bot.services import Services
 
 
 def register(app: App, services: Services) -> None:
     def home_opened(event: dict[str, Any], context: BoltContext) -> None:
         if event.get("tab", "home") == "home":
-            publish_home(services, team_id=str(context.team_id), user_id=str(event["user"]))
+            services.refresh_home(str(context.team_id), str(event["user"]))
 
     app.event("app_home_opened")(home_opened)

@@ -22,7 +22,6 @@ from bot.library import record_posted_files
 from bot.notify import (
     details_modal_for,
     details_or_reasons,
-    publish_home,
     send_request,
     show_outcome,
 )
@@ -146,7 +145,7 @@ def register(app: App, services: Services) -> None:
             request = get_request(services.factory, team_id=team_id, request_id=request_id)
             if request is not None:
                 send_request(services, request)
-        publish_home(services, team_id=team_id, user_id=user_id)
+        services.refresh_home(team_id, user_id)
 
     def shortcut(
         ack: Ack,
@@ -289,7 +288,7 @@ def register(app: App, services: Services) -> None:
         else:
             text, body_blocks = blocks.prompt_blocks(plan)
             respond_with_fallback(respond, replace_original=True, text=text, blocks=body_blocks)
-        publish_home(services, team_id=team_id, user_id=user_id)
+        services.refresh_home(team_id, user_id)
 
     app.action(ids.ADD_DETAILS)(open_details)
     app.action(ids.EDIT_DETAILS)(open_details)

@@ -35,7 +35,7 @@ from tests.conftest import (
 )
 from tests.fakes.cloudinary_api import CloudinaryEmulator
 from tests.fakes.slack_api import SlackEmulator
-from tests.live import RealClock, wait_until
+from tests.live import Live, RealClock, wait_until
 
 SLACK_ACK_LIMIT = 3.0  # seconds: Slack's own deadline for every request
 
@@ -323,3 +323,17 @@ def test_missing_setting_fails_at_start_with_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "Configuration error: SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: set both"
     ]
+
+
+def test_a_stopping_app_finishes_the_ingest_under_way_and_tells_the_poster(live: Live) -> None:
+    """A deploy stops the web process (SIGTERM) while an image is being downloaded: the
+    process finishes that ingest and the prompt before it exits."""
+    live.slack.inject("files.download", "slow", delay=2.0)
+    live.post(live.add_jpeg("F0DEPLOY", seed=31))
+    live.slack.wait_for("files.download", timeout=10)  # the download is under way...
+    live.app.stop()  # ...when the process is told to stop
+    assert [image.slack_file_id for image in live.stored()] == ["F0DEPLOY"]
+    prompts = [
+        c for c in live.slack.calls_to("chat.postEphemeral") if c.params.get("user") == POSTER
+    ]
+    assert len(prompts) == 1

@@ -4,6 +4,7 @@ stored twice."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.domain import Post, PostedFile
+from bot.ingest_queue import Claim, claim_next
 from bot.library import LEASE, MAX_ATTEMPTS, record_posted_files
 from bot.services import Services
 from bot.slack_files import posted_file_from_slack, token_allowed_for
@@ -435,8 +437,10 @@ def test_two_workers_never_claim_the_same_job(services: Services, slack: SlackEm
 
     def worker(slot: int) -> None:
         barrier.wait()
-        for _ in range(6):
-            claimed[slot].extend(services.ingestor.claim_due(limit=2))
+        for _ in range(12):
+            taken = claim_next(services.factory, now=services.clock())
+            if taken is not None:
+                claimed[slot].append(taken.job_id)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
     for t in threads:
@@ -449,15 +453,16 @@ def test_two_workers_never_claim_the_same_job(services: Services, slack: SlackEm
 
 
 def test_a_run_that_outlived_its_lease_cannot_undo_the_newer_result(
-    services: Services, slack: SlackEmulator, clock: FakeClock
+    services: Services, slack: SlackEmulator, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     (job_id,) = post_file(services, slack, images.jpeg())
-    assert services.ingestor.claim(job_id)
-    old_lease = job_row(services).lease_until  # run A holds this lease... and stalls
+    run_a = services.ingestor.claim(job_id)  # run A holds this lease... and stalls
+    assert isinstance(run_a, Claim)
     clock.advance(seconds=LEASE.total_seconds() + 1)
     assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]  # run B
-    late = services.ingestor._failed(  # run A finally fails
-        job_id, image_row(services).id, "timed out", retryable=True, attempts=1, lease=old_lease
-    )
+    with caplog.at_level(logging.INFO, logger="bot.library"):
+        late = services.ingestor.process(run_a)  # run A finally gets going
     assert late.state == IngestState.STORED
     assert job_row(services).state == IngestState.STORED
+    assert "finished after its lease" in caplog.text
+    assert len(slack.calls_to("chat.postEphemeral")) == 1  # the poster was told once

@@ -1,0 +1,369 @@
+"""The ingest queue never wedges: every attempt ends with a recorded reason and the poster
+told, attempts are capped where jobs are claimed, one job's trouble never abandons another,
+two workers never run one job twice, and a discard never deletes an original that an ingest
+is storing. Against the real Slack emulator over HTTP, on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.ingest_queue import LEASE, MAX_ATTEMPTS
+from bot.library import record_posted_files
+from bot.prompts import discard_image
+from bot.services import Services
+from bot.slack_files import posted_file_from_slack
+from storage.db import session_scope
+from storage.models import AuditEvent, Image, IngestJob, IngestState
+from tests import images
+from tests.conftest import (
+    MEMBER,
+    POSTER,
+    PUBLIC_CHANNEL,
+    TEAM,
+    FakeClock,
+    app_env,
+    make_services,
+)
+from tests.fakes.slack_api import Call, SlackEmulator
+from tests.test_ingest import POST, image_row, job_row
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def services(
+    database_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
+) -> Iterator[Services]:
+    env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
+    services = make_services(env, clock=clock, watch=True)
+    yield services
+    services.shutdown()
+
+
+def post(
+    services: Services,
+    slack: SlackEmulator,
+    file_id: str,
+    content: bytes,
+    *,
+    message_ts: str,
+    user: str = POSTER,
+    stub: bool = False,
+) -> list[int]:
+    """A message with one image, recorded as the ack path records it."""
+    slack_file = slack.add_file(
+        file_id,
+        name=f"{file_id.lower()}.jpg",
+        content=content,
+        mimetype="image/jpeg",
+        filetype="jpg",
+        user=user,
+    )
+    if stub:  # Slack Connect: the event carries a stub, the details come from files.info
+        slack_file = slack.file_stub(file_id)
+    return record_posted_files(
+        services.factory,
+        post=POST.__class__(
+            team_id=TEAM, channel_id=PUBLIC_CHANNEL, user_id=user, message_ts=message_ts
+        ),
+        files=[posted_file_from_slack(slack_file)],
+        event_id=None,
+        now=services.clock(),
+    )
+
+
+def prompts_to(slack: SlackEmulator, user: str = POSTER) -> list[Call]:
+    return [c for c in slack.calls_to("chat.postEphemeral") if c.params.get("user") == user]
+
+
+def reactions_on(slack: SlackEmulator, message_ts: str) -> list[str]:
+    return [
+        c.params["name"]
+        for c in slack.calls_to("reactions.add")
+        if c.params.get("timestamp") == message_ts
+    ]
+
+
+def uploads_per_image(services: Services) -> Counter[int]:
+    with session_scope(services.factory) as session:
+        return Counter(
+            session.scalars(select(AuditEvent.image_id).where(AuditEvent.action == "uploaded"))
+        )
+
+
+# -- every attempt ends with a reason, and the poster is told ----------------------------------
+
+
+def test_poison_file_fails_with_its_reason_and_the_image_after_it_is_stored_once(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    # The poison: a Slack Connect file whose files.info answer lacks the file's id, which
+    # our parsing does not expect (a KeyError deep in the attempt, every time).
+    slack.set_handler("files.info", lambda call: {"ok": True, "file": {"name": "odd.jpg"}})
+    poison = post(
+        services, slack, "F0POISON", images.jpeg(seed=1), message_ts="1700000001.0001", stub=True
+    )
+    # Right after it, a good image whose first download gets a 503.
+    slack.inject("files.download", "server_error", status=503)
+    good = post(services, slack, "F0GOOD", images.jpeg(seed=2), message_ts="1700000002.0001")
+
+    # As the web process does right after the ack...
+    first = [services.ingestor.run(job_id) for job_id in poison + good]
+    assert [o.state for o in first if o] == [IngestState.QUEUED, IngestState.QUEUED]
+    assert "KeyError" in (job_row(services, "F0POISON").last_error or "")
+    # ...then the worker's sweeps, as time passes.
+    for _ in range(MAX_ATTEMPTS + 1):
+        clock.advance(hours=2)
+        services.ingestor.sweep()
+
+    poison_job = job_row(services, "F0POISON")
+    assert poison_job.state == IngestState.FAILED
+    assert poison_job.attempts == MAX_ATTEMPTS
+    assert poison_job.last_error is not None
+    assert poison_job.last_error.startswith(f"gave up after {MAX_ATTEMPTS} attempts: ")
+    assert "KeyError" in poison_job.last_error
+    assert job_row(services, "F0GOOD").state == IngestState.STORED
+    assert image_row(services, "F0GOOD").storage_key is not None
+    assert sum(uploads_per_image(services).values()) == 1
+    downloads = [c.params.get("file_id") for c in slack.calls_to("files.download")]
+    assert downloads.count("F0GOOD") == 2  # the 503, then the one that worked
+    # The poster heard once per message: the failure with its reason, and the stored image.
+    told = prompts_to(slack)
+    assert len(told) == 2
+    assert any("gave up after" in str(c.params.get("blocks")) for c in told)
+    assert reactions_on(slack, "1700000001.0001") == ["warning"]
+    assert reactions_on(slack, "1700000002.0001") == ["frame_with_picture"]
+
+
+def test_a_job_whose_process_dies_every_time_ends_failed_and_the_poster_is_told(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    (job_id,) = post(services, slack, "F0OOM", images.jpeg(), message_ts="1700000003.0001")
+    for _ in range(MAX_ATTEMPTS):
+        assert services.ingestor.claim(job_id)  # a process took it... and was killed
+        clock.advance(seconds=LEASE.total_seconds() + 1)
+    outcomes = services.ingestor.sweep()
+    assert [o.state for o in outcomes] == [IngestState.FAILED]
+    job = job_row(services, "F0OOM")
+    assert job.state == IngestState.FAILED
+    assert job.attempts == MAX_ATTEMPTS
+    assert job.last_error == (
+        f"gave up after {MAX_ATTEMPTS} attempts: "
+        "an attempt did not finish (the process running it stopped or hung)"
+    )
+    assert slack.calls_to("files.download") == []
+    assert len(prompts_to(slack)) == 1
+    assert "gave up after" in str(prompts_to(slack)[0].params.get("blocks"))
+    assert reactions_on(slack, "1700000003.0001") == ["warning"]
+    clock.advance(hours=2)
+    assert services.ingestor.sweep() == []  # and it is never claimed again
+
+
+def test_a_successful_ingest_does_not_claim_it_lost_its_lease(
+    services: Services, slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    (job_id,) = post(services, slack, "F0OK", images.jpeg(), message_ts="1700000004.0001")
+    with caplog.at_level(logging.INFO, logger="bot.library"):
+        outcome = services.ingestor.run(job_id)
+    assert outcome is not None and outcome.state == IngestState.STORED
+    assert "lease" not in caplog.text
+    assert caplog.records == [] or all(r.levelno < logging.WARNING for r in caplog.records)
+
+
+# -- two workers, one job each time --------------------------------------------------------
+
+
+class FastClock:
+    """Real time running 120 times faster: a 10-minute lease lasts 5 real seconds."""
+
+    def __init__(self, speed: float = 120.0) -> None:
+        self.start = time.monotonic()
+        self.origin = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+        self.speed = speed
+
+    def __call__(self) -> datetime:
+        return self.origin + timedelta(seconds=(time.monotonic() - self.start) * self.speed)
+
+
+def test_two_workers_sweeping_at_once_run_each_job_once(
+    database_url: str, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    """Slow downloads: a worker that claimed a batch up front would still be busy when the
+    last jobs' leases ran out, and the other worker would take them over and run them too."""
+    clock = FastClock()
+    env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
+    workers = [make_services(env, clock=clock, watch=n == 0) for n in range(2)]
+    count = 12
+    file_ids = [f"F{n:04d}" for n in range(count)]
+    for n, file_id in enumerate(file_ids):
+        post(workers[0], slack, file_id, images.jpeg(seed=n), message_ts=f"17000001{n:02d}.0001")
+    slack.inject("files.download", "slow", delay=0.6, times=count)
+    deadline = time.monotonic() + 60
+
+    def settled() -> bool:
+        with session_scope(workers[0].factory) as session:
+            states = session.scalars(select(IngestJob.state)).all()
+        return all(s in (IngestState.STORED, IngestState.FAILED) for s in states)
+
+    def sweep(services: Services) -> None:
+        while time.monotonic() < deadline and not settled():
+            services.ingestor.sweep()
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=sweep, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w in workers:
+        w.shutdown()
+
+    downloads = Counter(c.params.get("file_id") for c in slack.calls_to("files.download"))
+    assert downloads == dict.fromkeys(file_ids, 1)
+    with session_scope(workers[0].factory) as session:
+        states = Counter(session.scalars(select(IngestJob.state)))
+    assert states == {IngestState.STORED: count}
+    assert set(uploads_per_image(workers[0]).values()) == {1}
+    assert len(prompts_to(slack)) == count  # one per message
+
+
+# -- discard while the same bytes are being ingested ---------------------------------------
+
+
+def test_discard_does_not_delete_an_original_another_ingest_is_storing(
+    services: Services, slack: SlackEmulator
+) -> None:
+    data = images.jpeg(seed=5)
+    (first,) = post(services, slack, "F0FIRST", data, message_ts="1700000005.0001")
+    assert services.ingestor.run(first).state == IngestState.STORED  # type: ignore[union-attr]
+    first_image = image_row(services, "F0FIRST")
+
+    # Someone else posts the very same photo; its ingest has stored the bytes and is looking
+    # up the poster's name (users.info) just before recording them...
+    (second,) = post(services, slack, "F0SECOND", data, message_ts="1700000006.0001", user=MEMBER)
+    looking_up, answer = threading.Event(), threading.Event()
+
+    def users_info(call: Call) -> dict[str, Any]:
+        if call.params.get("user") == MEMBER:
+            looking_up.set()
+            answer.wait(20)
+        return {"ok": True, "user": copy.deepcopy(slack.users[str(call.params.get("user"))])}
+
+    slack.set_handler("users.info", users_info)
+    running = threading.Thread(target=services.ingestor.run, args=(second,))
+    running.start()
+    assert looking_up.wait(20)
+    # ...when the first poster discards theirs.
+    discard_image(
+        services.factory,
+        team_id=TEAM,
+        image_id=first_image.id,
+        actor_id=POSTER,
+        media=services.media,
+        now=services.clock(),
+    )
+    answer.set()
+    running.join(20)
+
+    second_image = image_row(services, "F0SECOND")
+    assert job_row(services, "F0SECOND").state == IngestState.STORED
+    assert second_image.storage_key == first_image.storage_key
+    original = services.settings.media_dir / "originals" / str(second_image.storage_key)
+    assert original.read_bytes() == data  # "Open original" still opens it
+    with session_scope(services.factory) as session:
+        assert session.get(Image, first_image.id) is None
+
+
+def test_discard_deletes_the_original_nobody_else_uses(
+    services: Services, slack: SlackEmulator
+) -> None:
+    (job_id,) = post(services, slack, "F0ALONE", images.jpeg(seed=6), message_ts="1700000007.1")
+    services.ingestor.run(job_id)
+    image = image_row(services, "F0ALONE")
+    original = services.settings.media_dir / "originals" / str(image.storage_key)
+    assert original.is_file()
+    discard_image(
+        services.factory,
+        team_id=TEAM,
+        image_id=image.id,
+        actor_id=POSTER,
+        media=services.media,
+        now=services.clock(),
+    )
+    assert not original.exists()
+
+
+# -- a busy web process leaves work queued for the worker ------------------------------------
+
+
+def test_busy_web_process_leaves_jobs_queued_and_the_worker_takes_them(
+    database_url: str, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    from tests.live import RealClock, wait_until
+
+    env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
+    env["INGEST_WORKERS"] = "1"
+    web = make_services(env, clock=RealClock(), watch=True)
+    count = 8
+    slack.inject("files.download", "slow", delay=0.5, times=count)
+    job_ids = []
+    for n in range(count):
+        job_ids += post(
+            web, slack, f"F1{n:03d}", images.jpeg(seed=n), message_ts=f"17000002{n:02d}.1"
+        )
+    taken = web.ingest_runner.submit(job_ids)
+    assert 1 <= taken < count  # a short local queue: the rest wait in the database
+    with session_scope(web.factory) as session:
+        queued = session.scalars(
+            select(IngestJob.id).where(IngestJob.state == IngestState.QUEUED)
+        ).all()
+    assert len(queued) >= count - taken
+    worker = make_services(env, clock=RealClock())
+    worker.start_ingest_polling()  # what `python -m bot worker` runs
+
+    def all_stored() -> bool:
+        with session_scope(web.factory) as session:
+            states = session.scalars(select(IngestJob.state)).all()
+        return all(s == IngestState.STORED for s in states)
+
+    wait_until(all_stored, timeout=30, what="every image stored")
+    web.shutdown()
+    worker.shutdown()
+    downloads = Counter(c.params.get("file_id") for c in slack.calls_to("files.download"))
+    assert set(downloads.values()) == {1}
+    assert len(downloads) == count
+    assert len(prompts_to(slack)) == count
+
+
+# -- App Home refreshes are coalesced ---------------------------------------------------------
+
+
+def test_a_burst_of_posts_refreshes_the_posters_app_home_a_few_times_with_all_of_them(
+    services: Services, slack: SlackEmulator
+) -> None:
+    count = 12
+    for n in range(count):
+        (job_id,) = post(
+            services, slack, f"F2{n:03d}", images.jpeg(seed=n), message_ts=f"17000003{n:02d}.1"
+        )
+        services.ingestor.run(job_id)
+    services.shutdown()  # waits for the refresh still due
+    published = [c for c in slack.calls_to("views.publish") if c.params.get("user_id") == POSTER]
+    assert 1 <= len(published) <= 3  # not one per message
+    assert len(prompts_to(slack)) == count  # while every message got its prompt
+    last_view = str(published[-1].params.get("view"))
+    assert "f2011" in last_view.lower()  # the newest image is on the Home tab
