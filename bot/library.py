@@ -50,6 +50,8 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
+INTERNAL_ERROR = "an internal error; will retry"
+
 __all__ = ["LEASE", "MAX_ATTEMPTS", "IngestLimits", "IngestOutcome", "Ingestor"]
 
 Clock = Callable[[], datetime]
@@ -343,14 +345,13 @@ class Ingestor:
                     job_id,
                 )
                 outcome = IngestOutcome(job_id, image_id, state, reason)
-            except Exception as exc:
+            except Exception:
                 # Our bug, a surprise from Slack, or an outage we did not foresee (the database
                 # going away): keep the job for a later try rather than lose the image; the
                 # attempts cap ends it if it keeps happening.
+                # The poster sees the reason: the details are for the log, not for them.
                 log.exception("ingest job %s crashed", job_id)
-                outcome = self._failed(
-                    claimed, f"an internal error ({_describe(exc)})", retryable=True
-                )
+                outcome = self._failed(claimed, INTERNAL_ERROR, retryable=True)
         except Exception:
             # Not even the failure could be recorded (the database is away): the lease runs
             # out and the next claim records that this attempt did not finish.
@@ -510,11 +511,6 @@ class Ingestor:
             return IngestOutcome(job_id, image_id, IngestState.FAILED, reason)
         log.info("ingest job %s will retry (attempt %s): %s", job_id, attempts, reason)
         return IngestOutcome(job_id, image_id, IngestState.QUEUED, reason)
-
-
-def _describe(exc: BaseException) -> str:
-    """A short, log-safe description of an unexpected exception for the job's reason."""
-    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
 
 
 class LeaseLost(Exception):
