@@ -55,7 +55,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
-SEED_VERSION = "search-v2"  # v2: the planted private-channel tags below
+SEED_VERSION = "search-v3"  # v2: planted private-channel tags; v3: channels checked
 SEED = 20261124
 
 TEAM = "T0TEAM1"
@@ -460,10 +460,11 @@ def seed(engine: Any, total: int) -> float:
         channels = [(TEAM, c, False) for c in VOCAB.public]
         channels += [(TEAM, c, True) for c in VOCAB.private]
         channels += [(OTHER_TEAM, c, False) for c in VOCAB.other_channels]
+        # Checked, as the worker leaves them: an unchecked channel counts as private.
         cur.executemany(
-            "INSERT INTO channels (team_id, channel_id, is_private, created_at) "
-            "VALUES (%s, %s, %s, %s)",
-            [(*c, END - SPAN) for c in channels],
+            "INSERT INTO channels (team_id, channel_id, is_private, checked_at, created_at) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [(*c, END, END - SPAN) for c in channels],
         )
         # Secondary indexes are built after the load (the same definitions, read back from
         # the catalog): far faster than keeping a GIN index up to date row by row.
@@ -671,7 +672,13 @@ def seed_sqlite(engine: Any, total: int) -> float:
         conn.execute(
             insert(Channel),
             [
-                {"team_id": t, "channel_id": c, "is_private": p, "created_at": END - SPAN}
+                {
+                    "team_id": t,
+                    "channel_id": c,
+                    "is_private": p,
+                    "checked_at": END,  # as the worker leaves them
+                    "created_at": END - SPAN,
+                }
                 for t, c, p in channels
             ],
         )
