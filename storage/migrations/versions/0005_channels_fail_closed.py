@@ -23,7 +23,7 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("channels", sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE channels SET is_private = true")
-    op.execute("UPDATE images SET channel_private = true")
+    op.execute("UPDATE images SET channel_private = true WHERE channel_private = false")
 
 
 def downgrade() -> None:
