@@ -395,7 +395,7 @@ def _has_any_tag(keys: list[str], *, postgres: bool, narrow: bool = False) -> Co
     # SQLite has no index on JSON arrays: the FTS5 index of `tag_keys` narrows the
     # candidates first (every tag's words appear as a phrase there), and the exact check
     # above runs on those only. Only for ASCII keys with a word in them: the JSON text holds
-    # other letters as \uXXXX escapes, which FTS5 cannot match.
+    # other letters as \u escapes (\u00e9 for é), which FTS5 cannot match.
     phrases = [_fts_terms(key) for key in keys]
     if not all(key.isascii() for key in keys) or not all(phrases):
         return exact
