@@ -16,7 +16,7 @@ from bot.details import normalise_tag
 from bot.mrkdwn import escape
 from storage.db import session_scope
 from storage.models import AuditEvent, Category, Image, WatchedChannel
-from storage.search import Viewer, visible_to
+from storage.search import Viewer, escape_like, visible_to
 
 MAX_CATEGORY_LENGTH = 75  # a Slack option's text limit
 
@@ -212,7 +212,7 @@ def find_categories(
     """(id, name) of the categories whose name starts with `typed`, then those containing
     it, alphabetically: the category picker's options however many categories there are."""
     key = normalise_tag(typed).casefold()
-    escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = escape_like(key)
     query = select(Category.id, Category.name).where(Category.team_id == team_id)
     with session_scope(factory) as session:
         starts = query.where(Category.name_key.like(f"{escaped}%", escape="\\"))

@@ -22,7 +22,14 @@ from storage.models import (
     ImageStatus,
     Tag,
 )
-from storage.search import Viewer, closest_tags, normalise_tag, tag_key, tag_visible_to
+from storage.search import (
+    Viewer,
+    closest_tags,
+    escape_like,
+    normalise_tag,
+    tag_key,
+    tag_visible_to,
+)
 
 MAX_TAG_LENGTH = 50
 MAX_TAGS = 20
@@ -265,7 +272,7 @@ def suggest_tags(session: Session, *, viewer: Viewer, typed: str, limit: int = 2
         Tag.team_id == viewer.team_id, Tag.use_count > 0, tag_visible_to(viewer)
     )
     if key:
-        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = escape_like(key)
         prefix = list(
             session.scalars(
                 query.where(Tag.name_key.like(f"{escaped}%", escape="\\"))

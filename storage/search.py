@@ -409,14 +409,15 @@ def _has_any_tag(keys: list[str], *, postgres: bool, narrow: bool = False) -> Co
 def _category_ids(team_id: str, name: str, *, prefix: bool) -> Select[tuple[int]]:
     key = tag_key(name)
     wanted = (
-        Category.name_key.like(_escape_like(key) + "%", escape="\\")
+        Category.name_key.like(escape_like(key) + "%", escape="\\")
         if prefix
         else Category.name_key == key
     )
     return select(Category.id).where(Category.team_id == team_id, wanted)
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern (with `escape="\\\\"`)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
