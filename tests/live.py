@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bot.services import Services
 from storage.db import session_scope
-from storage.models import Image, IngestJob, IngestState
+from storage.models import ApprovalVote, Image, IngestJob, IngestState
 from tests import images
 from tests.conftest import ADMIN, POSTER, PUBLIC_CHANNEL, AppProcess, app_env, make_services
 from tests.fakes.signed import Reply, SlackSender
@@ -102,6 +102,14 @@ class Live:
     def image(self, image_id: int) -> Image | None:
         with session_scope(self.db.factory) as session:
             return session.get(Image, image_id)
+
+    def cards_recorded(self) -> int:
+        """How many approvers' cards the app knows the place of (to update them later). Slack
+        answers chat.postMessage before the app writes down the card's ts: wait for this
+        before clicking on a card the test expects to see updated."""
+        with session_scope(self.db.factory) as session:
+            votes = session.scalars(select(ApprovalVote).where(ApprovalVote.card_ts.is_not(None)))
+            return len(list(votes))
 
     # -- commands, clicks, modals --------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy import select
 
 from bot import admin, approvals, ids
 from storage.db import session_scope
-from storage.models import ApprovalRequest, ApprovalVote, AuditEvent
+from storage.models import ApprovalRequest, AuditEvent
 from tests.conftest import ADMIN, GUEST, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL, TEAM
 from tests.live import Live, form_values, wait_until
 
@@ -49,12 +48,14 @@ def ask_via_details(
 
 
 def cards(live: Live) -> dict[str, Any]:
-    """The approval card DMed to each approver (channel -> call)."""
-    return {
+    """The approval card DMed to each approver (channel -> call), once the app has written
+    down where every one of them is (a click before that would find no card to update)."""
+    sent = {
         c.params["channel"]: c
         for c in live.slack.calls_to("chat.postMessage")
         if any(b.get("block_id", "").startswith("approval:") for b in c.params.get("blocks", []))
     }
+    return sent if live.cards_recorded() >= len(sent) else {}
 
 
 def request_id_of(live: Live) -> int:
@@ -69,16 +70,6 @@ def click_card(live: Live, action: str, request_id: int, user: str) -> None:
     )
     payload["container"] = {"type": "message", "channel_id": f"D{user}", "message_ts": "1.1"}
     assert live.sender.interactive(payload).status == 200
-
-
-def card_recorded(live: Live) -> Callable[[], bool]:
-    """True once the app knows where the approver's card is (to update it later)."""
-
-    def recorded() -> bool:
-        with session_scope(live.db.factory) as session:
-            return bool(session.scalars(select(ApprovalVote.card_ts)).first())
-
-    return recorded
 
 
 def with_setup(live: Live) -> None:
@@ -527,7 +518,7 @@ def test_a_forged_click_on_a_settled_request_only_says_not_an_approver(live: Liv
     live.slack.add_user("UOTHER", "olaf")
     image_id = posted_image(live)
     ask_via_details(live, image_id, [APPROVER_A])
-    wait_until(card_recorded(live), what="card recorded")
+    wait_until(live.cards_recorded, what="card recorded")
     request_id = request_id_of(live)
     click_card(live, ids.APPROVE, request_id, APPROVER_A)
     # Settled: the recorded card and the clicked one were both rewritten.

@@ -85,6 +85,7 @@ def test_every_view_survives_previews_slack_cannot_load(unreachable_previews: Li
     assert not pictures(summary[-1])
     card = refused_then_sent(live, "chat.postMessage", to=MEMBER)  # the approver's card
     assert "Approve" in json.dumps(card.params["blocks"])
+    wait_until(live.cards_recorded, what="the card recorded")
 
     live.click(ids.APPROVE, "1", user=MEMBER, channel=None)
     refused_then_sent(live, "chat.update")  # every card tells the outcome
