@@ -318,8 +318,8 @@ def child_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     from bot.config import Settings
     from bot.domain import Post
     from bot.library import record_posted_files
-    from bot.services import build_services
-    from bot.slack_files import posted_file_from_slack
+    from bot.wiring import build_services
+    from handlers.slack.files import posted_file_from_slack
     from storage.models import IngestState
 
     # The decode + hash alone (`bot.imaging.inspect`, what the naive baseline does), timed

@@ -14,7 +14,7 @@ of this seed version (`--reseed` forces a new seed; `--database-url` / `--sqlite
 others). Then each query shape runs through `bot.finder.find` (what `/images` calls:
 `storage.search.search_images` plus the category names and suggestions) after
 `storage.search.parse`, or through `bot.details.suggest_tags` (the details modal's tag
-autocomplete), with the Viewer `bot.finder.viewer_for` builds, and beside it a naive SQL
+autocomplete), with the Viewer `bot.people.People.viewer` builds, and beside it a naive SQL
 equivalent (ILIKE / LIKE over a join, OFFSET paging, no indexes) on the same data in the same
 run. Last, the real app (`python -m bot serve`, started by `tests.conftest.AppProcess`)
 answers signed `/images` commands from the Slack emulator.
@@ -876,8 +876,8 @@ def memberships_map() -> dict[str, set[str]]:
 
 
 def open_library(url: str, media_dir: Path) -> Library:
-    from bot.admin import AdminDirectory, UserFacts
-    from bot.finder import Memberships, viewer_for
+    from bot.people import People
+    from bot.ports import PersonFacts
     from storage.db import make_engine, make_session_factory
     from storage.media import LocalStore
 
@@ -885,25 +885,25 @@ def open_library(url: str, media_dir: Path) -> Library:
     factory = make_session_factory(engine)
     media = LocalStore(media_dir, signing_key=b"bench-search", public_base_url=MEDIA_BASE_URL)
     members = memberships_map()
-    admins = AdminDirectory(
-        configured=frozenset({ADMIN}),
-        lookup=lambda team, user: UserFacts(
-            is_admin=False, is_guest=user == GUEST, is_bot=False, deleted=False
-        ),
-        guest_list=lambda team: frozenset({GUEST}),
-    )
-    memberships = Memberships(
-        members=lambda team, channel: frozenset(members.get(channel, ())),
-        conversations=lambda team, user: frozenset(
-            channel for channel, people in members.items() if user in people
-        ),
-    )
-    viewers = {
-        user: viewer_for(
-            factory, team_id=TEAM, user_id=user, admins=admins, memberships=memberships
-        )
-        for user in (MEMBER, GUEST)
-    }
+
+    class Directory:  # the workspace, as the bench seeded it
+        def person(self, team: str, user: str) -> PersonFacts:
+            return PersonFacts(is_admin=False, is_guest=user == GUEST, is_bot=False, deleted=False)
+
+        def guests(self, team: str) -> frozenset[str]:
+            return frozenset({GUEST})
+
+        def members(self, team: str, channel: str) -> frozenset[str] | None:
+            return frozenset(members.get(channel, ()))
+
+        def conversations_of(self, team: str, user: str) -> frozenset[str] | None:
+            return frozenset(channel for channel, people in members.items() if user in people)
+
+        def is_private(self, team: str, channel: str) -> bool | None:
+            return None
+
+    people = People(Directory(), factory, configured_admins=frozenset({ADMIN}))
+    viewers = {user: people.viewer(TEAM, user) for user in (MEMBER, GUEST)}
     if viewers[MEMBER].channels != frozenset(MEMBER_PRIVATE):
         raise BenchError(f"member viewer has {sorted(viewers[MEMBER].channels)}")
     if not viewers[GUEST].is_guest or viewers[GUEST].channels != frozenset(GUEST_CHANNELS):

@@ -67,18 +67,16 @@ def migrate(settings: Settings) -> int:
 
 def _build(settings: Settings) -> tuple[Any, Any]:
     """Services and the WSGI app for this process."""
-    from bot.app import create_app
-    from bot.services import build_services
-    from bot.web import WebApp
+    from bot.wiring import build_services, build_web
 
     services = build_services(settings)
-    bolt_app = create_app(settings, services) if settings.slack_mode != "unconfigured" else None
-    if bolt_app is None:
+    web = build_web(settings, services)
+    if web.bolt is None:
         log.warning(
             "Slack is not connected: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) "
             "or SLACK_APP_TOKEN (Socket Mode). Serving /healthz and / only."
         )
-    return services, WebApp(services, bolt_app)
+    return services, web
 
 
 def _start_in_process_scheduler(services: Any) -> None:
@@ -156,7 +154,7 @@ def socket_mode(settings: Settings) -> int:
     """Socket Mode for Slack, plus the small HTTP server for /healthz and media links."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.app import create_app
+    from bot.wiring import build_slack_app
 
     if settings.slack_mode != "socket":
         log.error("Socket Mode needs SLACK_APP_TOKEN (xapp-...) and SLACK_BOT_TOKEN (xoxb-...)")
@@ -171,7 +169,7 @@ def socket_mode(settings: Settings) -> int:
         handler_class=_QuietHandler,
     )
     threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
-    bolt_app = web.bolt.app if web.bolt is not None else create_app(settings, services)
+    bolt_app = web.bolt.app if web.bolt is not None else build_slack_app(settings, services)
     handler = SocketModeHandler(bolt_app, app_token=settings.slack_app_token)
     log.info("connecting to Slack in Socket Mode; HTTP on port %s", settings.port)
     handler.start()
@@ -180,7 +178,7 @@ def socket_mode(settings: Settings) -> int:
 
 def run_worker(settings: Settings, *, once: bool) -> int:
     from bot.scheduler import build_scheduler, run_all_once
-    from bot.services import build_services
+    from bot.wiring import build_services
 
     services = build_services(settings)
     if once:

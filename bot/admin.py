@@ -1,10 +1,7 @@
-"""Who administers the library, which channels it watches, and the team's categories."""
+"""Which channels the library watches, and the team's categories."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.details import normalise_tag
-from bot.mrkdwn import escape
 from storage.db import session_scope
 from storage.models import AuditEvent, Category, Image, WatchedChannel
 from storage.search import Viewer, escape_like, visible_to
@@ -22,66 +18,8 @@ MAX_CATEGORY_LENGTH = 75  # a Slack option's text limit
 
 
 class AdminError(Exception):
-    """A request a person made cannot be done; the message (mrkdwn, user text already
-    escaped) says what to do instead."""
-
-
-@dataclass(frozen=True)
-class UserFacts:
-    is_admin: bool  # workspace admin or owner
-    is_guest: bool
-    is_bot: bool
-    deleted: bool
-    name: str = ""  # display name, else real name
-
-
-class AdminDirectory:
-    """Admins are the ids in SLACK_ADMIN_IDS plus workspace admins and owners (users.info,
-    cached for a few minutes so a burst of clicks costs one API call)."""
-
-    def __init__(
-        self,
-        *,
-        configured: frozenset[str],
-        lookup: Callable[[str, str], UserFacts],
-        guest_list: Callable[[str], frozenset[str]],
-        ttl_seconds: float = 300.0,
-    ) -> None:
-        self._configured = configured
-        self._lookup = lookup
-        self._guest_list = guest_list
-        self._ttl = ttl_seconds
-        self._cache: dict[tuple[str, str], tuple[float, UserFacts]] = {}
-        self._guests: dict[str, tuple[float, frozenset[str]]] = {}
-        self._lock = threading.Lock()
-
-    def guests(self, team_id: str) -> frozenset[str]:
-        """The team's guests (users.list, a few pages for thousands of people), cached: the
-        share check needs them all, and one users.info per channel member would take minutes."""
-        with self._lock:
-            hit = self._guests.get(team_id)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
-        guests = self._guest_list(team_id)
-        with self._lock:
-            self._guests[team_id] = (time.monotonic() + self._ttl, guests)
-        return guests
-
-    def user(self, team_id: str, user_id: str) -> UserFacts:
-        key = (team_id, user_id)
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
-        facts = self._lookup(team_id, user_id)
-        with self._lock:
-            self._cache[key] = (time.monotonic() + self._ttl, facts)
-        return facts
-
-    def is_admin(self, team_id: str, user_id: str) -> bool:
-        if user_id in self._configured:
-            return True
-        return self.user(team_id, user_id).is_admin
+    """A request a person made cannot be done; the message (plain text: a front door
+    escapes it for its own format) says what to do instead."""
 
 
 # -- watched channels ---------------------------------------------------------------------
@@ -173,7 +111,7 @@ def find_category(session: Session, *, team_id: str, name: str) -> Category:
     )
     if category is None:
         raise AdminError(
-            f"There is no category called \u201c{escape(normalise_tag(name))}\u201d. "
+            f"There is no category called \u201c{normalise_tag(name)}\u201d. "
             "See them with `/images categories`."
         )
     return category
@@ -252,7 +190,7 @@ def add_category(
             session.flush()
             _audit(session, team_id, actor_id, "category_added", {"name": clean}, now=now)
     except IntegrityError:
-        raise AdminError(f"The category \u201c{escape(clean)}\u201d already exists.") from None
+        raise AdminError(f"The category \u201c{clean}\u201d already exists.") from None
     return clean
 
 
@@ -275,7 +213,7 @@ def rename_category(
             detail: dict[str, object] = {"from": before, "to": clean}
             _audit(session, team_id, actor_id, "category_renamed", detail, now=now)
     except IntegrityError:
-        raise AdminError(f"The category \u201c{escape(clean)}\u201d already exists.") from None
+        raise AdminError(f"The category \u201c{clean}\u201d already exists.") from None
     return clean
 
 
@@ -307,9 +245,9 @@ def remove_category(
                 raise AdminError("Pick a different category to move the images to.")
         elif in_use:
             raise AdminError(
-                f"\u201c{escape(category.name)}\u201d has {in_use} "
+                f"\u201c{category.name}\u201d has {in_use} "
                 f"image{'s' if in_use != 1 else ''}. Say where they go: "
-                f"`/images categories remove {escape(category.name)} --move-to &lt;other&gt;`."
+                f"`/images categories remove {category.name} --move-to <other>`."
             )
         if target is not None:
             session.execute(

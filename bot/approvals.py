@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import session_scope
@@ -363,58 +363,6 @@ def cancel(
         return Decision(request_view(session, request), settled=True, counted=True)
 
 
-@dataclass(frozen=True)
-class Nudge:
-    request: RequestView
-    escalate: bool  # tell the admins, not (only) the approvers
-
-
-def claim_reminders(
-    factory: sessionmaker[Session],
-    *,
-    now: datetime,
-    remind_after: timedelta,
-    escalate_after: timedelta,
-    limit: int = 200,
-) -> list[Nudge]:
-    """Open requests due a reminder (at most once per interval) or an escalation (once).
-    Rows are claimed with FOR UPDATE SKIP LOCKED on Postgres and stamped in the same
-    transaction, so two workers never send the same reminder."""
-    # "Due" is part of the WHERE clause: a Python filter over the oldest `limit` open
-    # requests would starve every later request once `limit` of them were recently reminded.
-    reminder_due = or_(
-        ApprovalRequest.last_reminded_at.is_(None),
-        ApprovalRequest.last_reminded_at <= now - remind_after,
-    )
-    escalation_due = and_(
-        ApprovalRequest.escalated_at.is_(None),
-        ApprovalRequest.created_at <= now - escalate_after,
-    )
-    with session_scope(factory) as session:
-        query = (
-            select(ApprovalRequest)
-            .where(
-                ApprovalRequest.state == "open",
-                ApprovalRequest.created_at <= now - remind_after,
-                or_(reminder_due, escalation_due),
-            )
-            .order_by(ApprovalRequest.id)
-            .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        nudges = []
-        for request in session.scalars(query):
-            escalate = request.escalated_at is None and request.created_at <= now - escalate_after
-            due = request.last_reminded_at is None or request.last_reminded_at <= now - remind_after
-            if escalate:
-                request.escalated_at = now
-            if due:
-                request.last_reminded_at = now
-            nudges.append(Nudge(request_view(session, request), escalate=escalate))
-        return nudges
-
-
 def cancel_for_image(
     session: Session, *, image: Image, actor_id: str, now: datetime
 ) -> ApprovalRequest | None:
@@ -432,54 +380,6 @@ def cancel_for_image(
             now,
         )
     return request
-
-
-def pending_for(
-    factory: sessionmaker[Session], *, team_id: str, user_id: str, limit: int = 10
-) -> list[RequestView]:
-    """Open requests waiting for `user_id`'s decision."""
-    with session_scope(factory) as session:
-        requests = session.scalars(
-            select(ApprovalRequest)
-            .join(ApprovalVote, ApprovalVote.request_id == ApprovalRequest.id)
-            .where(
-                ApprovalRequest.team_id == team_id,
-                ApprovalRequest.state == "open",
-                ApprovalVote.approver_id == user_id,
-                ApprovalVote.decision.is_(None),
-            )
-            .order_by(ApprovalRequest.created_at)
-            .limit(limit)
-        )
-        return [request_view(session, r) for r in requests]
-
-
-def requested_by(
-    factory: sessionmaker[Session], *, team_id: str, user_id: str, limit: int = 10
-) -> list[RequestView]:
-    with session_scope(factory) as session:
-        requests = session.scalars(
-            select(ApprovalRequest)
-            .where(ApprovalRequest.team_id == team_id, ApprovalRequest.requested_by == user_id)
-            .order_by(ApprovalRequest.created_at.desc())
-            .limit(limit)
-        )
-        return [request_view(session, r) for r in requests]
-
-
-def history(
-    factory: sessionmaker[Session], *, team_id: str, image_id: int, limit: int = 40
-) -> list[AuditEvent]:
-    with session_scope(factory) as session:
-        newest = list(
-            session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.team_id == team_id, AuditEvent.image_id == image_id)
-                .order_by(AuditEvent.id.desc())
-                .limit(limit)
-            )
-        )
-        return newest[::-1]
 
 
 def _audit(

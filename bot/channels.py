@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -23,13 +22,6 @@ from storage.models import Channel, Image
 log = logging.getLogger(__name__)
 
 RECHECK_AFTER = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class ChannelFacts:
-    """What Slack says of a conversation: private (or a DM), or None when it would not say."""
-
-    is_private: bool | None
 
 
 def set_privacy(
@@ -61,11 +53,11 @@ def _apply(
 def recheck(
     factory: sessionmaker[Session],
     *,
-    ask: Callable[[str, str], ChannelFacts],
+    ask: Callable[[str, str], bool | None],
     now: datetime,
     limit: int = 50,
 ) -> int:
-    """Ask Slack about channels never checked or not checked for a day. A channel Slack will
+    """Ask the directory about channels never checked or not checked for a day. A channel it will
     not describe (the bot was removed, it was deleted) stays as it is: private when unknown.
     Returns how many were checked."""
     with session_scope(factory) as session:
@@ -78,9 +70,9 @@ def recheck(
         due = list(session.execute(query).all())
     checked = 0
     for team_id, channel_id in due:
-        facts = ask(team_id, channel_id)  # outside any transaction: a network call
+        private = ask(team_id, channel_id)  # outside any transaction: a network call
         with session_scope(factory) as session:
-            if facts.is_private is None:
+            if private is None:
                 row = session.get(Channel, (team_id, channel_id))
                 if row is not None:
                     row.checked_at = now  # asked; try again tomorrow, still private
@@ -89,7 +81,7 @@ def recheck(
                     session,
                     team_id=team_id,
                     channel_id=channel_id,
-                    private=facts.is_private,
+                    private=private,
                     now=now,
                 )
         checked += 1

@@ -1,95 +1,26 @@
 """Finding images: who may see what, one page of results, and sharing one into a channel.
 
-Visibility is decided here from Slack's membership lists (cached for a minute) and applied
-inside the SQL of `storage.search`, so paging and counts never include what the viewer may
-not see.
+Visibility comes from the workspace's membership lists (`bot.people`, cached for a
+minute) and is applied inside the SQL of `storage.search`, so paging and counts never
+include what the viewer may not see.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.admin import AdminDirectory
+from bot.people import People
 from bot.prompts import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
-from storage.models import Channel, Image
+from storage.models import Image
 from storage.search import Cursor, Page, Query, Viewer, closest_tags, search_images, visible_to
 
 log = logging.getLogger(__name__)
-
-MEMBERSHIP_TTL_SECONDS = 60.0
-
-
-class Memberships:
-    """Who is in a conversation (conversations.members) and which conversations a person is
-    in (users.conversations), each cached briefly. A person's conversations are one paginated
-    call, however many private channels the library knows: visibility never costs a call per
-    channel on a listener thread."""
-
-    def __init__(
-        self,
-        *,
-        members: Callable[[str, str], frozenset[str] | None],
-        conversations: Callable[[str, str], frozenset[str] | None],
-        ttl_seconds: float = MEMBERSHIP_TTL_SECONDS,
-    ) -> None:
-        self._members = _TtlCache(members, ttl_seconds)
-        self._conversations = _TtlCache(conversations, ttl_seconds)
-
-    def members(self, team_id: str, channel_id: str) -> frozenset[str] | None:
-        """The members, or None when Slack would not say (then nobody is let in)."""
-        return self._members.get(team_id, channel_id)
-
-    def conversations_of(self, team_id: str, user_id: str) -> frozenset[str]:
-        """The conversations `user_id` is in that the bot can see (empty when Slack would
-        not say: hiding too much is safer than showing too much)."""
-        return self._conversations.get(team_id, user_id) or frozenset()
-
-
-class _TtlCache:
-    def __init__(self, lookup: Callable[[str, str], frozenset[str] | None], ttl: float) -> None:
-        self._lookup = lookup
-        self._ttl = ttl
-        self._cache: dict[tuple[str, str], tuple[float, frozenset[str] | None]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, team_id: str, key: str) -> frozenset[str] | None:
-        with self._lock:
-            hit = self._cache.get((team_id, key))
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
-        value = self._lookup(team_id, key)
-        with self._lock:
-            self._cache[(team_id, key)] = (time.monotonic() + self._ttl, value)
-        return value
-
-
-def viewer_for(
-    factory: sessionmaker[Session],
-    *,
-    team_id: str,
-    user_id: str,
-    admins: AdminDirectory,
-    memberships: Memberships,
-) -> Viewer:
-    """The conversations with images in the library that `user_id` belongs to: private
-    ones for members, every one for guests (who see nothing public by default)."""
-    is_guest = admins.user(team_id, user_id).is_guest
-    with session_scope(factory) as session:
-        query = select(Channel.channel_id).where(Channel.team_id == team_id)
-        if not is_guest:
-            query = query.where(Channel.is_private.is_(True))
-        channels = set(session.scalars(query))
-    mine = frozenset(channels & memberships.conversations_of(team_id, user_id))
-    return Viewer(team_id=team_id, is_guest=is_guest, channels=mine)
 
 
 @dataclass(frozen=True)
@@ -191,8 +122,7 @@ def check_share(
     user_id: str,
     target_channel: str,
     target_shared_externally: bool,
-    memberships: Memberships,
-    guests: frozenset[str],
+    people: People,
 ) -> None:
     """Refuse when the sharer is not in the target channel; when the image comes from a
     private conversation and the target has anyone who is not in it; and, for an image from
@@ -200,7 +130,7 @@ def check_share(
     who are not in the image's channel (guests see only their own channels).
 
     Set arithmetic over two member lists and the team's guest list: no call per member."""
-    target_members = memberships.members(image.team_id, target_channel)
+    target_members = people.members(image.team_id, target_channel)
     if target_members is None:
         raise ShareRefused(
             "I can't post in this conversation. Invite me first: /invite @Image Library"
@@ -209,7 +139,7 @@ def check_share(
         raise ShareRefused("You can only share into a channel you are in.")
     if target_channel == image.channel_id:
         return
-    source = memberships.members(image.team_id, image.channel_id) or frozenset()
+    source = people.members(image.team_id, image.channel_id) or frozenset()
     outsiders = target_members - source
     if image.channel_private and outsiders:
         raise ShareRefused(
@@ -221,7 +151,7 @@ def check_share(
             "This channel is shared with another organisation; images from the library are "
             "not shared there."
         )
-    outside_guests = outsiders & guests
+    outside_guests = outsiders & people.guests(image.team_id)
     if outside_guests:
         raise ShareRefused(
             f"This channel has {len(outside_guests)} guest(s) who may only see images from "

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.blocks import HomeImage
-from bot.prompts import preview_for
+from bot.prompts import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import Image, IngestJob, IngestState
+
+
+@dataclass(frozen=True)
+class HomeImage:
+    image_id: int
+    title: str
+    tags: Sequence[str]
+    status: str
+    created: date
+    has_details: bool
+    preview: Preview | None = None
 
 
 def home_images(
@@ -42,3 +56,17 @@ def _item(image: Image, media: MediaStore) -> HomeImage:
         has_details=image.details_added_at is not None,
         preview=preview_for(image, media),
     )
+
+
+def titles(factory: sessionmaker[Session], *, team_id: str, image_ids: list[int]) -> dict[int, str]:
+    """The titles of these images of `team_id`, by id."""
+    if not image_ids:
+        return {}
+    with session_scope(factory) as session:
+        return dict(
+            session.execute(
+                select(Image.id, Image.title).where(
+                    Image.team_id == team_id, Image.id.in_(image_ids)
+                )
+            ).all()
+        )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from bot.ingest_queue import Claim, GaveUp
-from bot.library import Ingestor
+from bot.ingestor import Ingestor
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ def sweep_ingest(services: Services) -> int:
 def remind_about_details(services: Services) -> int:
     """DM posters, once, about their images still without details after
     DETAILS_REMINDER_HOURS. Returns how many images were reminded about."""
-    from bot.notify import send_details_reminder
     from bot.reminders import claim_details_reminders
 
-    if not services.settings.slack_bot_token:
+    notifier = services.notifier
+    if notifier is None:
         return 0  # nobody to send them: keep them unclaimed until Slack is connected
     reminders = claim_details_reminders(
         services.factory,
@@ -42,17 +42,17 @@ def remind_about_details(services: Services) -> int:
         after=timedelta(hours=services.settings.details_reminder_hours),
     )
     for reminder in reminders:
-        send_details_reminder(services, reminder)
+        notifier.details_reminder(reminder)
     return sum(len(r.image_ids) for r in reminders)
 
 
 def remind_approvers(services: Services) -> int:
     """Remind approvers of requests open longer than APPROVAL_REMINDER_HOURS (once per
     interval) and tell the admins after APPROVAL_ESCALATE_HOURS (once)."""
-    from bot.approvals import claim_reminders
-    from bot.notify import send_nudge
+    from bot.approval_queue import claim_reminders
 
-    if not services.settings.slack_bot_token:
+    notifier = services.notifier
+    if notifier is None:
         return 0
     nudges = claim_reminders(
         services.factory,
@@ -61,16 +61,19 @@ def remind_approvers(services: Services) -> int:
         escalate_after=timedelta(hours=services.settings.approval_escalate_hours),
     )
     for nudge in nudges:
-        send_nudge(services, nudge)
+        notifier.approval_nudge(nudge)
     return len(nudges)
 
 
 def recheck_channels(services: Services) -> int:
-    """Ask Slack whether channels are private: never-checked ones first (unknown counts as
-    private until then), then each one once a day, to catch a change whose message we missed."""
-    if not services.settings.slack_bot_token:
-        return 0
-    return channels.recheck(services.factory, ask=services.channel_facts, now=services.clock())
+    """Ask the directory whether channels are private: never-checked ones first (unknown
+    counts as private until then), then each one once a day, to catch a change whose message
+    we missed."""
+    if services.notifier is None:
+        return 0  # no workspace connected to ask
+    return channels.recheck(
+        services.factory, ask=services.directory.is_private, now=services.clock()
+    )
 
 
 def prune_processed_events(services: Services) -> int:

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import text
 
 from bot.config import Settings
-from bot.services import Services, build_services
+from bot.services import Services
+from bot.wiring import build_services
 from storage import migrate
 from storage.db import make_engine
 from storage.models import Base

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.services import Services
+from handlers.slack.details import ids as details_ids
 from storage.db import session_scope
 from storage.models import ApprovalVote, Image, IngestJob, IngestState
 from tests import images
@@ -209,7 +210,7 @@ def form_values(
         title = titles[n] if titles else f"Image {image_id}"
         values[f"title:{image_id}"] = {"value": {"type": "plain_text_input", "value": title}}
     values["tags"] = {
-        "tags": {
+        details_ids.TAGS: {
             "type": "multi_external_select",
             "selected_options": [
                 {"text": {"type": "plain_text", "text": t[:75] or "-"}, "value": t} for t in tags
@@ -217,7 +218,7 @@ def form_values(
         }
     }
     values["category"] = {
-        "category": {
+        details_ids.CATEGORY: {
             "type": "external_select",
             "selected_option": (
                 {"text": {"type": "plain_text", "text": "c"}, "value": str(category_id)}

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot import approvals
+from bot import approval_queue, approvals
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import ApprovalRequest
 from tests import seed
@@ -41,7 +41,7 @@ def test_250_recently_reminded_requests_do_not_starve_the_due_ones(database_url:
             .where(ApprovalRequest.id.in_(ids[:210]))
             .values(last_reminded_at=now - timedelta(hours=1))
         )
-    nudges = approvals.claim_reminders(
+    nudges = approval_queue.claim_reminders(
         factory, now=now, remind_after=REMIND, escalate_after=ESCALATE
     )
     assert sorted(n.request.id for n in nudges) == sorted(ids[210:])
@@ -50,11 +50,11 @@ def test_250_recently_reminded_requests_do_not_starve_the_due_ones(database_url:
     later = created + timedelta(hours=73)
     with session_scope(factory) as session:
         session.execute(update(ApprovalRequest).values(last_reminded_at=later))
-    escalated = approvals.claim_reminders(
+    escalated = approval_queue.claim_reminders(
         factory, now=later, remind_after=REMIND, escalate_after=ESCALATE
     )
     assert len(escalated) == 200  # one batch per run ...
-    rest = approvals.claim_reminders(
+    rest = approval_queue.claim_reminders(
         factory, now=later, remind_after=REMIND, escalate_after=ESCALATE
     )
     assert len(rest) == 50 and all(n.escalate for n in rest)  # ... and the next run the rest

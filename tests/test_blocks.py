@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from bot import blocks
 from bot.admin import CategoryInfo, Watched
+from bot.details_form import DetailsPrefill, ModalImage
 from bot.duplicates import Duplicate
 from bot.finder import Result, ResultPage
+from bot.home import HomeImage
 from bot.prompts import ImageNote, Preview, PromptPlan
+from handlers.slack.admin.views import categories_blocks, channels_blocks
+from handlers.slack.blocks import escape
+from handlers.slack.capture.views import prompt_blocks
+from handlers.slack.details.views import details_modal
+from handlers.slack.home.views import home_view
+from handlers.slack.search.views import search_blocks
 from storage.search import Cursor, parse
 from tests.fakes.slack_api import validate_blocks, validate_view
 
@@ -17,7 +24,7 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 def test_escape_neutralises_mentions_and_links() -> None:
-    assert blocks.escape("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
+    assert escape("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
 
 
 def test_prompt_with_many_images_duplicates_and_failures_fits() -> None:
@@ -34,17 +41,17 @@ def test_prompt_with_many_images_duplicates_and_failures_fits() -> None:
         for n in range(60)
     ]
     plan = PromptPlan("T", "C", "1.2", "U", None, notes)
-    text, body = blocks.prompt_blocks(plan)
+    text, body = prompt_blocks(plan)
     assert validate_blocks(body, surface="message", reject_private_image_urls=False) == []
     assert text
 
 
 def test_details_modal_for_many_images_fits() -> None:
-    images = [blocks.ModalImage(n, LONG, LONG) for n in range(40)]
-    view = blocks.details_modal(
+    images = [ModalImage(n, LONG, LONG) for n in range(40)]
+    view = details_modal(
         images=images,
         has_categories=True,
-        prefill=blocks.DetailsPrefill(
+        prefill=DetailsPrefill(
             tags=[LONG] * 30,
             category=(150, LONG),
             shoot_date=date(2026, 1, 1),
@@ -79,16 +86,16 @@ def test_search_answer_fits_with_long_text_and_paging() -> None:
         corrected_tags={LONG: LONG},
         suggestions=[],
     )
-    _, body = blocks.search_blocks(page, state={"q": "CMO " + LONG})
+    _, body = search_blocks(page, state={"q": "CMO " + LONG})
     assert validate_blocks(body, surface="message", reject_private_image_urls=False) == []
     assert "100+" in body[0]["text"]["text"]
 
 
 def test_home_and_admin_answers_fit() -> None:
-    item = blocks.HomeImage(1, LONG, [LONG] * 20, "draft", date(2026, 1, 1), False)
-    view = blocks.home_view(missing=[item] * 40, recent=[item] * 40)
+    item = HomeImage(1, LONG, [LONG] * 20, "draft", date(2026, 1, 1), False)
+    view = home_view(missing=[item] * 40, recent=[item] * 40)
     assert validate_view(view, reject_private_image_urls=False) == []
-    _, body = blocks.channels_blocks([Watched("C1", LONG, "U1")] * 200)
+    _, body = channels_blocks([Watched("C1", LONG, "U1")] * 200)
     assert validate_blocks(body, surface="message") == []
-    _, body = blocks.categories_blocks([CategoryInfo(1, LONG, 3, [], "any")] * 200, is_admin=True)
+    _, body = categories_blocks([CategoryInfo(1, LONG, 3, [], "any")] * 200, is_admin=True)
     assert validate_blocks(body, surface="message") == []

@@ -135,9 +135,9 @@ def test_unchecked_channels_are_asked_again_first(database_url: str) -> None:
 
     asked: list[str] = []
 
-    def ask(team: str, channel: str) -> channels.ChannelFacts:
+    def ask(team: str, channel: str) -> bool | None:
         asked.append(channel)
-        return channels.ChannelFacts(is_private=False)
+        return False
 
     assert channels.recheck(factory, ask=ask, now=seed.START, limit=1) == 1
     assert asked == ["C0B"]

@@ -10,7 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import admin, approvals, ids
+from bot import admin, approval_queue, approvals
+from handlers.slack.approvals import ids as approvals_ids
+from handlers.slack.capture import ids as capture_ids
+from handlers.slack.details import ids as details_ids
 from storage.db import session_scope
 from storage.models import ApprovalRequest, AuditEvent
 from tests.conftest import ADMIN, GUEST, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL, TEAM
@@ -31,7 +34,7 @@ def posted_image(live: Live, file_id: str = "F0APP", seed: int = 50) -> int:
         for b in prompt.params["blocks"]
         if b["type"] == "actions"
         for e in b["elements"]
-        if e["action_id"] == ids.ADD_DETAILS
+        if e["action_id"] == details_ids.ADD_DETAILS
     )
     return int(value.split(",")[0])
 
@@ -39,7 +42,7 @@ def posted_image(live: Live, file_id: str = "F0APP", seed: int = 50) -> int:
 def ask_via_details(
     live: Live, image_id: int, approvers: list[str], category_id: int | None = None
 ) -> None:
-    view_id, _ = live.click_to_open(ids.ADD_DETAILS, str(image_id))
+    view_id, _ = live.click_to_open(details_ids.ADD_DETAILS, str(image_id))
     values = form_values(
         [image_id], titles=["Launch hero"], approvers=approvers, category_id=category_id
     )
@@ -85,7 +88,7 @@ def test_request_sends_cards_confirms_and_notes_the_thread(live: Live) -> None:
     assert "Launch hero" in said(card)
     assert "<@UPOSTER> asks for your approval" in said(card)
     actions = [e["action_id"] for b in card if b["type"] == "actions" for e in b["elements"]]
-    assert actions[:2] == [ids.APPROVE, ids.REJECT]
+    assert actions[:2] == [approvals_ids.APPROVE, approvals_ids.REJECT]
     thread = wait_until(
         lambda: [c for c in live.slack.calls_to("chat.postMessage") if c.params.get("thread_ts")],
         what="thread line",
@@ -105,7 +108,7 @@ def test_any_policy_first_decision_settles_and_updates_every_card(live: Live) ->
     ask_via_details(live, image_id, [APPROVER_A, APPROVER_B])
     wait_until(lambda: len(cards(live)) == 2, what="cards")
     request_id = request_id_of(live)
-    click_card(live, ids.APPROVE, request_id, APPROVER_B)
+    click_card(live, approvals_ids.APPROVE, request_id, APPROVER_B)
     updates = wait_until(
         lambda: len(live.slack.calls_to("chat.update")) >= 2 and live.slack.calls_to("chat.update"),
         what="cards updated",
@@ -113,7 +116,7 @@ def test_any_policy_first_decision_settles_and_updates_every_card(live: Live) ->
     for update in updates[:2]:
         text = said(update.params["blocks"])
         assert "Approved by <@UBEN>" in text
-        assert ids.APPROVE not in text  # buttons gone
+        assert approvals_ids.APPROVE not in text  # buttons gone
     wait_until(
         lambda: any(
             "Approved by" in (c.params.get("text") or "")
@@ -136,18 +139,18 @@ def test_all_policy_needs_everyone_and_shows_progress(live: Live) -> None:
     assert "every one of them must approve" in answer["text"]
     (marketing,) = admin.list_categories(live.db.factory, team_id=TEAM)
     image_id = posted_image(live)
-    _, view = live.click_to_open(ids.ADD_DETAILS, str(image_id))
+    _, view = live.click_to_open(details_ids.ADD_DETAILS, str(image_id))
     prefilled = {b.get("block_id"): b for b in view["blocks"]}["approvers"]["element"]
     assert prefilled["initial_users"] == [APPROVER_A, APPROVER_B]
     ask_via_details(live, image_id, [APPROVER_A, APPROVER_B], category_id=marketing.id)
     wait_until(lambda: len(cards(live)) == 2, what="cards")
     request_id = request_id_of(live)
-    click_card(live, ids.APPROVE, request_id, APPROVER_A)
+    click_card(live, approvals_ids.APPROVE, request_id, APPROVER_A)
     progress = wait_until(lambda: live.slack.calls_to("chat.update"), what="progress")
     assert "Approved so far by <@UMEMBER>; waiting for <@UBEN>" in said(progress[-1].params)
     image = live.image(image_id)
     assert image is not None and image.status == "pending"
-    click_card(live, ids.APPROVE, request_id, APPROVER_B)
+    click_card(live, approvals_ids.APPROVE, request_id, APPROVER_B)
     wait_until(lambda: (live.image(image_id) or image).status == "approved", what="approved")
 
 
@@ -158,9 +161,9 @@ def test_reject_needs_a_reason_and_tells_everyone(live: Live) -> None:
     wait_until(lambda: len(cards(live)) == 2, what="cards")
     request_id = request_id_of(live)
     before = live.opened_views()
-    click_card(live, ids.REJECT, request_id, APPROVER_A)
+    click_card(live, approvals_ids.REJECT, request_id, APPROVER_A)
     view_id, view = live.opened_view(before)
-    assert view["callback_id"] == ids.REJECT_MODAL
+    assert view["callback_id"] == approvals_ids.REJECT_MODAL
     empty = live.submit(
         view_id, {"reason": {"value": {"type": "plain_text_input", "value": ""}}}, user=APPROVER_A
     )
@@ -192,7 +195,7 @@ def test_only_approvers_and_admins_decide(live: Live) -> None:
     ask_via_details(live, image_id, [APPROVER_A])
     wait_until(lambda: cards(live), what="card")
     request_id = request_id_of(live)
-    click_card(live, ids.APPROVE, request_id, "UOTHER")
+    click_card(live, approvals_ids.APPROVE, request_id, "UOTHER")
     refusal = wait_until(
         lambda: [
             c for c in live.slack.calls_to("chat.postMessage") if c.params["channel"] == "UOTHER"
@@ -202,7 +205,7 @@ def test_only_approvers_and_admins_decide(live: Live) -> None:
     assert refusal[0].params["text"] == "You are not an approver of this request."
     image = live.image(image_id)
     assert image is not None and image.status == "pending"
-    click_card(live, ids.APPROVE, request_id, ADMIN)
+    click_card(live, approvals_ids.APPROVE, request_id, ADMIN)
     wait_until(lambda: (live.image(image_id) or image).status == "approved", what="approved")
     with session_scope(live.db.factory) as session:
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == "approved")).one()
@@ -215,11 +218,11 @@ def test_click_on_a_settled_card_shows_the_truth_and_settles_nothing_twice(live:
     ask_via_details(live, image_id, [APPROVER_A, APPROVER_B])
     wait_until(lambda: len(cards(live)) == 2, what="cards")
     request_id = request_id_of(live)
-    click_card(live, ids.APPROVE, request_id, APPROVER_A)
+    click_card(live, approvals_ids.APPROVE, request_id, APPROVER_A)
     wait_until(lambda: len(live.slack.calls_to("chat.update")) >= 2, what="cards updated")
-    click_card(live, ids.APPROVE, request_id, APPROVER_A)  # a double click
+    click_card(live, approvals_ids.APPROVE, request_id, APPROVER_A)  # a double click
     before = live.opened_views()
-    click_card(live, ids.REJECT, request_id, APPROVER_B)  # too late: opens the modal...
+    click_card(live, approvals_ids.REJECT, request_id, APPROVER_B)  # too late: opens the modal...
     view_id, _ = live.opened_view(before)
     live.submit(
         view_id,
@@ -244,7 +247,7 @@ def test_cancel_from_app_home(live: Live) -> None:
     ask_via_details(live, image_id, [APPROVER_A])
     wait_until(lambda: cards(live), what="card")
     request_id = request_id_of(live)
-    live.click(ids.CANCEL_REQUEST, str(request_id), user=APPROVER_A, channel=None)
+    live.click(approvals_ids.CANCEL_REQUEST, str(request_id), user=APPROVER_A, channel=None)
     refusal = wait_until(
         lambda: [
             c
@@ -255,7 +258,7 @@ def test_cancel_from_app_home(live: Live) -> None:
         what="refusal",
     )
     assert refusal
-    live.click(ids.CANCEL_REQUEST, str(request_id), user=POSTER, channel=None)
+    live.click(approvals_ids.CANCEL_REQUEST, str(request_id), user=POSTER, channel=None)
     update = wait_until(lambda: live.slack.calls_to("chat.update"), what="card updated")
     assert "Request cancelled" in said(update[-1].params["blocks"])
     image = live.image(image_id)
@@ -265,8 +268,8 @@ def test_cancel_from_app_home(live: Live) -> None:
 def test_request_from_search_with_bad_approvers_and_due_dates(live: Live) -> None:
     with_setup(live)
     image_id = posted_image(live)
-    view_id, view = live.click_to_open(ids.REQUEST_APPROVAL, str(image_id), user=POSTER)
-    assert view["callback_id"] == ids.REQUEST_MODAL
+    view_id, view = live.click_to_open(approvals_ids.REQUEST_APPROVAL, str(image_id), user=POSTER)
+    assert view["callback_id"] == approvals_ids.REQUEST_MODAL
 
     def submit(approvers: list[str], due: str | None = None) -> Any:
         values = {
@@ -290,19 +293,21 @@ def test_request_from_search_with_bad_approvers_and_due_dates(live: Live) -> Non
 
 
 def test_guest_who_cannot_see_the_image_is_refused_as_approver(live: Live) -> None:
-    from handlers.approvals import check_approvers
+    from bot.approvers import check_approvers
 
     live.command(f"watch <#{PRIVATE_CHANNEL}|launch-secret>")
     live.post(live.add_jpeg("F0PRIV", seed=51), channel=PRIVATE_CHANNEL)
     live.wait_for_prompt()
     (image,) = live.stored()
     try:
-        check_approvers(live.db, team_id=TEAM, requester=POSTER, approvers=[GUEST], image=image)
+        check_approvers(
+            live.db.people, team_id=TEAM, requester=POSTER, approvers=[GUEST], image=image
+        )
     except approvals.ApprovalError as exc:
         assert "cannot see this image" in str(exc)
     else:
         raise AssertionError("a guest outside the channel was accepted as approver")
-    check_approvers(live.db, team_id=TEAM, requester=POSTER, approvers=[ADMIN], image=image)
+    check_approvers(live.db.people, team_id=TEAM, requester=POSTER, approvers=[ADMIN], image=image)
 
 
 def test_history_shows_who_did_what(live: Live) -> None:
@@ -310,9 +315,9 @@ def test_history_shows_who_did_what(live: Live) -> None:
     image_id = posted_image(live)
     ask_via_details(live, image_id, [APPROVER_A])
     wait_until(lambda: cards(live), what="card")
-    click_card(live, ids.APPROVE, request_id_of(live), APPROVER_A)
+    click_card(live, approvals_ids.APPROVE, request_id_of(live), APPROVER_A)
     wait_until(lambda: (live.image(image_id) or None).status == "approved", what="approved")  # type: ignore[union-attr]
-    click = live.click(ids.SHOW_HISTORY, str(image_id), user=POSTER)
+    click = live.click(approvals_ids.SHOW_HISTORY, str(image_id), user=POSTER)
     answer = wait_until(lambda: live.responses(click["response_url"]), what="history")[-1]
     text = said(answer["blocks"])
     for step in ("uploaded", "details added", "approval requested", "approved"):
@@ -324,9 +329,9 @@ def test_editing_details_does_not_reset_an_approval(live: Live) -> None:
     image_id = posted_image(live)
     ask_via_details(live, image_id, [APPROVER_A])
     wait_until(lambda: cards(live), what="card")
-    click_card(live, ids.APPROVE, request_id_of(live), APPROVER_A)
+    click_card(live, approvals_ids.APPROVE, request_id_of(live), APPROVER_A)
     wait_until(lambda: (live.image(image_id) or None).status == "approved", what="approved")  # type: ignore[union-attr]
-    view_id, _ = live.click_to_open(ids.EDIT_DETAILS, str(image_id), channel=None)
+    view_id, _ = live.click_to_open(details_ids.EDIT_DETAILS, str(image_id), channel=None)
     live.submit(view_id, form_values([image_id], titles=["Renamed"], approvers=[APPROVER_A]))
     image = live.image(image_id)
     assert image is not None
@@ -348,7 +353,7 @@ def test_app_home_shows_what_waits_for_me(live: Live) -> None:
     )
     text = said(homes[-1].params["view"])
     assert "Waiting for your approval" in text
-    assert ids.APPROVE in text
+    assert approvals_ids.APPROVE in text
     # App Home refreshes are coalesced per person and run in the background: the requester's
     # Home tab shows the request once the refresh after it has run.
     wait_until(
@@ -428,13 +433,13 @@ def test_two_workers_remind_each_request_once(live: Live) -> None:
         now=created,
     )
     later = created + timedelta(hours=25)
-    found: list[list[approvals.Nudge]] = []
+    found: list[list[approval_queue.Nudge]] = []
     barrier = threading.Barrier(2)
 
     def worker() -> None:
         barrier.wait()
         found.append(
-            approvals.claim_reminders(
+            approval_queue.claim_reminders(
                 live.db.factory,
                 now=later,
                 remind_after=timedelta(hours=24),
@@ -449,7 +454,7 @@ def test_two_workers_remind_each_request_once(live: Live) -> None:
         t.join(30)
     assert sorted(len(f) for f in found) == [0, 1]
     assert (
-        approvals.claim_reminders(
+        approval_queue.claim_reminders(
             live.db.factory,
             now=later + timedelta(hours=1),
             remind_after=timedelta(hours=24),
@@ -457,7 +462,7 @@ def test_two_workers_remind_each_request_once(live: Live) -> None:
         )
         == []
     )
-    escalations = approvals.claim_reminders(
+    escalations = approval_queue.claim_reminders(
         live.db.factory,
         now=created + timedelta(hours=73),
         remind_after=timedelta(hours=24),
@@ -490,7 +495,7 @@ def test_discarding_an_image_cancels_its_request_and_updates_the_cards(live: Liv
             for b in prompt.params["blocks"]
             if b["type"] == "actions"
             for e in b["elements"]
-            if e["action_id"] == ids.DISCARD_DUPLICATE
+            if e["action_id"] == capture_ids.DISCARD_DUPLICATE
         )
     )
     approvals.request_approval(
@@ -506,7 +511,7 @@ def test_discarding_an_image_cancels_its_request_and_updates_the_cards(live: Liv
     approvals.record_card(
         live.db.factory, request_id=request_id, approver_id=APPROVER_A, channel="DMEMBER", ts="1.5"
     )
-    live.click(ids.DISCARD_DUPLICATE, str(copy_id))
+    live.click(capture_ids.DISCARD_DUPLICATE, str(copy_id))
     update = wait_until(lambda: live.slack.calls_to("chat.update"), what="card updated")
     assert update[-1].params["ts"] == "1.5"
     assert "Request cancelled" in said(update[-1].params["blocks"])
@@ -520,12 +525,12 @@ def test_a_forged_click_on_a_settled_request_only_says_not_an_approver(live: Liv
     ask_via_details(live, image_id, [APPROVER_A])
     wait_until(live.cards_recorded, what="card recorded")
     request_id = request_id_of(live)
-    click_card(live, ids.APPROVE, request_id, APPROVER_A)
+    click_card(live, approvals_ids.APPROVE, request_id, APPROVER_A)
     # Settled: the recorded card and the clicked one were both rewritten.
     wait_until(lambda: len(live.slack.calls_to("chat.update")) >= 2, what="cards updated")
     updates_before = len(live.slack.calls_to("chat.update"))
     # Olaf is no approver; his click names the settled request (a stale or forged value).
-    click_card(live, ids.APPROVE, request_id, "UOTHER")
+    click_card(live, approvals_ids.APPROVE, request_id, "UOTHER")
     refusal = wait_until(
         lambda: [
             c for c in live.slack.calls_to("chat.postMessage") if c.params["channel"] == "UOTHER"
@@ -542,13 +547,13 @@ def test_an_admin_cannot_approve_their_own_request(live: Live) -> None:
     with_setup(live)
     image_id = posted_image(live)
     # The admin edits the poster's image and sends it for approval: the admin asked.
-    view_id, _ = live.click_to_open(ids.ADD_DETAILS, str(image_id), user=ADMIN)
+    view_id, _ = live.click_to_open(details_ids.ADD_DETAILS, str(image_id), user=ADMIN)
     reply = live.submit(
         view_id, form_values([image_id], titles=["Hero"], approvers=[APPROVER_A]), user=ADMIN
     )
     assert reply.status == 200 and not reply.body, reply
     wait_until(lambda: cards(live), what="card")
-    click_card(live, ids.APPROVE, request_id_of(live), ADMIN)
+    click_card(live, approvals_ids.APPROVE, request_id_of(live), ADMIN)
     told = wait_until(
         lambda: [
             c
@@ -560,5 +565,5 @@ def test_an_admin_cannot_approve_their_own_request(live: Live) -> None:
     assert len(told) == 1
     image = live.image(image_id)
     assert image is not None and image.status == "pending"
-    click_card(live, ids.APPROVE, request_id_of(live), APPROVER_A)
+    click_card(live, approvals_ids.APPROVE, request_id_of(live), APPROVER_A)
     wait_until(lambda: (live.image(image_id) or image).status == "approved", what="approved")

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from bot.library import LEASE
+from bot.ingest_queue import LEASE
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import Image, IngestJob, IngestState

@@ -6,7 +6,8 @@ import json
 
 from sqlalchemy import select, update
 
-from bot import admin, ids
+from bot import admin
+from handlers.slack.details import ids as details_ids
 from storage.db import session_scope
 from storage.models import AuditEvent, Category, Tag
 from tests import images
@@ -32,7 +33,7 @@ def all_text(blocks: list[dict]) -> str:  # type: ignore[type-arg]
 def post_and_prompt(live: Live, *file_ids: str) -> tuple[dict, list[int]]:  # type: ignore[type-arg]
     envelope = live.post(*file_ids)
     prompt = live.wait_for_prompt()
-    (value,) = button_values(prompt.params["blocks"], ids.ADD_DETAILS)
+    (value,) = button_values(prompt.params["blocks"], details_ids.ADD_DETAILS)
     return envelope, [int(v) for v in value.split(",")]
 
 
@@ -47,7 +48,7 @@ def test_poster_gets_a_reaction_and_one_prompt_for_all_images(live: Live) -> Non
     assert reactions == [{"channel": PUBLIC_CHANNEL, "timestamp": ts, "name": "frame_with_picture"}]
     assert prompt.params["channel"] == PUBLIC_CHANNEL
     assert "2 images are in the library" in all_text(prompt.params["blocks"])
-    (value,) = button_values(prompt.params["blocks"], ids.ADD_DETAILS)
+    (value,) = button_values(prompt.params["blocks"], details_ids.ADD_DETAILS)
     assert sorted(int(v) for v in value.split(",")) == [i.id for i in live.stored()]
     assert len(live.slack.calls_to("chat.postEphemeral")) == 1
 
@@ -89,7 +90,7 @@ def test_ten_images_and_three_pdfs_in_one_message(live: Live) -> None:
     text = all_text(prompt.params["blocks"])
     assert "10 images are in the library" in text
     assert "brief0.pdf" not in text  # not an image: ignored without noise
-    (value,) = button_values(prompt.params["blocks"], ids.ADD_DETAILS)
+    (value,) = button_values(prompt.params["blocks"], details_ids.ADD_DETAILS)
     assert len(value.split(",")) == 10
 
 
@@ -129,13 +130,13 @@ def test_add_details_opens_a_prefilled_modal_and_saves(live: Live) -> None:
     (category,) = admin.list_categories(live.db.factory, team_id=TEAM)
     live.add_jpeg("F0CMO", name="CMO_keynote-2026.jpg", seed=7)
     _, image_ids = post_and_prompt(live, "F0CMO")
-    click = live.click(ids.ADD_DETAILS, ",".join(map(str, image_ids)))
+    click = live.click(details_ids.ADD_DETAILS, ",".join(map(str, image_ids)))
     view_id, view = live.opened_view()
     blocks_by_id = {b.get("block_id"): b for b in view["blocks"]}
     title = blocks_by_id[f"title:{image_ids[0]}"]["element"]["initial_value"]
     assert title == "CMO keynote 2026"
     assert blocks_by_id["shoot_date"]["element"]["initial_date"] == "2026-11-03"
-    assert blocks_by_id["category"]["element"]["action_id"] == ids.CATEGORY  # searched
+    assert blocks_by_id["category"]["element"]["action_id"] == details_ids.CATEGORY  # searched
 
     reply = live.submit(
         view_id,
@@ -176,7 +177,7 @@ def test_add_details_opens_a_prefilled_modal_and_saves(live: Live) -> None:
 
 def test_invalid_details_come_back_as_field_errors(live: Live) -> None:
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0BAD", seed=8))
-    live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    live.click(details_ids.ADD_DETAILS, str(image_ids[0]))
     view_id, _ = live.opened_view()
     cases = [
         (form_values(image_ids, titles=["  "]), f"title:{image_ids[0]}", "title"),
@@ -196,7 +197,7 @@ def test_invalid_details_come_back_as_field_errors(live: Live) -> None:
 
 def test_tags_are_kept_literally_and_shown_escaped(live: Live) -> None:
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0ESC", seed=9))
-    click = live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    click = live.click(details_ids.ADD_DETAILS, str(image_ids[0]))
     view_id, _ = live.opened_view()
     tags = ["<!channel>", "<@U123>", "*bold*", "&amp;", "\U0001f4f8 photo"]
     reply = live.submit(view_id, form_values(image_ids, tags=tags))
@@ -219,13 +220,13 @@ def test_tag_autocomplete_offers_known_tags_most_used_first_and_the_typed_text(l
             session.execute(update(Tag).where(Tag.name == name).values(use_count=uses))
     payload = {
         "type": "block_suggestion",
-        "action_id": ids.TAGS,
+        "action_id": details_ids.TAGS,
         "block_id": "tags",
         "value": "cm",
         "team": {"id": TEAM},
         "user": {"id": POSTER},
         "api_app_id": "A0EMUAPP1",
-        "view": {"id": "V1", "type": "modal", "callback_id": ids.DETAILS_MODAL},
+        "view": {"id": "V1", "type": "modal", "callback_id": details_ids.DETAILS_MODAL},
     }
     reply = live.sender.interactive(payload)
     assert reply.status == 200
@@ -236,27 +237,27 @@ def test_tag_autocomplete_offers_known_tags_most_used_first_and_the_typed_text(l
 
 def test_someone_elses_button_is_refused_privately(live: Live) -> None:
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0MINE", seed=10))
-    click = live.click(ids.ADD_DETAILS, str(image_ids[0]), user=MEMBER)
+    click = live.click(details_ids.ADD_DETAILS, str(image_ids[0]), user=MEMBER)
     answer = wait_until(lambda: live.responses(click["response_url"]), what="the refusal")[-1]
     assert "Only the person who posted these images" in answer["text"]
     assert answer["replace_original"] is False
     assert live.slack.calls_to("views.open") == []
-    live.click(ids.ADD_DETAILS, str(image_ids[0]), user=ADMIN)  # an admin may
+    live.click(details_ids.ADD_DETAILS, str(image_ids[0]), user=ADMIN)  # an admin may
     live.opened_view()
 
 
 def test_expired_trigger_tells_the_user_instead_of_silence(live: Live) -> None:
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0LATE", seed=11))
     live.slack.inject("views.open", "error:expired_trigger_id")
-    click = live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    click = live.click(details_ids.ADD_DETAILS, str(image_ids[0]))
     answer = wait_until(lambda: live.responses(click["response_url"]), what="the message")[-1]
     assert "took too long" in answer["text"]
 
 
 def test_same_button_twice_saves_once_per_submit_without_double_counting(live: Live) -> None:
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0TWICE", seed=12))
-    live.click(ids.ADD_DETAILS, str(image_ids[0]))
-    live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    live.click(details_ids.ADD_DETAILS, str(image_ids[0]))
+    live.click(details_ids.ADD_DETAILS, str(image_ids[0]))
     first, _ = live.opened_view(0)
     second, _ = live.opened_view(1)
     assert first != second
@@ -274,12 +275,12 @@ def test_same_button_twice_saves_once_per_submit_without_double_counting(live: L
 
 def test_edit_from_app_home_only_for_uploader_and_admins(live: Live) -> None:
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0HOME", seed=13))
-    live.click(ids.EDIT_DETAILS, str(image_ids[0]), user=MEMBER, channel=None)
+    live.click(details_ids.EDIT_DETAILS, str(image_ids[0]), user=MEMBER, channel=None)
     refusal = live.slack.wait_for(
         "chat.postMessage", predicate=lambda c: c.params["channel"] == MEMBER
     )
     assert "Only the person who posted" in refusal[0].params["text"]
-    live.click(ids.EDIT_DETAILS, str(image_ids[0]), user=POSTER, channel=None)
+    live.click(details_ids.EDIT_DETAILS, str(image_ids[0]), user=POSTER, channel=None)
     _, view = live.opened_view()
     assert any(b.get("block_id") == f"title:{image_ids[0]}" for b in view["blocks"])
 
@@ -309,7 +310,7 @@ def test_app_home_lists_images_missing_details(live: Live) -> None:
     assert [
         b["accessory"]["value"]
         for b in home["blocks"]
-        if b.get("accessory", {}).get("action_id") == ids.ADD_DETAILS
+        if b.get("accessory", {}).get("action_id") == details_ids.ADD_DETAILS
     ] == [str(image_ids[0])]
 
 
@@ -323,7 +324,7 @@ def test_images_posted_in_unwatched_channels_are_not_kept(live: Live) -> None:
 
 def test_stored_summary_message_uses_a_preview_slack_can_load(live: Live) -> None:
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0PREV", seed=16))
-    click = live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    click = live.click(details_ids.ADD_DETAILS, str(image_ids[0]))
     view_id, view = live.opened_view()
     image_blocks = [
         {k: v for k, v in b.items() if k != "block_id"}
@@ -340,7 +341,7 @@ def test_send_for_approval_to_records_the_request(live: Live) -> None:
     from storage.models import ApprovalRequest, ApprovalVote
 
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0APPR", seed=17))
-    click = live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    click = live.click(details_ids.ADD_DETAILS, str(image_ids[0]))
     view_id, _ = live.opened_view()
     reply = live.submit(view_id, form_values(image_ids, approvers=[ADMIN, MEMBER]))
     assert reply.status == 200
@@ -365,7 +366,7 @@ def test_modal_prefills_the_channel_categorys_default_approvers(live: Live) -> N
         category = session.scalars(select(Category)).one()
         category.default_approvers = [ADMIN]
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0DEF", seed=18))
-    live.click(ids.ADD_DETAILS, str(image_ids[0]))
+    live.click(details_ids.ADD_DETAILS, str(image_ids[0]))
     _, view = live.opened_view()
     by_id = {b.get("block_id"): b for b in view["blocks"]}
     assert by_id["approvers"]["element"]["initial_users"] == [ADMIN]
@@ -387,7 +388,7 @@ def test_any_of_150_categories_can_be_picked_and_saving_keeps_it(live: Live) -> 
         now=now,
     )
     _, image_ids = post_and_prompt(live, live.add_jpeg("F0CATS", seed=31))
-    view_id, view = live.click_to_open(ids.ADD_DETAILS, str(image_ids[0]))
+    view_id, view = live.click_to_open(details_ids.ADD_DETAILS, str(image_ids[0]))
     (picker,) = [b["element"] for b in view["blocks"] if b.get("block_id") == "category"]
     assert picker["type"] == "external_select"
     assert picker["initial_option"]["text"]["text"] == "Campaign 149"
@@ -396,13 +397,13 @@ def test_any_of_150_categories_can_be_picked_and_saving_keeps_it(live: Live) -> 
         reply = live.sender.interactive(
             {
                 "type": "block_suggestion",
-                "action_id": ids.CATEGORY,
+                "action_id": details_ids.CATEGORY,
                 "block_id": "category",
                 "value": typed,
                 "team": {"id": TEAM},
                 "user": {"id": POSTER},
                 "api_app_id": "A0EMUAPP1",
-                "view": {"id": view_id, "type": "modal", "callback_id": ids.DETAILS_MODAL},
+                "view": {"id": view_id, "type": "modal", "callback_id": details_ids.DETAILS_MODAL},
             }
         )
         assert reply.status == 200
@@ -414,7 +415,7 @@ def test_any_of_150_categories_can_be_picked_and_saving_keeps_it(live: Live) -> 
 
     # Saved as it was prefilled: the category stays.
     values = form_values(image_ids, titles=["Keynote"])
-    values["category"]["category"]["selected_option"] = picker["initial_option"]
+    values["category"][details_ids.CATEGORY]["selected_option"] = picker["initial_option"]
     assert live.submit(view_id, values).status == 200
     with session_scope(live.db.factory) as session:
         category_id = dict(session.execute(select(Category.name, Category.id)).all())
@@ -423,7 +424,7 @@ def test_any_of_150_categories_can_be_picked_and_saving_keeps_it(live: Live) -> 
         what="category kept",
     )
     # A form opened before the upgrade (a static select) still saves its choice.
-    view_id, _ = live.click_to_open(ids.EDIT_DETAILS, str(image_ids[0]))
+    view_id, _ = live.click_to_open(details_ids.EDIT_DETAILS, str(image_ids[0]))
     values = form_values(image_ids, titles=["Keynote"])
     values["category"] = {
         "value": {

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from bot import ids
 from bot.duplicates import band_filter
+from handlers.slack.capture import ids as capture_ids
 from storage.models import Image
 from tests import images
 from tests.conftest import ADMIN, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL, TEAM
@@ -49,14 +49,14 @@ def test_same_bytes_posted_again_is_flagged_and_can_be_discarded(live: Live) -> 
     said = all_text(prompt.params["blocks"])
     assert "looks like the very same file as" in said
     assert "<@UPOSTER>" in said
-    (discard,) = values_of(prompt.params["blocks"], ids.DISCARD_DUPLICATE)
-    assert values_of(prompt.params["blocks"], ids.KEEP_DUPLICATE) == [discard]
+    (discard,) = values_of(prompt.params["blocks"], capture_ids.DISCARD_DUPLICATE)
+    assert values_of(prompt.params["blocks"], capture_ids.KEEP_DUPLICATE) == [discard]
 
-    click = live.click(ids.DISCARD_DUPLICATE, discard, user=MEMBER)
+    click = live.click(capture_ids.DISCARD_DUPLICATE, discard, user=MEMBER)
     refusal = wait_until(lambda: live.responses(click["response_url"]), what="refusal")[-1]
     assert "Only the person who posted" in refusal["text"]
 
-    click = live.click(ids.DISCARD_DUPLICATE, discard)
+    click = live.click(capture_ids.DISCARD_DUPLICATE, discard)
     answer = wait_until(lambda: live.responses(click["response_url"]), what="answer")[-1]
     assert answer["replace_original"] is True
     assert [i.slack_file_id for i in live.stored()] == ["F0ORIG"]
@@ -88,10 +88,10 @@ def test_near_duplicate_is_flagged_and_can_be_kept(live: Live) -> None:
     live.post("F0LQ")
     prompt = live.wait_for_prompt(count=2)
     assert "almost the same picture as" in all_text(prompt.params["blocks"])
-    (keep,) = values_of(prompt.params["blocks"], ids.KEEP_DUPLICATE)
-    click = live.click(ids.KEEP_DUPLICATE, keep)
+    (keep,) = values_of(prompt.params["blocks"], capture_ids.KEEP_DUPLICATE)
+    click = live.click(capture_ids.KEEP_DUPLICATE, keep)
     answer = wait_until(lambda: live.responses(click["response_url"]), what="answer")[-1]
-    assert ids.KEEP_DUPLICATE not in all_text(answer["blocks"])
+    assert capture_ids.KEEP_DUPLICATE not in all_text(answer["blocks"])
     assert len(live.stored()) == 2
     image = live.image(int(keep))
     assert image is not None
@@ -103,7 +103,7 @@ def test_different_pictures_are_not_flagged(live: Live) -> None:
     live.wait_for_prompt(count=1)
     live.post(live.add_jpeg("F0TWO", seed=43))
     prompt = live.wait_for_prompt(count=2)
-    assert values_of(prompt.params["blocks"], ids.KEEP_DUPLICATE) == []
+    assert values_of(prompt.params["blocks"], capture_ids.KEEP_DUPLICATE) == []
 
 
 def test_near_duplicate_lookup_uses_the_band_indexes(database_url: str) -> None:
@@ -177,7 +177,7 @@ def shortcut_payload(
 ) -> dict[str, Any]:
     return {
         "type": "message_action",
-        "callback_id": ids.ADD_TO_LIBRARY_SHORTCUT,
+        "callback_id": capture_ids.ADD_TO_LIBRARY_SHORTCUT,
         "trigger_id": live.slack.new_trigger_id(),
         "response_url": live.slack.new_response_url(channel=channel, user=user),
         "team": {"id": TEAM, "domain": "acme"},
@@ -276,4 +276,4 @@ def test_a_duplicate_the_poster_cannot_see_is_not_named(live: Live) -> None:
     prompt = live.wait_for_prompt(user=MEMBER)
     said = all_text(prompt.params["blocks"])
     assert "looks like" not in said
-    assert values_of(prompt.params["blocks"], ids.DISCARD_DUPLICATE) == []
+    assert values_of(prompt.params["blocks"], capture_ids.DISCARD_DUPLICATE) == []

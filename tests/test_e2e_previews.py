@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot import ids
+from handlers.slack.approvals import ids as approvals_ids
+from handlers.slack.details import ids as details_ids
 from tests.conftest import MEMBER, POSTER, PUBLIC_CHANNEL, AppProcess, app_env, make_services
 from tests.fakes.slack_api import Call, SlackEmulator
 from tests.live import Live, RealClock, form_values, wait_until
@@ -73,9 +74,9 @@ def test_every_view_survives_previews_slack_cannot_load(unreachable_previews: Li
     assert "f0pic" in json.dumps(home.params["view"])
     (image,) = live.stored()
 
-    view_id, view = live.click_to_open(ids.ADD_DETAILS, str(image.id))
+    view_id, view = live.click_to_open(details_ids.ADD_DETAILS, str(image.id))
     refused_then_sent(live, "views.open")  # the details modal shows the picture
-    assert view["callback_id"] == ids.DETAILS_MODAL
+    assert view["callback_id"] == details_ids.DETAILS_MODAL
     reply = live.submit(view_id, form_values([image.id], titles=["Hero"], approvers=[MEMBER]))
     assert reply.status == 200 and not reply.body
     summary = wait_until(
@@ -87,7 +88,7 @@ def test_every_view_survives_previews_slack_cannot_load(unreachable_previews: Li
     assert "Approve" in json.dumps(card.params["blocks"])
     wait_until(live.cards_recorded, what="the card recorded")
 
-    live.click(ids.APPROVE, "1", user=MEMBER, channel=None)
+    live.click(approvals_ids.APPROVE, "1", user=MEMBER, channel=None)
     refused_then_sent(live, "chat.update")  # every card tells the outcome
     wait_until(lambda: (live.image(image.id) or image).status == "approved", what="approved")
 

@@ -7,7 +7,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from bot import ids
+from handlers.slack.details import ids as details_ids
+from handlers.slack.search import ids as search_ids
 from storage.db import session_scope
 from storage.models import Image
 from tests import images
@@ -73,10 +74,10 @@ def test_search_answers_privately_with_previews_and_actions(live: Live) -> None:
     text = said(answer)
     for part in ("CMO \u00b7 keynote", "Marketing", "2026-11-01", "by <@UPOSTER>", "approved"):
         assert part in text
-    assert len(buttons(answer, ids.SHARE_IMAGE)) == 1
-    assert buttons(answer, ids.EDIT_DETAILS) == []  # MEMBER did not post it
-    assert len(buttons(search(live, "CMO", user=POSTER), ids.EDIT_DETAILS)) == 1
-    assert len(buttons(search(live, "search CMO", user=ADMIN), ids.EDIT_DETAILS)) == 1
+    assert len(buttons(answer, search_ids.SHARE_IMAGE)) == 1
+    assert buttons(answer, details_ids.EDIT_DETAILS) == []  # MEMBER did not post it
+    assert len(buttons(search(live, "CMO", user=POSTER), details_ids.EDIT_DETAILS)) == 1
+    assert len(buttons(search(live, "search CMO", user=ADMIN), details_ids.EDIT_DETAILS)) == 1
 
 
 def test_empty_search_shows_help(live: Live) -> None:
@@ -119,24 +120,24 @@ def test_paging_replaces_the_message_in_place(live: Live) -> None:
     first = search(live, "tag:series")
     assert "*12 images*" in said(first)
     assert result_titles(first) == [f"Shot {n:02d}" for n in (11, 10, 9, 8, 7)]
-    assert buttons(first, ids.SEARCH_NEWER) == []
-    (older,) = buttons(first, ids.SEARCH_OLDER)
-    click = live.click(ids.SEARCH_OLDER, older["value"], user=MEMBER)
+    assert buttons(first, search_ids.SEARCH_NEWER) == []
+    (older,) = buttons(first, search_ids.SEARCH_OLDER)
+    click = live.click(search_ids.SEARCH_OLDER, older["value"], user=MEMBER)
     second = wait_until(lambda: live.responses(click["response_url"]), what="page 2")[-1]
     assert second["replace_original"] is True
     assert result_titles(second) == [f"Shot {n:02d}" for n in (6, 5, 4, 3, 2)]
-    (newer,) = buttons(second, ids.SEARCH_NEWER)
-    (older2,) = buttons(second, ids.SEARCH_OLDER)
+    (newer,) = buttons(second, search_ids.SEARCH_NEWER)
+    (older2,) = buttons(second, search_ids.SEARCH_OLDER)
 
     # The library changes under the open message: paging still answers sensibly.
     with session_scope(live.db.factory) as session:
         for image in session.query(Image).filter(Image.title.in_(["Shot 01", "Shot 00"])):
             session.delete(image)
-    click = live.click(ids.SEARCH_OLDER, older2["value"], user=MEMBER)
+    click = live.click(search_ids.SEARCH_OLDER, older2["value"], user=MEMBER)
     third = wait_until(lambda: live.responses(click["response_url"]), what="page 3")[-1]
     assert result_titles(third) == []
     assert "Nothing found" in said(third)
-    click = live.click(ids.SEARCH_NEWER, newer["value"], user=MEMBER)
+    click = live.click(search_ids.SEARCH_NEWER, newer["value"], user=MEMBER)
     back = wait_until(lambda: live.responses(click["response_url"]), what="page 1 again")[-1]
     assert result_titles(back) == [f"Shot {n:02d}" for n in (11, 10, 9, 8, 7)]
 
@@ -166,13 +167,13 @@ def tag_options(live: Live, typed: str, *, user: str) -> list[str]:
     """What the details modal's tag select offers `user` as they type `typed`."""
     payload = {
         "type": "block_suggestion",
-        "action_id": ids.TAGS,
-        "block_id": ids.TAGS_BLOCK,
+        "action_id": details_ids.TAGS,
+        "block_id": details_ids.TAGS_BLOCK,
         "value": typed,
         "team": {"id": TEAM},
         "user": {"id": user},
         "api_app_id": "A0EMUAPP1",
-        "view": {"id": "V1", "type": "modal", "callback_id": ids.DETAILS_MODAL},
+        "view": {"id": "V1", "type": "modal", "callback_id": details_ids.DETAILS_MODAL},
     }
     reply = live.sender.interactive(payload)
     assert reply.status == 200
@@ -222,7 +223,7 @@ def test_category_counts_are_of_images_the_person_may_see(live: Live) -> None:
 
 
 def share(live: Live, image_id: int, *, user: str, channel: str) -> dict:  # type: ignore[type-arg]
-    click = live.click(ids.SHARE_IMAGE, str(image_id), user=user, channel=channel)
+    click = live.click(search_ids.SHARE_IMAGE, str(image_id), user=user, channel=channel)
     return wait_until(lambda: live.responses(click["response_url"]), what="share answer")[-1]
 
 

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.domain import Post, PostedFile
-from bot.ingest_queue import Claim, claim_next
-from bot.library import LEASE, MAX_ATTEMPTS, record_posted_files
+from bot.ingest_queue import LEASE, MAX_ATTEMPTS, Claim, claim_next
+from bot.library import record_posted_files
 from bot.services import Services
-from bot.slack_files import posted_file_from_slack, token_allowed_for
+from handlers.slack.files import posted_file_from_slack, token_allowed_for
 from storage.db import session_scope
 from storage.models import AuditEvent, Image, IngestJob, IngestState
 from tests import images

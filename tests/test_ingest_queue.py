@@ -19,10 +19,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.ingest_queue import LEASE, MAX_ATTEMPTS
-from bot.library import INTERNAL_ERROR, record_posted_files
+from bot.ingestor import INTERNAL_ERROR
+from bot.library import record_posted_files
 from bot.prompts import discard_image
 from bot.services import Services
-from bot.slack_files import posted_file_from_slack
+from handlers.slack.files import posted_file_from_slack
 from storage.db import session_scope
 from storage.models import AuditEvent, Image, IngestJob, IngestState
 from tests import images

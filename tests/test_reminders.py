@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot import ids
 from bot.details import DetailsInput, save_details
 from bot.domain import Post
 from bot.library import record_posted_files
 from bot.scheduler import remind_about_details
 from bot.services import Services
-from bot.slack_files import posted_file_from_slack
+from handlers.slack.approvals import ids as approvals_ids
+from handlers.slack.details import ids as details_ids
+from handlers.slack.files import posted_file_from_slack
 from tests import images
 from tests.conftest import ADMIN, POSTER, PUBLIC_CHANNEL, TEAM, FakeClock, app_env, make_services
 from tests.fakes.slack_api import SlackEmulator
@@ -81,7 +82,7 @@ def test_reminder_is_sent_once_after_the_configured_hours(
     assert remind_about_details(services) == 1
     (dm,) = reminder_dms(slack)
     (button,) = [e for b in dm["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert (button["action_id"], button["value"]) == (ids.ADD_DETAILS, str(image_id))
+    assert (button["action_id"], button["value"]) == (details_ids.ADD_DETAILS, str(image_id))
     clock.advance(hours=24)
     assert remind_about_details(services) == 0
     assert len(reminder_dms(slack)) == 1
@@ -162,8 +163,8 @@ def test_escalation_gives_admins_a_card_they_can_decide_from(
         if b["type"] == "actions"
         for e in b["elements"]
     ]
-    assert ids.APPROVE in actions
-    assert ids.REJECT in actions
+    assert approvals_ids.APPROVE in actions
+    assert approvals_ids.REJECT in actions
     clock.advance(hours=1)
     assert remind_approvers(services) == 0  # at most once per interval, escalated once
 

@@ -1,4 +1,5 @@
-"""Fetch the bytes of a Slack file with the bot token, safely.
+"""Files posted in Slack: the library's `bot.ports.FileSource`, fetching the bytes with the
+bot token, safely.
 
 Two traps shape this module. Slack answers a download that lacks the token (or the
 `files:read` scope) with 200 and an HTML login page, so the content type and the first bytes
@@ -13,12 +14,15 @@ import http.client
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
+from slack_sdk.errors import SlackApiError
+
 from bot.domain import PostedFile
+from bot.ports import Downloaded, DownloadError
+from handlers.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +31,41 @@ MAX_REDIRECTS = 3
 CHUNK = 256 * 1024
 
 
-class DownloadError(Exception):
-    """The file could not be fetched. `retryable` says whether a later try may work."""
+class SlackFiles:
+    """The bytes of posted files, for the ingest (`bot.ports.FileSource`)."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+    def __init__(self, gateway: SlackGateway, *, api_host: str | None) -> None:
+        self._gateway = gateway
+        self._api_host = api_host  # tests point the API at the emulator: it may get the token
 
+    def resolve(self, team_id: str, file_id: str) -> PostedFile:
+        """Full details of a file whose event carried a stub (Slack Connect)."""
+        self._token(team_id)
+        try:
+            response = self._gateway.client(team_id).files_info(file=file_id)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown_error")
+            if error in ("file_not_found", "file_deleted"):
+                raise DownloadError(
+                    "the file was deleted from Slack before it could be saved", retryable=False
+                ) from None
+            raise DownloadError(f"Slack answered {error} to files.info", retryable=True) from None
+        return posted_file_from_slack(response["file"])
 
-@dataclass(frozen=True)
-class Downloaded:
-    path: Path
-    size: int
-    sha256: str
-    content_type: str
+    def fetch(self, team_id: str, url: str, *, dest_dir: Path, max_bytes: int) -> Downloaded:
+        return download(
+            url,
+            token=self._token(team_id),
+            api_host=self._api_host,
+            dest_dir=dest_dir,
+            max_bytes=max_bytes,
+        )
+
+    def _token(self, team_id: str) -> str:
+        token = self._gateway.token_for(team_id)
+        if not token:
+            raise DownloadError("the app is not installed in this workspace", retryable=False)
+        return token
 
 
 def token_allowed_for(url: str, *, api_host: str | None) -> bool:

@@ -6,53 +6,51 @@ import re
 import shlex
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import admin, blocks
-from bot.finder import viewer_for
+from bot import admin
 from bot.services import Services
-from handlers.search import run_search
+from handlers.slack.admin.views import categories_blocks, channels_blocks, help_blocks
+from handlers.slack.blocks import Block, escape, section
+from handlers.slack.context import services_of
+from handlers.slack.search.listeners import run_search
 
 CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 
 
-def register(app: App, services: Services) -> None:
-    def images_command(
-        ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext, client: WebClient
-    ) -> None:
-        ack()
-        text = " ".join(str(command.get("text") or "").split())
-        word, _, rest = text.partition(" ")
-        team_id, user_id = str(context.team_id), str(command["user_id"])
-        word = word.lower()
-        try:
-            if word in ("", "help"):
-                answer = blocks.help_blocks()
-            elif word in ("watch", "unwatch"):
-                answer = _watching(services, client, word, rest, team_id=team_id, user_id=user_id)
-            elif word == "channels":
-                answer = blocks.channels_blocks(
-                    admin.watched_channels(services.factory, team_id=team_id)
-                )
-            elif word == "categories":
-                answer = _categories(services, rest, team_id=team_id, user_id=user_id)
-            elif word == "approvers":
-                answer = _approvers(services, rest, team_id=team_id, user_id=user_id)
-            else:
-                query = rest if word == "search" else text
-                run_search(services, respond, team_id=team_id, user_id=user_id, text=query)
-                return
-        except admin.AdminError as exc:
-            answer = (str(exc), [blocks.section(f":warning: {exc}")])  # already mrkdwn-safe
-        respond(text=answer[0], blocks=answer[1], response_type="ephemeral")
-
-    app.command("/images")(images_command)
+def images_command(
+    ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext, client: WebClient
+) -> None:
+    services = services_of(context)
+    ack()
+    text = " ".join(str(command.get("text") or "").split())
+    word, _, rest = text.partition(" ")
+    team_id, user_id = str(context.team_id), str(command["user_id"])
+    word = word.lower()
+    try:
+        if word in ("", "help"):
+            answer = help_blocks()
+        elif word in ("watch", "unwatch"):
+            answer = _watching(services, client, word, rest, team_id=team_id, user_id=user_id)
+        elif word == "channels":
+            answer = channels_blocks(admin.watched_channels(services.factory, team_id=team_id))
+        elif word == "categories":
+            answer = _categories(services, rest, team_id=team_id, user_id=user_id)
+        elif word == "approvers":
+            answer = _approvers(services, rest, team_id=team_id, user_id=user_id)
+        else:
+            query = rest if word == "search" else text
+            run_search(services, respond, team_id=team_id, user_id=user_id, text=query)
+            return
+    except admin.AdminError as exc:
+        answer = (str(exc), [section(f":warning: {exc}")])  # already mrkdwn-safe
+    respond(text=answer[0], blocks=answer[1], response_type="ephemeral")
 
 
 def _require_admin(services: Services, *, team_id: str, user_id: str, what: str) -> None:
-    if not services.admins.is_admin(team_id, user_id):
+    if not services.people.is_admin(team_id, user_id):
         raise admin.AdminError(
             f"Only admins can {what}. Ask a workspace admin, or someone listed in SLACK_ADMIN_IDS."
         )
@@ -60,12 +58,12 @@ def _require_admin(services: Services, *, team_id: str, user_id: str, what: str)
 
 def _watching(
     services: Services, client: WebClient, word: str, rest: str, *, team_id: str, user_id: str
-) -> tuple[str, list[blocks.Block]]:
+) -> tuple[str, list[Block]]:
     _require_admin(services, team_id=team_id, user_id=user_id, what="change watched channels")
     parts = rest.split(" ", 1)
     match = CHANNEL_REF.match(parts[0]) if parts[0] else None
     if match is None:
-        shown = blocks.escape(parts[0]) if parts[0] else "nothing"
+        shown = escape(parts[0]) if parts[0] else "nothing"
         raise admin.AdminError(
             f"I can't find the channel {shown}. Pick it from the list as you type "
             f"`/images {word} #`."
@@ -79,7 +77,7 @@ def _watching(
             text = f"Stopped watching <#{channel_id}>. Images already in the library stay."
         else:
             text = f"<#{channel_id}> was not being watched."
-        return text, [blocks.section(text)]
+        return text, [section(text)]
     _check_bot_can_read(client, channel_id)
     category = parts[1].strip().lstrip("#") if len(parts) > 1 and parts[1].strip() else None
     watched = admin.watch(
@@ -92,8 +90,8 @@ def _watching(
     )
     text = f":white_check_mark: Watching <#{channel_id}>: images posted there go to the library"
     if watched.category:
-        text += f" under *{blocks.escape(watched.category)}*"
-    return text + ".", [blocks.section(text + ".")]
+        text += f" under *{escape(watched.category)}*"
+    return text + ".", [section(text + ".")]
 
 
 def _check_bot_can_read(client: WebClient, channel_id: str) -> None:
@@ -117,29 +115,23 @@ def _check_bot_can_read(client: WebClient, channel_id: str) -> None:
 
 def _categories(
     services: Services, rest: str, *, team_id: str, user_id: str
-) -> tuple[str, list[blocks.Block]]:
+) -> tuple[str, list[Block]]:
     action, _, args = rest.partition(" ")
     action = action.lower()
     now = services.clock()
     if action in ("", "list"):
         # Counts of the images this person may see, as search would find them.
-        viewer = viewer_for(
-            services.factory,
-            team_id=team_id,
-            user_id=user_id,
-            admins=services.admins,
-            memberships=services.memberships,
-        )
-        return blocks.categories_blocks(
+        viewer = services.people.viewer(team_id, user_id)
+        return categories_blocks(
             admin.list_categories(services.factory, team_id=team_id, viewer=viewer),
-            is_admin=services.admins.is_admin(team_id, user_id),
+            is_admin=services.people.is_admin(team_id, user_id),
         )
     _require_admin(services, team_id=team_id, user_id=user_id, what="change categories")
     if action == "add":
         name = admin.add_category(
             services.factory, team_id=team_id, name=_unquote(args), actor_id=user_id, now=now
         )
-        text = f"Added the category *{blocks.escape(name)}*."
+        text = f"Added the category *{escape(name)}*."
     elif action == "rename":
         old, sep, new = args.partition(" to ")
         if not sep:
@@ -154,7 +146,7 @@ def _categories(
             actor_id=user_id,
             now=now,
         )
-        text = f"Renamed it to *{blocks.escape(name)}*."
+        text = f"Renamed it to *{escape(name)}*."
     elif action == "remove":
         name, sep, target = args.partition("--move-to")
         moved = admin.remove_category(
@@ -165,16 +157,16 @@ def _categories(
             actor_id=user_id,
             now=now,
         )
-        text = f"Removed *{blocks.escape(_unquote(name))}*."
+        text = f"Removed *{escape(_unquote(name))}*."
         if sep:
             plural = "s" if moved != 1 else ""
-            text += f" {moved} image{plural} moved to *{blocks.escape(_unquote(target))}*."
+            text += f" {moved} image{plural} moved to *{escape(_unquote(target))}*."
     else:
         raise admin.AdminError(
             "I know `/images categories`, `add <name>`, `rename <old> to <new>` and "
             "`remove <name> [--move-to <other>]`."
         )
-    return text, [blocks.section(text)]
+    return text, [section(text)]
 
 
 USER_REF = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -182,7 +174,7 @@ USER_REF = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 def _approvers(
     services: Services, rest: str, *, team_id: str, user_id: str
-) -> tuple[str, list[blocks.Block]]:
+) -> tuple[str, list[Block]]:
     """`/images approvers <category> @ana @ben [any|all]`."""
     _require_admin(services, team_id=team_id, user_id=user_id, what="set approvers")
     people = USER_REF.findall(rest)
@@ -195,7 +187,7 @@ def _approvers(
             "Say it like this: `/images approvers Marketing @ana @ben [any|all]`."
         )
     for person in people:
-        facts = services.admins.user(team_id, person)
+        facts = services.people.facts(team_id, person)
         if facts.is_bot or facts.deleted:
             raise admin.AdminError(f"<@{person}> cannot approve (a bot, or no longer here).")
     info = admin.set_approvers(
@@ -209,8 +201,8 @@ def _approvers(
     )
     who = ", ".join(f"<@{p}>" for p in info.default_approvers)
     rule = "every one of them must approve" if policy == "all" else "the first decision counts"
-    text = f"Images in *{blocks.escape(info.name)}* will be sent for approval to {who} ({rule})."
-    return text, [blocks.section(text)]
+    text = f"Images in *{escape(info.name)}* will be sent for approval to {who} ({rule})."
+    return text, [section(text)]
 
 
 def _unquote(text: str) -> str:

@@ -1,0 +1,162 @@
+"""Open approval requests seen from outside the workflow: who waits on whom, the reminders
+due, a request's history, and what a card about an image shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.approvals import RequestView, request_view
+from bot.prompts import Preview, preview_for
+from storage.db import session_scope
+from storage.media import MediaStore
+from storage.models import ApprovalRequest, ApprovalVote, AuditEvent, Category, Image
+
+
+@dataclass(frozen=True)
+class Nudge:
+    request: RequestView
+    escalate: bool  # tell the admins, not (only) the approvers
+
+
+def claim_reminders(
+    factory: sessionmaker[Session],
+    *,
+    now: datetime,
+    remind_after: timedelta,
+    escalate_after: timedelta,
+    limit: int = 200,
+) -> list[Nudge]:
+    """Open requests due a reminder (at most once per interval) or an escalation (once).
+    Rows are claimed with FOR UPDATE SKIP LOCKED on Postgres and stamped in the same
+    transaction, so two workers never send the same reminder."""
+    # "Due" is part of the WHERE clause: a Python filter over the oldest `limit` open
+    # requests would starve every later request once `limit` of them were recently reminded.
+    reminder_due = or_(
+        ApprovalRequest.last_reminded_at.is_(None),
+        ApprovalRequest.last_reminded_at <= now - remind_after,
+    )
+    escalation_due = and_(
+        ApprovalRequest.escalated_at.is_(None),
+        ApprovalRequest.created_at <= now - escalate_after,
+    )
+    with session_scope(factory) as session:
+        query = (
+            select(ApprovalRequest)
+            .where(
+                ApprovalRequest.state == "open",
+                ApprovalRequest.created_at <= now - remind_after,
+                or_(reminder_due, escalation_due),
+            )
+            .order_by(ApprovalRequest.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        nudges = []
+        for request in session.scalars(query):
+            escalate = request.escalated_at is None and request.created_at <= now - escalate_after
+            due = request.last_reminded_at is None or request.last_reminded_at <= now - remind_after
+            if escalate:
+                request.escalated_at = now
+            if due:
+                request.last_reminded_at = now
+            nudges.append(Nudge(request_view(session, request), escalate=escalate))
+        return nudges
+
+
+def pending_for(
+    factory: sessionmaker[Session], *, team_id: str, user_id: str, limit: int = 10
+) -> list[RequestView]:
+    """Open requests waiting for `user_id`'s decision."""
+    with session_scope(factory) as session:
+        requests = session.scalars(
+            select(ApprovalRequest)
+            .join(ApprovalVote, ApprovalVote.request_id == ApprovalRequest.id)
+            .where(
+                ApprovalRequest.team_id == team_id,
+                ApprovalRequest.state == "open",
+                ApprovalVote.approver_id == user_id,
+                ApprovalVote.decision.is_(None),
+            )
+            .order_by(ApprovalRequest.created_at)
+            .limit(limit)
+        )
+        return [request_view(session, r) for r in requests]
+
+
+def requested_by(
+    factory: sessionmaker[Session], *, team_id: str, user_id: str, limit: int = 10
+) -> list[RequestView]:
+    with session_scope(factory) as session:
+        requests = session.scalars(
+            select(ApprovalRequest)
+            .where(ApprovalRequest.team_id == team_id, ApprovalRequest.requested_by == user_id)
+            .order_by(ApprovalRequest.created_at.desc())
+            .limit(limit)
+        )
+        return [request_view(session, r) for r in requests]
+
+
+def history(
+    factory: sessionmaker[Session], *, team_id: str, image_id: int, limit: int = 40
+) -> list[AuditEvent]:
+    with session_scope(factory) as session:
+        newest = list(
+            session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.team_id == team_id, AuditEvent.image_id == image_id)
+                .order_by(AuditEvent.id.desc())
+                .limit(limit)
+            )
+        )
+        return newest[::-1]
+
+
+@dataclass(frozen=True)
+class CardImage:
+    """What a card about an image shows of it."""
+
+    title: str
+    tags: list[str]
+    category: str | None
+    shoot_date: str | None
+    preview: Preview | None
+    original_url: str | None
+
+
+REMOVED = CardImage("(removed from the library)", [], None, None, None, None)
+
+
+def card_image(
+    factory: sessionmaker[Session], media: MediaStore, *, team_id: str, image_id: int
+) -> CardImage | None:
+    with session_scope(factory) as session:
+        image = session.scalar(select(Image).where(Image.team_id == team_id, Image.id == image_id))
+        if image is None:
+            return None
+        category = session.get(Category, image.category_id) if image.category_id else None
+        original = (
+            media.original_url(image.storage_key) if image.storage_key else None
+        ) or image.permalink
+        return CardImage(
+            title=image.title,
+            tags=list(image.tags),
+            category=category.name if category else None,
+            shoot_date=image.sort_at.date().isoformat(),
+            preview=preview_for(image, media),
+            original_url=original,
+        )
+
+
+def thread_of(factory: sessionmaker[Session], request: RequestView) -> tuple[str, str] | None:
+    """(channel, thread) of the post the request's image came from, if it came from one."""
+    with session_scope(factory) as session:
+        image = session.get(Image, request.image_id)
+        if image is None or not image.message_ts:
+            return None
+        return image.channel_id, image.thread_ts or image.message_ts

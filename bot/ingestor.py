@@ -1,0 +1,329 @@
+"""Ingest: fetch a posted file, check it, store the original, record it, report.
+
+Ingest is a small state machine kept in `ingest_jobs`; claiming, leases, retries and the
+attempts cap are in `bot.ingest_queue`, the work of one attempt is `Ingestor.process`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import ingest_queue
+from bot.imaging import ImageFacts, InvalidImage, inspect
+from bot.ingest_queue import (
+    MAX_ATTEMPTS,
+    Claim,
+    GaveUp,
+    backoff,
+    holds,
+    lock_content,
+)
+from bot.ports import DownloadError, FileSource
+from storage.db import session_scope
+from storage.media import MediaError, MediaInfo, MediaStore
+from storage.models import (
+    AuditEvent,
+    Image,
+    IngestJob,
+    IngestState,
+)
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "an internal error; will retry"
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    job_id: int
+    image_id: int
+    state: IngestState
+    reason: str | None = None
+    # Whose image it is, when known, so that telling them costs no extra read.
+    team_id: str = ""
+    uploader_id: str = ""
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_bytes: int
+    max_pixels: int
+
+
+# --------------------------------------------------------------------------------------------
+# Ingest
+
+
+class Ingestor:
+    """Runs ingest jobs: claim, download, validate, hash, store, mark stored, report.
+
+    Every attempt ends with its result recorded (stored, queued for a retry, or failed with
+    a reason) and reported to `on_settled`, whatever goes wrong in it; only losing the
+    database itself can leave a job `running`, and then its lease runs out and the next
+    claim records why."""
+
+    def __init__(
+        self,
+        *,
+        factory: sessionmaker[Session],
+        media: MediaStore,
+        files: FileSource,
+        name_for: Callable[[str, str], str],
+        work_dir: Path,
+        limits: IngestLimits,
+        clock: Clock,
+        on_settled: Iterable[Callable[[IngestOutcome], None]] = (),
+    ) -> None:
+        self._factory = factory
+        self._media = media
+        self._files = files
+        self._name_for = name_for
+        self._work_dir = work_dir
+        self._limits = limits
+        self._clock = clock
+        self._on_settled = list(on_settled)
+
+    # -- claiming -----------------------------------------------------------------------
+
+    def claim(self, job_id: int) -> Claim | GaveUp | None:
+        """Take the lease on one job if it is due (or its previous lease ran out)."""
+        return ingest_queue.claim(self._factory, job_id, now=self._clock())
+
+    def run(self, job_id: int) -> IngestOutcome | None:
+        """Claim and process one job; None when someone else has it or it is not due."""
+        return self.settle(self.claim(job_id))
+
+    def claim_next(self) -> Claim | GaveUp | None:
+        """Take the lease on the job due longest; None when nothing is due."""
+        return ingest_queue.claim_next(self._factory, now=self._clock())
+
+    def run_next(self) -> IngestOutcome | None:
+        """Claim and process the job due longest; None when nothing is due."""
+        return self.settle(self.claim_next())
+
+    def sweep(self, *, limit: int = 20) -> list[IngestOutcome]:
+        """Run due retries and jobs whose process died, one claim at a time, until none is
+        due or `limit` ran. One job's trouble never stops the others."""
+        outcomes: list[IngestOutcome] = []
+        for _ in range(limit):
+            try:
+                outcome = self.run_next()
+            except Exception:
+                # Claiming itself failed (the database is away): the next sweep tries again.
+                log.exception("ingest sweep could not claim a job")
+                break
+            if outcome is None:
+                break
+            outcomes.append(outcome)
+        return outcomes
+
+    def settle(self, claimed: Claim | GaveUp | None) -> IngestOutcome | None:
+        """Process a claimed job, or report one that gave up; None for no claim."""
+        if claimed is None:
+            return None
+        if isinstance(claimed, GaveUp):
+            log.warning("ingest job %s failed: %s", claimed.job_id, claimed.reason)
+            outcome = IngestOutcome(
+                claimed.job_id,
+                claimed.image_id,
+                IngestState.FAILED,
+                claimed.reason,
+                team_id=claimed.team_id,
+                uploader_id=claimed.uploader_id,
+            )
+            self._report(outcome)
+            return outcome
+        return self.process(claimed)
+
+    # -- the work -------------------------------------------------------------------------
+
+    def process(self, claimed: Claim) -> IngestOutcome:
+        """Do the work for a job this process has claimed. Never raises."""
+        job_id, image_id = claimed.job_id, claimed.image_id
+        try:
+            try:
+                outcome = self._ingest(claimed)
+            except (DownloadError, MediaError) as exc:
+                outcome = self._failed(claimed, str(exc), retryable=exc.retryable)
+            except InvalidImage as exc:
+                outcome = self._failed(claimed, str(exc), retryable=False)
+            except LeaseLost:
+                with session_scope(self._factory) as session:
+                    job = session.get_one(IngestJob, job_id)
+                    state, reason = IngestState(job.state), job.last_error
+                log.info(
+                    "ingest job %s: finished after its lease; the newer run's result stands",
+                    job_id,
+                )
+                outcome = IngestOutcome(job_id, image_id, state, reason)
+            except Exception:
+                # Our bug, a surprise from Slack, or an outage we did not foresee (the database
+                # going away): keep the job for a later try rather than lose the image; the
+                # attempts cap ends it if it keeps happening.
+                # The poster sees the reason: the details are for the log, not for them.
+                log.exception("ingest job %s crashed", job_id)
+                outcome = self._failed(claimed, INTERNAL_ERROR, retryable=True)
+        except Exception:
+            # Not even the failure could be recorded (the database is away): the lease runs
+            # out and the next claim records that this attempt did not finish.
+            log.exception("ingest job %s: could not record the result of its attempt", job_id)
+            return IngestOutcome(job_id, image_id, IngestState.RUNNING, None)
+        outcome = replace(outcome, team_id=claimed.team_id, uploader_id=claimed.uploader_id)
+        self._report(outcome)
+        return outcome
+
+    def _report(self, outcome: IngestOutcome) -> None:
+        for callback in self._on_settled:
+            try:
+                callback(outcome)
+            except Exception:
+                log.exception("ingest callback failed for job %s", outcome.job_id)
+
+    def _ingest(self, claimed: Claim) -> IngestOutcome:
+        team_id, file_id, url, size = claimed.team_id, claimed.file_id, claimed.url, claimed.size
+        if url is None:
+            resolved = self._files.resolve(team_id, file_id)
+            if not resolved.looks_like_image:
+                raise InvalidImage("this file is not an image, only images are kept")
+            url, size = resolved.download_url, resolved.size
+            if url is None:
+                raise DownloadError(
+                    "Slack did not give a download link for the file", retryable=False
+                )
+        if size is not None and size > self._limits.max_bytes:
+            raise InvalidImage(
+                f"the file is over {self._limits.max_bytes // (1024 * 1024)} MB, "
+                "the limit for the library"
+            )
+        fetched = self._files.fetch(
+            team_id, url, dest_dir=self._work_dir, max_bytes=self._limits.max_bytes
+        )
+        try:
+            facts = inspect(fetched.path, max_pixels=self._limits.max_pixels)
+            # Announce the bytes before storing them, so that a discard of another image
+            # with the same bytes does not delete the original under us (see discard_image).
+            if not self._reserve(claimed, fetched.sha256):
+                raise LeaseLost
+            stored = self._media.put(
+                fetched.path,
+                MediaInfo(
+                    sha256=fetched.sha256,
+                    format=facts.format,
+                    team_id=team_id,
+                    category=claimed.category,
+                    context=(("slack_file_id", file_id),),
+                ),
+            )
+        finally:
+            fetched.path.unlink(missing_ok=True)
+        if not self._mark_stored(
+            claimed,
+            # Looked up before the write transaction: no network call while holding it.
+            uploader_name=self._name_for(team_id, claimed.uploader_id),
+            facts=facts,
+            sha256=fetched.sha256,
+            size=fetched.size,
+            key=stored.key,
+            url=stored.url,
+        ):
+            raise LeaseLost
+        return IngestOutcome(
+            job_id=claimed.job_id, image_id=claimed.image_id, state=IngestState.STORED
+        )
+
+    def _reserve(self, claimed: Claim, sha256: str) -> bool:
+        """Record the original's sha256 on the image before it is stored; False when this
+        run no longer holds the job."""
+        with session_scope(self._factory) as session:
+            lock_content(session, sha256)
+            job = session.get_one(IngestJob, claimed.job_id, with_for_update=True)
+            if not holds(job, claimed.lease):
+                return False
+            session.get_one(Image, claimed.image_id).sha256 = sha256
+            return True
+
+    def _mark_stored(
+        self,
+        claimed: Claim,
+        *,
+        uploader_name: str,
+        facts: ImageFacts,
+        sha256: str,
+        size: int,
+        key: str,
+        url: str,
+    ) -> bool:
+        """Record the stored original; False when this run no longer holds the job (its
+        lease ran out and another run took it over), in which case nothing is written."""
+        now = self._clock()
+        b0, b1, b2, b3 = facts.phash_bands
+        with session_scope(self._factory) as session:
+            job = session.get_one(IngestJob, claimed.job_id, with_for_update=True)
+            if not holds(job, claimed.lease):
+                return False
+            image = session.get_one(Image, claimed.image_id)
+            image.width, image.height, image.format = facts.width, facts.height, facts.format
+            image.bytes, image.sha256 = size, sha256
+            image.phash = facts.phash
+            image.phash_b0, image.phash_b1, image.phash_b2, image.phash_b3 = b0, b1, b2, b3
+            image.camera = facts.camera
+            image.exif = facts.exif
+            if image.shoot_date is None and facts.shoot_date is not None:
+                image.shoot_date = facts.shoot_date
+                image.sort_at = facts.shoot_date
+            image.uploader_name = uploader_name[:255]
+            image.storage_key, image.delivery_url = key, url
+            image.updated_at = now
+            job.state, job.lease_until, job.last_error = IngestState.STORED, None, None
+            job.updated_at = now
+            session.add(
+                AuditEvent(
+                    team_id=image.team_id,
+                    image_id=image.id,
+                    actor_id=image.uploader_id,
+                    action="uploaded",
+                    detail={"slack_file_id": image.slack_file_id, "sha256": sha256},
+                    created_at=now,
+                )
+            )
+            return True
+
+    def _failed(self, claimed: Claim, reason: str, *, retryable: bool) -> IngestOutcome:
+        """Record a failed attempt: queued for a retry with backoff, or failed for good when
+        it cannot help or the attempts are used up. A run that lost its lease changes
+        nothing: the newer run's result stands."""
+        job_id, image_id, attempts = claimed.job_id, claimed.image_id, claimed.attempts
+        now = self._clock()
+        give_up = not retryable or attempts >= MAX_ATTEMPTS
+        with session_scope(self._factory) as session:
+            job = session.get_one(IngestJob, job_id, with_for_update=True)
+            if not holds(job, claimed.lease):
+                log.info("ingest job %s: result of an expired run dropped (%s)", job_id, reason)
+                return IngestOutcome(job_id, image_id, IngestState(job.state), job.last_error)
+            if give_up and retryable:
+                reason = f"gave up after {attempts} attempts: {reason}"
+            job.last_error = reason[:1000]
+            job.lease_until = None
+            job.updated_at = now
+            if give_up:
+                job.state = IngestState.FAILED
+            else:
+                job.state = IngestState.QUEUED
+                job.next_attempt_at = now + backoff(attempts)
+        if give_up:
+            log.warning("ingest job %s failed: %s", job_id, reason)
+            return IngestOutcome(job_id, image_id, IngestState.FAILED, reason)
+        log.info("ingest job %s will retry (attempt %s): %s", job_id, attempts, reason)
+        return IngestOutcome(job_id, image_id, IngestState.QUEUED, reason)
+
+
+class LeaseLost(Exception):
+    """This run's lease on the job ran out and another run took it over."""

@@ -1,0 +1,132 @@
+"""People: who someone is to the library (admin, member, guest) and what they may see.
+
+Every front door builds the same `Person` for whoever acts, from the workspace's directory
+(`bot.ports.Directory`), so the rules about who may see, edit or decide never depend on where
+the click came from. Directory answers are cached briefly: a burst of clicks or posts costs
+one lookup, and visibility never costs a call per channel.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.ports import Directory, PersonFacts
+from storage.db import session_scope
+from storage.models import Channel
+from storage.search import Viewer
+
+MEMBERSHIP_TTL_SECONDS = 60.0
+FACTS_TTL_SECONDS = 300.0
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone acting on the library: their team, id, role and what they may see."""
+
+    team_id: str
+    user_id: str
+    is_admin: bool
+    is_guest: bool
+    viewer: Viewer  # the conversations with images in the library they belong to
+
+    @property
+    def role(self) -> str:
+        return "admin" if self.is_admin else "guest" if self.is_guest else "member"
+
+
+class People:
+    """The directory, cached, plus the library's own list of admins (SLACK_ADMIN_IDS)."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        factory: sessionmaker[Session],
+        *,
+        configured_admins: frozenset[str] = frozenset(),
+        facts_ttl: float = FACTS_TTL_SECONDS,
+        membership_ttl: float = MEMBERSHIP_TTL_SECONDS,
+    ) -> None:
+        self._factory = factory
+        self._configured = configured_admins
+        self._facts: _TtlCache[PersonFacts] = _TtlCache(directory.person, facts_ttl)
+        self._guests: _TtlCache[frozenset[str]] = _TtlCache(
+            lambda team, _: directory.guests(team), facts_ttl
+        )
+        self._members: _TtlCache[frozenset[str] | None] = _TtlCache(
+            directory.members, membership_ttl
+        )
+        self._conversations: _TtlCache[frozenset[str] | None] = _TtlCache(
+            directory.conversations_of, membership_ttl
+        )
+
+    def facts(self, team_id: str, user_id: str) -> PersonFacts:
+        return self._facts.get(team_id, user_id)
+
+    def is_admin(self, team_id: str, user_id: str) -> bool:
+        """Admins are the ids in SLACK_ADMIN_IDS plus workspace admins and owners."""
+        return user_id in self._configured or self.facts(team_id, user_id).is_admin
+
+    def guests(self, team_id: str) -> frozenset[str]:
+        """The team's guests (the share check needs them all at once)."""
+        return self._guests.get(team_id, "")
+
+    def members(self, team_id: str, conversation_id: str) -> frozenset[str] | None:
+        """Who is in a conversation, or None when the directory would not say (then nobody
+        is let in)."""
+        return self._members.get(team_id, conversation_id)
+
+    def conversations_of(self, team_id: str, user_id: str) -> frozenset[str]:
+        """The conversations `user_id` is in that the library can see (empty when the
+        directory would not say: hiding too much is safer than showing too much)."""
+        return self._conversations.get(team_id, user_id) or frozenset()
+
+    def viewer(self, team_id: str, user_id: str) -> Viewer:
+        """The conversations with images in the library that `user_id` belongs to: private
+        ones for members, every one for guests (who see nothing public by default)."""
+        is_guest = self.facts(team_id, user_id).is_guest
+        with session_scope(self._factory) as session:
+            query = select(Channel.channel_id).where(Channel.team_id == team_id)
+            if not is_guest:
+                query = query.where(Channel.is_private.is_(True))
+            channels = set(session.scalars(query))
+        mine = frozenset(channels & self.conversations_of(team_id, user_id))
+        return Viewer(team_id=team_id, is_guest=is_guest, channels=mine)
+
+    def person(self, team_id: str, user_id: str) -> Person:
+        viewer = self.viewer(team_id, user_id)
+        return Person(
+            team_id=team_id,
+            user_id=user_id,
+            is_admin=self.is_admin(team_id, user_id),
+            is_guest=viewer.is_guest,
+            viewer=viewer,
+        )
+
+
+class _TtlCache(Generic[V]):
+    def __init__(self, lookup: Callable[[str, str], V], ttl: float) -> None:
+        self._lookup = lookup
+        self._ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[float, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, team_id: str, key: str) -> V:
+        with self._lock:
+            hit = self._cache.get((team_id, key))
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        value = self._lookup(team_id, key)
+        with self._lock:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[(team_id, key)] = (time.monotonic() + self._ttl, value)
+        return value

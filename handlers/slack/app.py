@@ -1,0 +1,45 @@
+"""The Bolt app: one listener per button, command, modal, option list and event, each in its
+surface's folder, with the library and our Web API client handed to every one of them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App, BoltContext
+
+from bot.config import Settings
+from bot.services import Services
+from handlers.slack import admin, approvals, capture, details, home, search
+from handlers.slack.gateway import SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, services: Services, gateway: SlackGateway) -> App:
+    """The Bolt app with every listener registered. Needs Slack credentials."""
+    if settings.slack_mode == "unconfigured":
+        raise ValueError("create_app needs SLACK_BOT_TOKEN and a signing secret or app token")
+    app = App(
+        client=gateway.client(),
+        signing_secret=settings.slack_signing_secret or "",
+        request_verification_enabled=settings.slack_mode == "http",
+        # Verified lazily on the first request: a Slack outage at boot must not crash-loop us.
+        token_verification_enabled=False,
+        process_before_response=False,
+        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt"),
+        logger=logging.getLogger("slack_bolt"),
+    )
+
+    def inject(context: BoltContext, next: Callable[[], None]) -> None:
+        """Every listener finds the library in `context["services"]`, and Bolt's `client`
+        is ours (its error policy: messages that survive a preview Slack cannot load)."""
+        context["services"] = services
+        context["client"] = gateway.client(context.team_id)
+        next()
+
+    app.use(inject)
+    for surface in (capture, details, search, approvals, admin, home):
+        surface.register(app)
+    return app

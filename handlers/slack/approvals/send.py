@@ -1,0 +1,149 @@
+"""Approvals: the cards DMed to approvers, kept true as votes come in, and the reminders."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse
+
+from bot.approval_queue import REMOVED, Nudge, card_image, thread_of
+from bot.approvals import RequestView, record_card
+from bot.services import Services
+from handlers.slack.approvals.views import approval_card, approval_status
+from handlers.slack.blocks import Block, escape, section
+from handlers.slack.gateway import send
+
+log = logging.getLogger(__name__)
+
+
+def send_request(services: Services, client: WebClient, request: RequestView) -> None:
+    """DM each approver a card, confirm privately to the requester, and say it once in the
+    thread of the original post."""
+    image = card_image(
+        services.factory, services.media, team_id=request.team_id, image_id=request.image_id
+    )
+    if image is None:
+        return
+    text, card = approval_card(request, image)
+    for approver in request.approvers:
+        sent = post_card(client, channel=approver, text=text, body=card)
+        if sent is None:
+            continue
+        record_card(
+            services.factory,
+            request_id=request.id,
+            approver_id=approver,
+            channel=str(sent["channel"]),
+            ts=str(sent["ts"]),
+        )
+    people = ", ".join(f"<@{a}>" for a in request.approvers)
+    send(
+        "chat.postMessage",
+        lambda: client.chat_postMessage(
+            channel=request.requested_by,
+            text=f"Sent *{escape(image.title or 'your image')}* for approval to {people}.",
+        ),
+    )
+    thread = thread_of(services.factory, request)
+    if thread:
+        send(
+            "chat.postMessage",
+            lambda: client.chat_postMessage(
+                channel=thread[0], thread_ts=thread[1], text=f"Sent for approval to {people}."
+            ),
+            ignore=("not_in_channel", "channel_not_found"),
+        )
+    for user in {request.requested_by, *request.approvers}:
+        services.refresh_home(request.team_id, user)
+
+
+def post_card(
+    client: WebClient, *, channel: str, text: str, body: list[Block]
+) -> SlackResponse | None:
+    """Post a card (the client resends it without its picture when Slack cannot load it);
+    None when Slack refused it all the same."""
+    try:
+        return client.chat_postMessage(channel=channel, text=text, blocks=body)
+    except SlackApiError as exc:
+        log.warning("message to %s failed: %s", channel, exc.response.get("error"))
+        return None
+
+
+def show_outcome(
+    services: Services, client: WebClient, request: RequestView, *, settled: bool
+) -> None:
+    """Make every card tell the truth; when the request just settled, tell the requester in
+    the original thread."""
+    image = card_image(
+        services.factory, services.media, team_id=request.team_id, image_id=request.image_id
+    )
+    # Removed from the library: the cards still say what happened.
+    text, card = approval_card(request, image or REMOVED)
+    for vote in request.votes:
+        if vote.card_channel and vote.card_ts:
+            send(
+                "chat.update",
+                lambda v=vote: client.chat_update(
+                    channel=v.card_channel, ts=v.card_ts, text=text, blocks=card
+                ),
+                ignore=("message_not_found", "channel_not_found"),
+            )
+    if settled:
+        thread = thread_of(services.factory, request)
+        line = f"<@{request.requested_by}> {approval_status(request)}"
+        if thread:
+            send(
+                "chat.postMessage",
+                lambda: client.chat_postMessage(channel=thread[0], thread_ts=thread[1], text=line),
+                ignore=("not_in_channel", "channel_not_found"),
+            )
+        else:
+            send(
+                "chat.postMessage",
+                lambda: client.chat_postMessage(channel=request.requested_by, text=line),
+            )
+    for user in {request.requested_by, *request.approvers}:
+        services.refresh_home(request.team_id, user)
+
+
+def send_nudge(services: Services, client: WebClient, nudge: Nudge) -> None:
+    """A reminder to the approvers still to decide; an escalation to the admins."""
+    request = nudge.request
+    image = card_image(
+        services.factory, services.media, team_id=request.team_id, image_id=request.image_id
+    )
+    title = escape(image.title if image else "an image")
+    waiting = [v.approver_id for v in request.votes if v.decision is None]
+    for approver in waiting:
+        send(
+            "chat.postMessage",
+            lambda a=approver: client.chat_postMessage(
+                channel=a,
+                text=f":bell: Reminder: <@{request.requested_by}> is waiting for your decision "
+                f"on *{title}* (the card with the buttons is above).",
+            ),
+        )
+    # Under `all`, an approver who has left can never decide: the admins must.
+    gone = [a for a in waiting if services.people.facts(request.team_id, a).deleted]
+    stuck = request.policy == "all" and bool(gone)
+    if (nudge.escalate or stuck) and image is not None:
+        who = ", ".join(f"<@{a}>" for a in waiting) or "nobody"
+        if stuck:
+            why = (
+                f"{', '.join(f'<@{a}>' for a in gone)} left the workspace, and every approver "
+                "must approve"
+            )
+        else:
+            why = (
+                f"it has waited over {services.settings.approval_escalate_hours:g} hours; "
+                f"still waiting for {who}"
+            )
+        text = (
+            f":rotating_light: The approval of *{title}* requested by "
+            f"<@{request.requested_by}> needs an admin: {why}. You can decide here."
+        )
+        _, card = approval_card(request, image)
+        for admin_id in sorted(services.settings.slack_admin_ids):
+            post_card(client, channel=admin_id, text=text, body=[section(text), *card])

@@ -1,0 +1,85 @@
+"""Details: the modal built for a set of images, and the reminder to add details."""
+
+from __future__ import annotations
+
+from slack_sdk import WebClient
+
+from bot.details_form import details_form
+from bot.prompts import PromptPlan
+from bot.reminders import DetailsReminder
+from bot.services import Services
+from handlers.slack.blocks import Block, button, escape, message_modal, section
+from handlers.slack.details import ids
+from handlers.slack.details.views import MAX_TITLES_IN_MODAL, details_modal
+from handlers.slack.gateway import send
+
+GONE = "These images are no longer in the library."
+
+
+def details_modal_for(
+    services: Services, *, team_id: str, image_ids: list[int], response_url: str | None
+) -> Block:
+    """The details modal for these images, prefilled with what is known. `response_url`:
+    the prompt the summary replaces once saved."""
+    form = details_form(
+        services.factory,
+        services.media,
+        team_id=team_id,
+        image_ids=image_ids[:MAX_TITLES_IN_MODAL],  # one title input each
+    )
+    if form is None:
+        return message_modal("Image library", GONE)
+    metadata = {"images": [i.image_id for i in form.images], "response_url": response_url}
+    return details_modal(
+        images=form.images,
+        has_categories=form.has_categories,
+        prefill=form.prefill,
+        metadata=metadata,
+        previews=form.previews,
+    )
+
+
+def details_or_reasons(services: Services, plan: PromptPlan) -> Block:
+    """For the shortcut's modal: the details form, or why nothing could be kept."""
+    images = plan.needing_details or plan.stored
+    if not images:
+        reasons = "\n".join(
+            f"\u2022 {escape(n.file_name)}: {escape(n.reason or 'unknown')}"
+            for n in plan.failed[:20]
+        )
+        return message_modal("Image library", f"None of these files could be kept:\n{reasons}")
+    return details_modal_for(
+        services,
+        team_id=plan.team_id,
+        image_ids=[n.image_id for n in images],
+        response_url=None,
+    )
+
+
+def remind_about_details(client: WebClient, reminder: DetailsReminder) -> None:
+    count = len(reminder.image_ids)
+    noun = "image is" if count == 1 else f"{count} images are"
+    titles = ", ".join(f"*{escape(t or 'untitled')}*" for t in reminder.titles[:10])
+    body = [
+        section(
+            f":wave: Your {noun} in the library but still without details: {titles}. "
+            "Tags and a category make them findable."
+        ),
+        {
+            "type": "actions",
+            "elements": [
+                button(
+                    "Add details",
+                    ids.ADD_DETAILS,
+                    ",".join(str(i) for i in reminder.image_ids[:MAX_TITLES_IN_MODAL]),
+                    style="primary",
+                )
+            ],
+        },
+    ]
+    send(
+        "chat.postMessage",
+        lambda: client.chat_postMessage(
+            channel=reminder.user_id, text=f"Your {noun} still without details", blocks=body
+        ),
+    )
