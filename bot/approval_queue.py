@@ -160,3 +160,17 @@ def thread_of(factory: sessionmaker[Session], request: RequestView) -> tuple[str
         if image is None or not image.message_ts:
             return None
         return image.channel_id, image.thread_ts or image.message_ts
+
+
+def record_card(
+    factory: sessionmaker[Session], *, request_id: int, approver_id: str, channel: str, ts: str
+) -> None:
+    """Remember where an approver's card is, to update it later."""
+    with session_scope(factory) as session:
+        vote = session.scalar(
+            select(ApprovalVote).where(
+                ApprovalVote.request_id == request_id, ApprovalVote.approver_id == approver_id
+            )
+        )
+        if vote is not None:
+            vote.card_channel, vote.card_ts = channel, ts

@@ -227,20 +227,6 @@ def request_approval(
         return request_view(session, request)
 
 
-def record_card(
-    factory: sessionmaker[Session], *, request_id: int, approver_id: str, channel: str, ts: str
-) -> None:
-    """Remember where an approver's card is, to update it later."""
-    with session_scope(factory) as session:
-        vote = session.scalar(
-            select(ApprovalVote).where(
-                ApprovalVote.request_id == request_id, ApprovalVote.approver_id == approver_id
-            )
-        )
-        if vote is not None:
-            vote.card_channel, vote.card_ts = channel, ts
-
-
 def decide(
     factory: sessionmaker[Session],
     *,

@@ -19,21 +19,22 @@ from typing import Any
 
 import imagehash
 import pillow_heif
+import pyvips
 from PIL import Image
 
 from bot import exif as exif_reader
-from bot.exif import parse_exif_datetime
+from bot.exif import orientation_of, parse_exif_datetime
 from bot.pixels import (
     DecodeBudget,
     InvalidImage,
     budget,
     check_fits,
     check_pixels,
+    read_failure,
     read_header,
     reduced,
     set_budget,
     set_max_pixels,
-    write_thumbnail,
 )
 
 __all__ = [
@@ -179,3 +180,22 @@ def _return_freed_pixels_to_the_os() -> None:
 
 def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def write_thumbnail(source: Path, dest: Path, *, width: int, height: int) -> None:
+    """Write a JPEG preview of `source` fitting width x height to `dest`, within the budget
+    (the web threads decode too). Transparent areas become white, not black."""
+    kind = sniff_file(source)
+    header = read_header(source, kind)
+    check_pixels(header)  # originals were checked at ingest, but the cap may have changed
+    box = max(width, height)
+    cost = check_fits(header, box)
+    with budget().reserve(cost):
+        image = reduced(source, header, box, orientation=orientation_of(header.exif))
+    try:
+        image = image.thumbnail_image(width, height=height, size="down", no_rotate=True)
+        if image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])
+        image.jpegsave(str(dest), Q=85, keep="none", optimize_coding=True)
+    except pyvips.Error as exc:
+        raise InvalidImage(read_failure(kind, exc)) from None

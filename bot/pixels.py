@@ -121,7 +121,7 @@ def read_header(path: Path, kind: str) -> Header:
     """Open with the loader for `kind` only and read the header (no pixels)."""
     header = _heif_header(path) if kind == "HEIF" else _vips_header(path, kind)
     if header.width <= 0 or header.height <= 0:
-        raise InvalidImage(_read_failure(kind, ValueError("no pixels")))
+        raise InvalidImage(read_failure(kind, ValueError("no pixels")))
     return header
 
 
@@ -129,7 +129,7 @@ def _vips_header(path: Path, kind: str) -> Header:
     try:
         image = pyvips.Operation.call(LOADERS[kind], str(path), access="sequential")
     except pyvips.Error as exc:
-        raise InvalidImage(_read_failure(kind, exc)) from None
+        raise InvalidImage(read_failure(kind, exc)) from None
     fields = set(image.get_fields())
     exif = image.get("exif-data") if "exif-data" in fields else None
     chroma = 3.0
@@ -212,29 +212,7 @@ def reduced(path: Path, header: Header, box: int, *, orientation: int = 1) -> py
         image = _srgb8(image)
         return _upright(image, orientation).copy_memory()
     except pyvips.Error as exc:
-        raise InvalidImage(_read_failure(header.kind, exc)) from None
-
-
-def write_thumbnail(source: Path, dest: Path, *, width: int, height: int) -> None:
-    """Write a JPEG preview of `source` fitting width x height to `dest`, within the budget
-    (the web threads decode too). Transparent areas become white, not black."""
-    from bot.exif import orientation_of
-    from bot.imaging import sniff_file
-
-    kind = sniff_file(source)
-    header = read_header(source, kind)
-    check_pixels(header)  # originals were checked at ingest, but the cap may have changed
-    box = max(width, height)
-    cost = check_fits(header, box)
-    with _budget.reserve(cost):
-        image = reduced(source, header, box, orientation=orientation_of(header.exif))
-    try:
-        image = image.thumbnail_image(width, height=height, size="down", no_rotate=True)
-        if image.hasalpha():
-            image = image.flatten(background=[255, 255, 255])
-        image.jpegsave(str(dest), Q=85, keep="none", optimize_coding=True)
-    except pyvips.Error as exc:
-        raise InvalidImage(_read_failure(kind, exc)) from None
+        raise InvalidImage(read_failure(header.kind, exc)) from None
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -337,7 +315,7 @@ def _heif_header(path: Path) -> Header:
         exif = heif.info.get("exif")
         bands = 4 if heif.has_alpha else 3
     except Exception as exc:  # libheif's parser answers damage with any of half a dozen types
-        raise InvalidImage(_read_failure("HEIF", exc)) from None
+        raise InvalidImage(read_failure("HEIF", exc)) from None
     return Header(
         kind="HEIF",
         width=width,
@@ -362,10 +340,10 @@ def _heif_reduced(path: Path, box: int) -> pyvips.Image:
         stride = heif.stride
         width, height = heif.size
     except Exception as exc:  # libheif's parser answers damage with any of half a dozen types
-        raise InvalidImage(_read_failure("HEIF", exc)) from None
+        raise InvalidImage(read_failure("HEIF", exc)) from None
     bands = len(mode)
     if width <= 0 or height <= 0 or stride < width * bands or len(data) < stride * height:
-        raise InvalidImage(_read_failure("HEIF", ValueError("decoded size does not match")))
+        raise InvalidImage(read_failure("HEIF", ValueError("decoded size does not match")))
     full = pyvips.Image.new_from_memory(
         _unpadded(data, width=width, height=height, bands=bands, stride=stride),
         width,
@@ -386,7 +364,7 @@ def _unpadded(data: bytes, *, width: int, height: int, bands: int, stride: int) 
     return b"".join(view[y * stride : y * stride + row] for y in range(height))
 
 
-def _read_failure(kind: str, exc: Exception) -> str:
+def read_failure(kind: str, exc: Exception) -> str:
     text = str(exc).lower()
     name = "HEIC" if kind == "HEIF" else kind
     if any(word in text for word in ("truncat", "premature end", "unexpected end", "eof")):

@@ -6,10 +6,7 @@ suggestions or typo corrections.
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
@@ -36,7 +33,7 @@ from sqlalchemy import text as text_clause
 from sqlalchemy.dialects.postgresql import REGCONFIG, array
 from sqlalchemy.orm import Session
 
-from storage.models import Category, Image, Tag, TagUse
+from storage.models import Category, Image, TagUse
 from storage.query import (  # noqa: F401 - re-exported: the query language's public names
     DEFAULT_STATUSES,
     FILTERS,
@@ -48,20 +45,20 @@ from storage.query import (  # noqa: F401 - re-exported: the query language's pu
     parse,
     parse_date,
 )
+from storage.visibility import (  # noqa: F401 - re-exported: callers search with these
+    Viewer,
+    closest_tags,
+    escape_like,
+    normalise_tag,
+    tag_key,
+    tag_use_seen_by,
+    tag_visible_to,
+    visible_to,
+)
 
 # --------------------------------------------------------------------------------------------
 # Query -> SQL, per dialect. The visibility filter is part of the WHERE clause, so paging
 # and counts are over what this person may see, never a post-filter.
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who is searching. `channels`: the conversations they belong to among those the
-    library has images from (a guest sees only these; a member also sees public ones)."""
-
-    team_id: str
-    is_guest: bool
-    channels: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -112,35 +109,6 @@ class _TagPlan:
 
     visible: int  # images the viewer may see with one of the tags (at most)
     sort_all: bool  # find every match through the tag index, then sort; else walk in order
-
-
-def visible_to(viewer: Viewer, *, team_unindexed: bool = False) -> ColumnElement[bool]:
-    """The images `viewer` may see: their team's, from public channels (not for guests) or
-    from conversations they are in. `team_unindexed` (SQLite): compare the team with a unary
-    plus, which keeps SQLite from walking a (team_id, ...) index so it looks up the few
-    candidate rows by id instead."""
-    members_of = Image.channel_id.in_(sorted(viewer.channels)) if viewer.channels else false()
-    team = literal_column("+images.team_id") if team_unindexed else Image.team_id
-    if viewer.is_guest:
-        return and_(team == viewer.team_id, members_of)
-    return and_(team == viewer.team_id, or_(Image.channel_private.is_(False), members_of))
-
-
-def tag_visible_to(viewer: Viewer) -> ColumnElement[bool]:
-    """The `Tag` is on at least one image `viewer` may see (the rule of `visible_to`, applied
-    to the per-conversation counts in `tag_uses`): a tag used only in a private channel is
-    never suggested, corrected to or even admitted to exist outside it."""
-    return exists().where(
-        TagUse.team_id == Tag.team_id, TagUse.name_key == Tag.name_key, _tag_use_seen_by(viewer)
-    )
-
-
-def _tag_use_seen_by(viewer: Viewer) -> ColumnElement[bool]:
-    """The `tag_uses` rows of images `viewer` may see (the rule of `visible_to`)."""
-    members_of = TagUse.channel_id.in_(sorted(viewer.channels)) if viewer.channels else false()
-    if viewer.is_guest:
-        return members_of
-    return or_(TagUse.channel_private.is_(False), members_of)
 
 
 def search_images(
@@ -238,7 +206,7 @@ _NO_USES = _TagUses(0, 0, 0)
 
 def _tag_counts(session: Session, viewer: Viewer, keys: list[str]) -> dict[str, _TagUses]:
     """Per tag key, from `tag_uses`, in one statement; keys on no image are left out."""
-    seen = _tag_use_seen_by(viewer)
+    seen = tag_use_seen_by(viewer)
     rows = session.execute(
         select(
             TagUse.name_key,
@@ -364,16 +332,6 @@ def _fts_terms(text: str) -> list[str]:
     return [t for t in re.split(r"[^\w]+", text.casefold()) if t and t != "_"][:8]
 
 
-def normalise_tag(raw: str) -> str:
-    """Trim, collapse inner white space, NFC-normalise. Case is kept as typed."""
-    return " ".join(unicodedata.normalize("NFC", raw).split())
-
-
-def tag_key(tag: str) -> str:
-    """What makes two tags the same tag: case-insensitive (casefold) comparison."""
-    return normalise_tag(tag).casefold()
-
-
 def _audience_has_any(viewer: Viewer, keys: list[str]) -> ColumnElement[bool]:
     """Postgres: the image has one of the tags and the viewer may see it, through the GIN
     index `ix_images_audience_tags` on `imglib_audience_tags(...)` (migration 0004), whose
@@ -414,47 +372,3 @@ def _category_ids(team_id: str, name: str, *, prefix: bool) -> Select[tuple[int]
         else Category.name_key == key
     )
     return select(Category.id).where(Category.team_id == team_id, wanted)
-
-
-def escape_like(text: str) -> str:
-    """`text` as a literal inside a LIKE pattern (with `escape="\\\\"`)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def closest_tags(session: Session, *, viewer: Viewer, typed: str, limit: int = 3) -> list[str]:
-    """Tags on images `viewer` may see, spelled most like `typed`: pg_trgm similarity on
-    Postgres (indexed), the standard library's sequence matching over that vocabulary on
-    SQLite."""
-    key = tag_key(typed)
-    if not key:
-        return []
-    mine = (Tag.team_id == viewer.team_id, Tag.use_count > 0, tag_visible_to(viewer))
-    if session.get_bind().dialect.name == "postgresql":
-        similarity = func.similarity(Tag.name_key, key)
-        return list(
-            session.scalars(
-                select(Tag.name)
-                .where(*mine, Tag.name_key.op("%")(key))
-                .order_by(similarity.desc(), Tag.use_count.desc())
-                .limit(limit)
-            )
-        )
-    # SQLite has no trigram index: narrow the vocabulary in SQL to what sequence matching
-    # could accept (its ratio 2M / (a + b) >= 0.6 bounds the length; a close spelling shares
-    # three letters in a row with the typed one, or two for a word under five letters), so
-    # difflib and the visibility probe see dozens of tags, not the team's 20,000. A typo
-    # that keeps no such run ("kyenoet" for "keynote") is not corrected on SQLite; Postgres
-    # corrects it.
-    run = 3 if len(key) >= 5 else 2
-    pairs = sorted({key[i : i + run] for i in range(len(key) - run + 1)})
-    shares = or_(*(func.instr(Tag.name_key, p) > 0 for p in pairs))
-    length = func.length(Tag.name_key).between(int(len(key) * 0.42), math.ceil(len(key) * 2.34))
-    vocabulary = dict(
-        session.execute(
-            select(Tag.name_key, Tag.name)
-            .where(*mine[:2], length, shares if pairs else Tag.name_key == key, mine[2])
-            .order_by(Tag.use_count.desc())
-            .limit(20_000)
-        ).all()
-    )
-    return [vocabulary[k] for k in difflib.get_close_matches(key, vocabulary, n=limit, cutoff=0.6)]

@@ -11,8 +11,11 @@ from slack_bolt import App, BoltContext
 
 from bot.config import Settings
 from bot.services import Services
-from handlers.slack import admin, approvals, capture, details, home, search
+from handlers.slack import approvals, capture, command, details, home, search
+from handlers.slack.blocks import OPEN_ORIGINAL
+from handlers.slack.clicks import acknowledge
 from handlers.slack.gateway import SlackGateway
+from handlers.slack.routing import routed
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ def create_app(settings: Settings, services: Services, gateway: SlackGateway) ->
         next()
 
     app.use(inject)
-    for surface in (capture, details, search, approvals, admin, home):
+    for surface in (capture, details, search, approvals, home, command):
         surface.register(app)
+    # Link buttons (Open original): Slack opens the URL and still sends the click.
+    app.action(routed(OPEN_ORIGINAL, "open_original"))(acknowledge)
     return app

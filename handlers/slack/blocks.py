@@ -13,6 +13,9 @@ from bot.prompts import Preview
 
 Block = dict[str, Any]
 
+# The "Open original" link button, on search results and approval cards alike.
+OPEN_ORIGINAL = "shared.open_original"
+
 
 def escape(text: str) -> str:
     """&, < and > are Slack's control characters (`<!channel>`, `<@U1>`, `<url|label>`)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import BoltContext, Respond
+from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -88,3 +88,8 @@ def post_to_response_url(url: str, payload: dict[str, Any]) -> None:
     )
     if response.status_code != 200:
         log.warning("response_url answered %s: %s", response.status_code, response.body[:200])
+
+
+def acknowledge(ack: Ack) -> None:
+    """A click that needs no answer but its acknowledgement (a link button)."""
+    ack()

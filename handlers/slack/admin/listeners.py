@@ -1,12 +1,11 @@
-"""`/images ...`: one slash command, routed by its first word."""
+"""Admin: the answers to `/images help | watch | unwatch | channels | categories |
+approvers` (routed here by handlers.slack.command)."""
 
 from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
 
-from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -14,44 +13,40 @@ from bot import admin
 from bot.services import Services
 from handlers.slack.admin.views import categories_blocks, channels_blocks, help_blocks
 from handlers.slack.blocks import Block, escape, section
-from handlers.slack.context import services_of
-from handlers.slack.search.listeners import run_search
 
 CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 
 
-def images_command(
-    ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext, client: WebClient
-) -> None:
-    services = services_of(context)
-    ack()
-    text = " ".join(str(command.get("text") or "").split())
-    word, _, rest = text.partition(" ")
-    team_id, user_id = str(context.team_id), str(command["user_id"])
-    word = word.lower()
+class Refused(Exception):
+    """The request cannot be done here; the message (mrkdwn) says what to do instead."""
+
+
+def admin_answer(
+    services: Services, client: WebClient, word: str, rest: str, *, team_id: str, user_id: str
+) -> tuple[str, list[Block]] | None:
+    """The answer to `/images <word> <rest>` when `word` is an admin word (help too), else
+    None: then the words are a search."""
     try:
         if word in ("", "help"):
-            answer = help_blocks()
-        elif word in ("watch", "unwatch"):
-            answer = _watching(services, client, word, rest, team_id=team_id, user_id=user_id)
-        elif word == "channels":
-            answer = channels_blocks(admin.watched_channels(services.factory, team_id=team_id))
-        elif word == "categories":
-            answer = _categories(services, rest, team_id=team_id, user_id=user_id)
-        elif word == "approvers":
-            answer = _approvers(services, rest, team_id=team_id, user_id=user_id)
-        else:
-            query = rest if word == "search" else text
-            run_search(services, respond, team_id=team_id, user_id=user_id, text=query)
-            return
-    except admin.AdminError as exc:
-        answer = (str(exc), [section(f":warning: {exc}")])  # already mrkdwn-safe
-    respond(text=answer[0], blocks=answer[1], response_type="ephemeral")
+            return help_blocks()
+        if word in ("watch", "unwatch"):
+            return _watching(services, client, word, rest, team_id=team_id, user_id=user_id)
+        if word == "channels":
+            return channels_blocks(admin.watched_channels(services.factory, team_id=team_id))
+        if word == "categories":
+            return _categories(services, rest, team_id=team_id, user_id=user_id)
+        if word == "approvers":
+            return _approvers(services, rest, team_id=team_id, user_id=user_id)
+    except Refused as exc:
+        return str(exc), [section(f":warning: {exc}")]
+    except admin.AdminError as exc:  # the library's words: plain text
+        return str(exc), [section(f":warning: {escape(str(exc))}")]
+    return None
 
 
 def _require_admin(services: Services, *, team_id: str, user_id: str, what: str) -> None:
     if not services.people.is_admin(team_id, user_id):
-        raise admin.AdminError(
+        raise Refused(
             f"Only admins can {what}. Ask a workspace admin, or someone listed in SLACK_ADMIN_IDS."
         )
 
@@ -64,7 +59,7 @@ def _watching(
     match = CHANNEL_REF.match(parts[0]) if parts[0] else None
     if match is None:
         shown = escape(parts[0]) if parts[0] else "nothing"
-        raise admin.AdminError(
+        raise Refused(
             f"I can't find the channel {shown}. Pick it from the list as you type "
             f"`/images {word} #`."
         )
@@ -99,7 +94,7 @@ def _check_bot_can_read(client: WebClient, channel_id: str) -> None:
         info = client.conversations_info(channel=channel_id)["channel"]
     except SlackApiError as exc:
         if exc.response.get("error") == "channel_not_found":
-            raise admin.AdminError(
+            raise Refused(
                 f"I can't see <#{channel_id}>. If it is a private channel, invite me first: "
                 "`/invite @Image Library`."
             ) from None
@@ -107,7 +102,7 @@ def _check_bot_can_read(client: WebClient, channel_id: str) -> None:
     if not info.get("is_member"):
         # Slack only sends a channel's messages to apps that are in it, public or private.
         kind = "private" if info.get("is_private") else "a channel"
-        raise admin.AdminError(
+        raise Refused(
             f"I am not in <#{channel_id}> ({kind}), so I would not see its images. Invite me "
             "first with `/invite @Image Library`, then watch it."
         )
@@ -135,9 +130,7 @@ def _categories(
     elif action == "rename":
         old, sep, new = args.partition(" to ")
         if not sep:
-            raise admin.AdminError(
-                "Say it like this: `/images categories rename Old name to New name`."
-            )
+            raise Refused("Say it like this: `/images categories rename Old name to New name`.")
         name = admin.rename_category(
             services.factory,
             team_id=team_id,
@@ -162,7 +155,7 @@ def _categories(
             plural = "s" if moved != 1 else ""
             text += f" {moved} image{plural} moved to *{escape(_unquote(target))}*."
     else:
-        raise admin.AdminError(
+        raise Refused(
             "I know `/images categories`, `add <name>`, `rename <old> to <new>` and "
             "`remove <name> [--move-to <other>]`."
         )
@@ -183,13 +176,11 @@ def _approvers(
     if words and words[-1].lower() in ("any", "all"):
         policy = words.pop().lower()
     if not words or not people:
-        raise admin.AdminError(
-            "Say it like this: `/images approvers Marketing @ana @ben [any|all]`."
-        )
+        raise Refused("Say it like this: `/images approvers Marketing @ana @ben [any|all]`.")
     for person in people:
         facts = services.people.facts(team_id, person)
         if facts.is_bot or facts.deleted:
-            raise admin.AdminError(f"<@{person}> cannot approve (a bot, or no longer here).")
+            raise Refused(f"<@{person}> cannot approve (a bot, or no longer here).")
     info = admin.set_approvers(
         services.factory,
         team_id=team_id,

@@ -8,8 +8,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot.approval_queue import REMOVED, Nudge, card_image, thread_of
-from bot.approvals import RequestView, record_card
+from bot.approval_queue import REMOVED, Nudge, card_image, record_card, thread_of
+from bot.approvals import RequestView
 from bot.services import Services
 from handlers.slack.approvals.views import approval_card, approval_status
 from handlers.slack.blocks import Block, escape, section

@@ -11,6 +11,7 @@ from bot.approval_queue import CardImage
 from bot.approvals import RequestView
 from handlers.slack.approvals import ids
 from handlers.slack.blocks import (
+    OPEN_ORIGINAL,
     Block,
     button,
     context,
@@ -20,7 +21,6 @@ from handlers.slack.blocks import (
     section,
     tag_line,
 )
-from handlers.slack.search import ids as search_ids
 
 
 def approval_card(request: RequestView, image: CardImage) -> tuple[str, list[Block]]:
@@ -57,7 +57,7 @@ def approval_card(request: RequestView, image: CardImage) -> tuple[str, list[Blo
                 {
                     "type": "button",
                     "text": plain("Open original", 75),
-                    "action_id": search_ids.OPEN_ORIGINAL,
+                    "action_id": OPEN_ORIGINAL,
                     "url": image.original_url[:3000],
                     "value": str(request.image_id),
                 }

@@ -141,7 +141,3 @@ def share(
         response_type="ephemeral",
         replace_original=False,
     )
-
-
-def open_original(ack: Ack) -> None:
-    ack()  # a link button: Slack opens the URL; the click only needs acknowledging

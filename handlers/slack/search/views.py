@@ -9,6 +9,7 @@ from bot.finder import Result, ResultPage
 from bot.prompts import Preview
 from handlers.slack.approvals import ids as approvals_ids
 from handlers.slack.blocks import (
+    OPEN_ORIGINAL,
     Block,
     button,
     context,
@@ -71,7 +72,7 @@ def search_blocks(
                 {
                     "type": "button",
                     "text": plain("Open original", 75),
-                    "action_id": ids.OPEN_ORIGINAL,
+                    "action_id": OPEN_ORIGINAL,
                     "url": result.original_url[:3000],
                     "value": str(result.image_id),
                 }
