@@ -508,7 +508,7 @@ def test_discarding_an_image_cancels_its_request_and_updates_the_cards(live: Liv
         now=datetime.now(UTC),
     )
     request_id = request_id_of(live)
-    approvals.record_card(
+    approval_queue.record_card(
         live.db.factory, request_id=request_id, approver_id=APPROVER_A, channel="DMEMBER", ts="1.5"
     )
     live.click(capture_ids.DISCARD_DUPLICATE, str(copy_id))

@@ -460,7 +460,7 @@ def test_a_run_that_outlived_its_lease_cannot_undo_the_newer_result(
     assert isinstance(run_a, Claim)
     clock.advance(seconds=LEASE.total_seconds() + 1)
     assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]  # run B
-    with caplog.at_level(logging.INFO, logger="bot.library"):
+    with caplog.at_level(logging.INFO, logger="bot.ingestor"):
         late = services.ingestor.process(run_a)  # run A finally gets going
     assert late.state == IngestState.STORED
     assert job_row(services).state == IngestState.STORED

@@ -178,7 +178,7 @@ def test_a_successful_ingest_does_not_claim_it_lost_its_lease(
     services: Services, slack: SlackEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     (job_id,) = post(services, slack, "F0OK", images.jpeg(), message_ts="1700000004.0001")
-    with caplog.at_level(logging.INFO, logger="bot.library"):
+    with caplog.at_level(logging.INFO, logger="bot.ingestor"):
         outcome = services.ingestor.run(job_id)
     assert outcome is not None and outcome.state == IngestState.STORED
     assert "lease" not in caplog.text
