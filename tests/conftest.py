@@ -136,8 +136,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def slack() -> Iterator[SlackEmulator]:
+def workspace() -> SlackEmulator:
+    """The workspace every test starts from (not started yet): an admin, a poster, a member,
+    a guest and another app's bot; a public and a private channel the bot is in."""
     emulator = SlackEmulator(team_id=TEAM, team_name="Acme Marketing")
     emulator.add_user(ADMIN, "ana", real_name="Ana Admin", is_admin=True)
     emulator.add_user(POSTER, "pat", real_name="Pat Photographer")
@@ -150,7 +151,12 @@ def slack() -> Iterator[SlackEmulator]:
     emulator.add_channel(
         PRIVATE_CHANNEL, "launch-secret", is_private=True, members=[ADMIN, POSTER, "UBOT"]
     )
-    with emulator:
+    return emulator
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    with workspace() as emulator:
         yield emulator
 
 

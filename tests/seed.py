@@ -97,3 +97,19 @@ def add(
         session.add(image)
         session.flush()
         return image.id
+
+
+def categories(factory: sessionmaker[Session], names: list[str], *, team: str = TEAM) -> None:
+    """Many categories at once, as `/images categories add` would make them one by one."""
+    with session_scope(factory) as session:
+        session.add_all(
+            Category(
+                team_id=team,
+                name=name,
+                name_key=name.casefold(),
+                approval_policy="any",
+                default_approvers=[],
+                created_at=START,
+            )
+            for name in names
+        )
