@@ -90,6 +90,7 @@ class SavedDetails:
     tags: list[str]
     category: str | None
     shoot_date: date | None
+    details: DetailsInput  # as validated and saved
     approval_request_ids: list[int] = field(default_factory=list)
 
 
@@ -215,6 +216,7 @@ def save_details(
             tags=list(details.tags),
             category=category.name if category else None,
             shoot_date=details.shoot_date,
+            details=details,
             approval_request_ids=request_ids,
         )
 
@@ -280,6 +282,11 @@ def suggest_tags(session: Session, *, viewer: Viewer, typed: str, limit: int = 2
                 .limit(limit)
             )
         )
+        # The tag typed exactly is always offered, however little used: else the typed text
+        # would be offered as a new tag, a second spelling of the same tag.
+        exact = session.scalar(query.where(Tag.name_key == key))
+        if exact is not None and exact not in prefix:
+            prefix = [*prefix[: limit - 1], exact]
         if len(prefix) < limit:
             inner = session.scalars(
                 query.where(

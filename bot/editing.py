@@ -1,15 +1,19 @@
-"""Who may change an image's details, and whom they may ask to approve it: the checks every
-front door runs before `bot.details.save_details`."""
+"""Saving an image's details, the use case every front door calls (`save`): who may change
+them, whom they may ask to approve, then the save and who is told."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.approvals import ApprovalError
+from bot.approvals import ApprovalError, get_request
 from bot.approvers import check_approvers
-from bot.details import DetailsError, can_edit
-from bot.people import People
+from bot.details import DetailsError, DetailsInput, SavedDetails, can_edit, save_details, validate
+from bot.people import People, Person
+from bot.prompts import discard_image, keep_duplicate
+from bot.services import Services
 from storage.db import session_scope
 from storage.models import Image
 
@@ -61,3 +65,96 @@ def check_details_approvers(
             )
     except ApprovalError as exc:
         raise DetailsError({"approvers": str(exc)}) from None
+
+
+def save(
+    services: Services,
+    actor: Person,
+    details: DetailsInput,
+    *,
+    on_saved: Callable[[SavedDetails], None] | None = None,
+) -> SavedDetails:
+    """Save the details `actor` gave for the images in `details.titles`: they must be the
+    poster or an admin, the details must be valid and the approvers able to decide. Then
+    each approver named is asked, and the App Home of the actor and of every poster shows
+    the change. DetailsError (by field) otherwise. `on_saved` gets the result once it is
+    saved, before anyone is told (a door answering its request first)."""
+    image_ids = list(details.titles)
+    problem = edit_refusal(
+        services.factory,
+        services.people,
+        team_id=actor.team_id,
+        user_id=actor.user_id,
+        image_ids=image_ids,
+    )
+    if problem:
+        raise DetailsError({"title": problem})
+    details = validate(details, today=services.clock().date())
+    if details.approvers:
+        check_details_approvers(
+            services.factory,
+            services.people,
+            team_id=actor.team_id,
+            user_id=actor.user_id,
+            approvers=list(details.approvers),
+            image_ids=image_ids,
+        )
+    saved = save_details(
+        services.factory,
+        team_id=actor.team_id,
+        actor_id=actor.user_id,
+        details=details,
+        now=services.clock(),
+    )
+    if on_saved is not None:
+        on_saved(saved)
+    notifier = services.notifier
+    if notifier is not None:
+        for request_id in saved.approval_request_ids:
+            request = get_request(services.factory, team_id=actor.team_id, request_id=request_id)
+            if request is not None:
+                notifier.approval_requested(request)
+    for person in {actor.user_id, *posters_of(services.factory, actor.team_id, image_ids)}:
+        services.refresh_home(actor.team_id, person)
+    return saved
+
+
+def posters_of(factory: sessionmaker[Session], team_id: str, image_ids: list[int]) -> set[str]:
+    with session_scope(factory) as session:
+        return set(
+            session.scalars(
+                select(Image.uploader_id).where(Image.team_id == team_id, Image.id.in_(image_ids))
+            )
+        )
+
+
+def settle_duplicate(
+    services: Services, actor: Person, *, image_id: int, keep: bool
+) -> Image | None:
+    """The poster's answer about a near-duplicate (the caller checked they may edit it):
+    keep it, or discard it from the library, which cancels its open request (the cards say
+    so). The image as it was, or None when it was gone already."""
+    now = services.clock()
+    if keep:
+        image = keep_duplicate(
+            services.factory,
+            team_id=actor.team_id,
+            image_id=image_id,
+            actor_id=actor.user_id,
+            now=now,
+        )
+    else:
+        image, cancelled = discard_image(
+            services.factory,
+            team_id=actor.team_id,
+            image_id=image_id,
+            actor_id=actor.user_id,
+            media=services.media,
+            now=now,
+        )
+        if cancelled is not None and services.notifier is not None:
+            services.notifier.approval_changed(cancelled, settled=True)
+    if image is not None:
+        for person in {actor.user_id, image.uploader_id}:
+            services.refresh_home(actor.team_id, person)
+    return image

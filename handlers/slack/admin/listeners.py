@@ -74,7 +74,7 @@ def _watching(
             text = f"<#{channel_id}> was not being watched."
         return text, [section(text)]
     _check_bot_can_read(client, channel_id)
-    category = parts[1].strip().lstrip("#") if len(parts) > 1 and parts[1].strip() else None
+    category = _unquote(parts[1]).lstrip("#") if len(parts) > 1 and parts[1].strip() else None
     watched = admin.watch(
         services.factory,
         team_id=team_id,
@@ -184,7 +184,7 @@ def _approvers(
     info = admin.set_approvers(
         services.factory,
         team_id=team_id,
-        category=" ".join(words),
+        category=_unquote(" ".join(words)),
         approvers=people,
         policy=policy,
         actor_id=user_id,

@@ -1,5 +1,6 @@
-"""Approve / Reject on the cards (and App Home), the reason modal, cancelling, asking from a
-search result, and an image's history."""
+"""Approvals: Approve / Reject on the cards (and App Home), the reason modal, cancelling,
+asking from a search result, and an image's history. Each listener reads the payload, calls
+a use case in `bot.decisions` (which tells everyone concerned) and answers the clicker."""
 
 from __future__ import annotations
 
@@ -10,120 +11,87 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from bot import approvals
+from bot import decisions
 from bot.approval_queue import card_image, history
-from bot.approvers import check_approvers, default_approvers, policy_of
+from bot.approvals import ApprovalError, RequestView
+from bot.approvers import default_approvers
 from bot.services import Services
 from handlers.slack.approvals import ids
-from handlers.slack.approvals.send import send_request, show_outcome
 from handlers.slack.approvals.views import (
     approval_card,
     history_blocks,
     reject_modal,
     request_modal,
 )
-from handlers.slack.clicks import visible, visible_to_clicker
+from handlers.slack.clicks import open_modal, visible_to_clicker
 from handlers.slack.context import services_of
 from handlers.slack.gateway import send
-from storage.models import Image
 
 log = logging.getLogger(__name__)
 
+TOO_SLOW = "Slack took too long to open the form; click again."
+
 
 def approve(
-    ack: Ack,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    context: BoltContext,
-    client: WebClient,
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
 ) -> None:
-    services = services_of(context)
     ack()
+    container = body.get("container") or {}
     _decide(
-        services,
+        services_of(context),
         client,
-        body,
-        request_id=_int(action.get("value")),
         team_id=str(context.team_id),
+        user_id=str(body["user"]["id"]),
+        request_id=_int(action.get("value")),
         decision="approved",
         reason=None,
+        clicked=(container.get("channel_id"), container.get("message_ts"))
+        if container.get("type") == "message"
+        else None,
     )
 
 
 def reject(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
+    """Ask why first: a rejection without a reason helps nobody."""
     ack()
     container = body.get("container") or {}
     metadata = {"channel": container.get("channel_id"), "ts": container.get("message_ts")}
-    try:
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=reject_modal(_int(action.get("value")), metadata),
-        )
-    except SlackApiError as exc:
-        log.info("views.open (reject) failed: %s", exc.response.get("error"))
-        _dm(
-            client,
-            body["user"]["id"],
-            "Slack took too long to open the form; click Reject again.",
-        )
+    view = reject_modal(_int(action.get("value")), metadata)
+    if open_modal(client, body, view, say_so=False) is None:
+        _dm(client, body["user"]["id"], "Slack took too long to open the form; click Reject again.")
 
 
 def reject_submitted(
-    ack: Ack,
-    body: dict[str, Any],
-    view: dict[str, Any],
-    context: BoltContext,
-    client: WebClient,
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext, client: WebClient
 ) -> None:
-    services = services_of(context)
     metadata = json.loads(view.get("private_metadata") or "{}")
     reason = str(
         (view["state"]["values"].get(ids.REASON_BLOCK, {}).get("value") or {}).get("value") or ""
     )
-    team_id, user_id = str(context.team_id), str(body["user"]["id"])
-    try:
-        result = approvals.decide(
-            services.factory,
-            team_id=team_id,
-            request_id=_int(metadata.get("request")),
-            user_id=user_id,
-            decision="rejected",
-            reason=reason,
-            is_admin=services.people.is_admin(team_id, user_id),
-            now=services.clock(),
-        )
-    except approvals.ApprovalError as exc:
-        ack(response_action="errors", errors={ids.REASON_BLOCK: str(exc)})
-        return
-    ack()
-    show_outcome(services, client, result.request, settled=result.settled)
+    _decide(
+        services_of(context),
+        client,
+        team_id=str(context.team_id),
+        user_id=str(body["user"]["id"]),
+        request_id=_int(metadata.get("request")),
+        decision="rejected",
+        reason=reason,
+        clicked=(metadata.get("channel"), metadata.get("ts")),
+        ack=ack,
+    )
 
 
 def cancel_request(
-    ack: Ack,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    context: BoltContext,
-    client: WebClient,
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
 ) -> None:
     services = services_of(context)
     ack()
-    team_id, user_id = str(context.team_id), str(body["user"]["id"])
+    actor = services.people.person(str(context.team_id), str(body["user"]["id"]))
     try:
-        result = approvals.cancel(
-            services.factory,
-            team_id=team_id,
-            request_id=_int(action.get("value")),
-            user_id=user_id,
-            is_admin=services.people.is_admin(team_id, user_id),
-            now=services.clock(),
-        )
-    except approvals.ApprovalError as exc:
-        _dm(client, user_id, str(exc))
-        return
-    show_outcome(services, client, result.request, settled=result.settled)
+        decisions.cancel(services, actor, request_id=_int(action.get("value")))
+    except ApprovalError as exc:
+        _dm(client, actor.user_id, str(exc))
 
 
 def ask(
@@ -142,87 +110,46 @@ def ask(
     if clicked is None:
         return
     team_id, user_id, image = clicked
-    if image.uploader_id != user_id and not services.people.is_admin(team_id, user_id):
-        respond(
-            text="Only the person who posted this image, or an admin, can send it for approval.",
-            response_type="ephemeral",
-            replace_original=False,
-        )
+    if not decisions.may_ask(services.people.person(team_id, user_id), image):
+        respond(text=decisions.NOT_THE_POSTER, response_type="ephemeral", replace_original=False)
         return
-    try:
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=request_modal(
-                image.id, title=image.title, approvers=default_approvers(services.factory, image)
-            ),
-        )
-    except SlackApiError as exc:
-        log.info("views.open (request) failed: %s", exc.response.get("error"))
-        respond(
-            text="Slack took too long to open the form; click again.",
-            response_type="ephemeral",
-            replace_original=False,
-        )
+    view = request_modal(
+        image.id, title=image.title, approvers=default_approvers(services.factory, image)
+    )
+    if open_modal(client, body, view, say_so=False) is None:
+        respond(text=TOO_SLOW, response_type="ephemeral", replace_original=False)
 
 
 def ask_submitted(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext, client: WebClient
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
     services = services_of(context)
-    team_id, user_id = str(context.team_id), str(body["user"]["id"])
-    image_id = _int(json.loads(view.get("private_metadata") or "{}").get("image"))
+    actor = services.people.person(str(context.team_id), str(body["user"]["id"]))
     values = view["state"]["values"]
-    approvers = list(
-        (values.get(ids.APPROVERS_BLOCK, {}).get("value") or {}).get("selected_users") or []
-    )
-    note = str((values.get(ids.NOTE_BLOCK, {}).get("value") or {}).get("value") or "")
     due = (values.get(ids.DUE_BLOCK, {}).get("value") or {}).get("selected_date")
-    due_at = datetime.combine(date.fromisoformat(due), time(23, 59), tzinfo=UTC) if due else None
-    image = visible(services, team_id=team_id, user_id=user_id, image_id=image_id)
     try:
-        if (
-            image is not None
-            and image.uploader_id != user_id
-            and not (services.people.is_admin(team_id, user_id))
-        ):
-            raise approvals.ApprovalError(
-                "Only the person who posted this image, or an admin, can send it for approval.",
-                field="approvers",
-            )
-        if image is None:
-            raise approvals.ApprovalError(
-                "That image is no longer in the library.", field="approvers"
-            )
-        check_approvers(
-            services.people, team_id=team_id, requester=user_id, approvers=approvers, image=image
+        decisions.ask_for_approval(
+            services,
+            actor,
+            image_id=_int(json.loads(view.get("private_metadata") or "{}").get("image")),
+            approvers=list(
+                (values.get(ids.APPROVERS_BLOCK, {}).get("value") or {}).get("selected_users") or []
+            ),
+            note=str((values.get(ids.NOTE_BLOCK, {}).get("value") or {}).get("value") or ""),
+            due_at=(
+                datetime.combine(date.fromisoformat(due), time(23, 59), tzinfo=UTC) if due else None
+            ),
+            on_saved=lambda _: ack(),  # the modal closes before the approvers are asked
         )
-        request = approvals.request_approval(
-            services.factory,
-            team_id=team_id,
-            image_id=image_id,
-            requested_by=user_id,
-            approvers=approvers,
-            policy=policy_of(services.factory, image),
-            note=note,
-            due_at=due_at,
-            now=services.clock(),
-        )
-    except approvals.ApprovalError as exc:
+    except ApprovalError as exc:
         block = {"due": ids.DUE_BLOCK, "reason": ids.NOTE_BLOCK}.get(
             exc.field or "", ids.APPROVERS_BLOCK
         )
         ack(response_action="errors", errors={block: str(exc)})
-        return
-    ack()
-    send_request(services, client, request)
 
 
 def show_history(
-    ack: Ack,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    context: BoltContext,
-    respond: Respond,
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond
 ) -> None:
     services = services_of(context)
     ack()
@@ -232,57 +159,6 @@ def show_history(
     if clicked is None:
         return
     team_id, _, image = clicked
-    text, body_blocks = history_answer(services, team_id=team_id, image=image)
-    respond(text=text, blocks=body_blocks, response_type="ephemeral", replace_original=False)
-
-
-def _decide(
-    services: Services,
-    client: WebClient,
-    body: dict[str, Any],
-    *,
-    request_id: int,
-    team_id: str,
-    decision: str,
-    reason: str | None,
-) -> None:
-    user_id = str(body["user"]["id"])
-    try:
-        result = approvals.decide(
-            services.factory,
-            team_id=team_id,
-            request_id=request_id,
-            user_id=user_id,
-            decision=decision,
-            reason=reason,
-            is_admin=services.people.is_admin(team_id, user_id),
-            now=services.clock(),
-        )
-    except approvals.ApprovalError as exc:
-        _dm(client, user_id, str(exc))
-        return
-    # Counted or not (a repeat click, a settled request): every card shows the truth now,
-    # including the one clicked (an admin's escalation card is not a recorded card).
-    show_outcome(services, client, result.request, settled=result.settled)
-    container = body.get("container") or {}
-    if container.get("type") == "message" and container.get("message_ts"):
-        image = card_image(
-            services.factory, services.media, team_id=team_id, image_id=result.request.image_id
-        )
-        if image is not None:
-            text, card = approval_card(result.request, image)
-            try:
-                client.chat_update(
-                    channel=container["channel_id"],
-                    ts=container["message_ts"],
-                    text=text,
-                    blocks=card,
-                )
-            except SlackApiError as exc:
-                log.info("could not refresh the clicked card: %s", exc.response.get("error"))
-
-
-def history_answer(services: Services, *, team_id: str, image: Image) -> tuple[str, list[Any]]:
     rows = []
     for event in history(services.factory, team_id=team_id, image_id=image.id):
         detail = event.detail or {}
@@ -290,7 +166,63 @@ def history_answer(services: Services, *, team_id: str, image: Image) -> tuple[s
         rows.append(
             (event.created_at.strftime("%Y-%m-%d %H:%M"), event.actor_id, event.action, str(extra))
         )
-    return history_blocks(image.title, rows)
+    text, body_blocks = history_blocks(image.title, rows)
+    respond(text=text, blocks=body_blocks, response_type="ephemeral", replace_original=False)
+
+
+def _decide(
+    services: Services,
+    client: WebClient,
+    *,
+    team_id: str,
+    user_id: str,
+    request_id: int,
+    decision: str,
+    reason: str | None,
+    clicked: tuple[str | None, str | None] | None,
+    ack: Ack | None = None,
+) -> None:
+    """Record the decision (every recorded card is updated by the use case); then refresh
+    the card it was taken on too, when that is not one of them (an admin's escalation
+    card). From the reason modal (`ack`), a refusal is shown in the modal."""
+    actor = services.people.person(team_id, user_id)
+    try:
+        result = decisions.decide(
+            services,
+            actor,
+            request_id=request_id,
+            decision=decision,
+            reason=reason,
+            # The modal closes before the cards are updated.
+            on_saved=(lambda _: ack()) if ack is not None else None,
+        )
+    except ApprovalError as exc:
+        if ack is not None:
+            ack(response_action="errors", errors={ids.REASON_BLOCK: str(exc)})
+        else:
+            _dm(client, user_id, str(exc))
+        return
+    channel, ts = clicked or (None, None)
+    if channel and ts:
+        _refresh_card(services, client, result.request, channel=channel, ts=ts)
+
+
+def _refresh_card(
+    services: Services, client: WebClient, request: RequestView, *, channel: str, ts: str
+) -> None:
+    if any(v.card_channel == channel and v.card_ts == ts for v in request.votes):
+        return  # a recorded card: the use case has updated it already
+    image = card_image(
+        services.factory, services.media, team_id=request.team_id, image_id=request.image_id
+    )
+    if image is None:
+        return
+    text, card = approval_card(request, image)
+    send(
+        "chat.update",
+        lambda: client.chat_update(channel=channel, ts=ts, text=text, blocks=card),
+        ignore=("message_not_found", "channel_not_found", "cant_update_message"),
+    )
 
 
 def _int(value: Any) -> int:

@@ -13,9 +13,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.channels import set_privacy
 from bot.domain import Post
+from bot.editing import settle_duplicate
 from bot.library import is_watched, record_posted_files, still_pending
-from bot.prompts import build_plan, discard_image, keep_duplicate, register_view
-from handlers.slack.approvals.send import show_outcome
+from bot.prompts import build_plan, register_view
 from handlers.slack.blocks import message_modal, section
 from handlers.slack.capture import ids
 from handlers.slack.capture.views import prompt_blocks
@@ -225,22 +225,12 @@ def duplicate_choice(
     if allowed is None:
         return
     team_id, user_id, image_ids = allowed
-    now = services.clock()
-    if action["action_id"] in (ids.KEEP_DUPLICATE, ids.OLD[ids.KEEP_DUPLICATE]):
-        image = keep_duplicate(
-            services.factory, team_id=team_id, image_id=image_ids[0], actor_id=user_id, now=now
-        )
-    else:
-        image, cancelled = discard_image(
-            services.factory,
-            team_id=team_id,
-            image_id=image_ids[0],
-            actor_id=user_id,
-            media=services.media,
-            now=now,
-        )
-        if cancelled is not None:
-            show_outcome(services, client, cancelled, settled=True)
+    image = settle_duplicate(
+        services,
+        services.people.person(team_id, user_id),
+        image_id=image_ids[0],
+        keep=action["action_id"] in (ids.KEEP_DUPLICATE, ids.OLD[ids.KEEP_DUPLICATE]),
+    )
     if image is None or image.message_ts is None:
         return
     plan = build_plan(
@@ -256,4 +246,3 @@ def duplicate_choice(
     else:
         text, body_blocks = prompt_blocks(plan)
         respond_with_fallback(respond, replace_original=True, text=text, blocks=body_blocks)
-    services.refresh_home(team_id, user_id)

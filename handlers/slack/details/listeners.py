@@ -13,12 +13,10 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot import admin
-from bot.approvals import get_request
-from bot.details import DetailsError, DetailsInput, save_details, suggest_tags, validate
-from bot.editing import check_details_approvers, edit_refusal
+from bot.details import DetailsError, DetailsInput, SavedDetails, suggest_tags
+from bot.editing import edit_refusal, save
 from bot.prompts import preview_for
 from bot.services import Services
-from handlers.slack.approvals.send import send_request
 from handlers.slack.clicks import TOO_SLOW, open_modal, post_to_response_url, tell
 from handlers.slack.context import services_of
 from handlers.slack.details import ids
@@ -86,58 +84,37 @@ def category_suggestions(ack: Ack, payload: dict[str, Any], context: BoltContext
 
 
 def submit_details(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext, client: WebClient
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
     services = services_of(context)
     team_id, user_id = str(context.team_id), str(body["user"]["id"])
     metadata = json.loads(view.get("private_metadata") or "{}")
     image_ids = [int(i) for i in metadata.get("images", [])]
-    problem = edit_refusal(
-        services.factory, services.people, team_id=team_id, user_id=user_id, image_ids=image_ids
-    )
-    if problem:
-        ack(response_action="errors", errors={_first_title(image_ids): problem})
-        return
-    try:
-        details = validate(_read_form(view, image_ids), today=services.clock().date())
-        if details.approvers:
-            check_details_approvers(
-                services.factory,
-                services.people,
-                team_id=team_id,
-                user_id=user_id,
-                approvers=list(details.approvers),
-                image_ids=image_ids,
+    response_url = metadata.get("response_url")
+
+    def saved(result: SavedDetails) -> None:
+        ack()  # the modal closes first; then the summary replaces the prompt
+        if response_url:
+            text, summary = summary_blocks(_summary(services, team_id=team_id, saved=result))
+            post_to_response_url(
+                response_url,
+                {
+                    "replace_original": True,
+                    "response_type": "ephemeral",
+                    "text": text,
+                    "blocks": summary,
+                },
             )
-        saved = save_details(
-            services.factory,
-            team_id=team_id,
-            actor_id=user_id,
-            details=details,
-            now=services.clock(),
+
+    try:
+        save(
+            services,
+            services.people.person(team_id, user_id),
+            _read_form(view, image_ids),
+            on_saved=saved,
         )
     except DetailsError as exc:
         ack(response_action="errors", errors=_errors(exc, image_ids))
-        return
-    ack()
-    summary = _summary(services, team_id=team_id, details=details, category=saved.category)
-    text, summary_body = summary_blocks(summary)
-    response_url = metadata.get("response_url")
-    if response_url:
-        post_to_response_url(
-            response_url,
-            {
-                "replace_original": True,
-                "response_type": "ephemeral",
-                "text": text,
-                "blocks": summary_body,
-            },
-        )
-    for request_id in saved.approval_request_ids:
-        request = get_request(services.factory, team_id=team_id, request_id=request_id)
-        if request is not None:
-            send_request(services, client, request)
-    services.refresh_home(team_id, user_id)
 
 
 def _ids(value: str) -> list[int]:
@@ -208,9 +185,8 @@ def _errors(exc: DetailsError, image_ids: list[int]) -> dict[str, str]:
     return errors
 
 
-def _summary(
-    services: Services, *, team_id: str, details: DetailsInput, category: str | None
-) -> Summary:
+def _summary(services: Services, *, team_id: str, saved: SavedDetails) -> Summary:
+    details = saved.details
     with session_scope(services.factory) as session:
         images = list(
             session.scalars(
@@ -221,7 +197,7 @@ def _summary(
     return Summary(
         titles=[details.titles[i] for i in details.titles],
         tags=list(details.tags),
-        category=category,
+        category=saved.category,
         shoot_date=details.shoot_date,
         approvers=list(details.approvers),
         previews=previews,

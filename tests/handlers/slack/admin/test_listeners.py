@@ -136,12 +136,6 @@ def test_a_workspace_owner_counts_as_an_admin(h: Harness) -> None:
     assert "Watching <#C0OWN>" in answer_to(h, "watch <#C0OWN|own>", user="UOWNER")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (handlers/commands.py _watching, _approvers): a quoted category name, as "
-    '`categories add "Live events"` accepts it, is looked up with its quotes by `watch` and '
-    "`approvers` (only `categories` unquotes), so they answer that there is no such category",
-)
 def test_a_quoted_category_name_is_understood_by_every_command(h: Harness) -> None:
     answer_to(h, 'categories add "Live events"')
     watched = answer_to(h, f'watch <#{PUBLIC_CHANNEL}|marketing-shoots> "Live events"')

@@ -282,13 +282,6 @@ def test_an_admins_approve_on_an_escalation_card_updates_that_card_too(h: Harnes
         assert '"approve"' not in now
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (handlers/approvals.py reject_submitted): the reject modal carries the clicked "
-    "card's channel and ts in private_metadata, but the submission never updates that card; "
-    "an admin rejecting from an escalation card (not a recorded card) keeps seeing "
-    "Approve/Reject on it. _decide does update the clicked card for Approve.",
-)
 def test_an_admins_reject_on_an_escalation_card_updates_that_card_too(h: Harness) -> None:
     image_id = h.posted_image("F0ESCR", seed=15)
     cards = ask(h, image_id, [MEMBER])

@@ -163,12 +163,6 @@ def test_tag_suggestions_put_the_typed_text_first_then_known_tags_most_used_firs
     assert [o["text"]["text"] for o in known] == ["CMO portrait", "CMO"]  # no "(new tag)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (bot/details.py suggest_tags): an existing tag typed exactly is not offered "
-    "once 20 longer tags starting with it are used more; blocks.tag_options then offers the "
-    "typed text as '(new tag)'",
-)
 def test_an_existing_tag_typed_exactly_is_offered_and_not_as_a_new_tag(h: Harness) -> None:
     for n in range(20):
         for copy in range(2):
@@ -380,13 +374,6 @@ def test_a_repost_of_the_same_picture_can_be_discarded_from_the_prompt(watching:
     assert "*0 images*" in said(found["blocks"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (handlers/tagging.py submit_details): after a save only the saver's App Home "
-    "is refreshed; when an admin adds details to someone's image, the poster's Home keeps "
-    "listing it under 'Still missing details' with its old title (the README promises the "
-    "last Home shown is never older than the last change)",
-)
 def test_an_admins_save_refreshes_the_posters_home_too(watching: Harness) -> None:
     h = watching
     image_id = h.posted_image("F0THEIRS", seed=16, name="Before.jpg")
