@@ -1,0 +1,1 @@
+"""Tests of bot/ (mirroring the source tree)."""

@@ -1,0 +1,1 @@
+"""End to end: the app as a process, signed requests over HTTP, the emulators, both databases."""
