@@ -8,9 +8,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
-from tests import images
 from tests.conftest import ADMIN, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL
 from tests.handlers.slack.harness import Harness, Sent, blocks_by_id, buttons, said
 from tests.seed import add, categories
@@ -291,87 +288,6 @@ def test_approvers_named_in_the_form_get_their_cards(watching: Harness) -> None:
         )
         assert "<@UPOSTER> asks for your approval" in said(card.params["blocks"])
         assert len(buttons(card.params["blocks"], "approve")) == 1
-
-
-# -- the message shortcut -------------------------------------------------------------------------
-
-
-def test_shortcut_on_a_message_without_images_says_so(h: Harness) -> None:
-    message = {"type": "message", "user": POSTER, "text": "no pictures", "ts": "1700000001.000100"}
-    sent = h.message_shortcut("add_to_library", message)
-    assert (sent.status, sent.body) == (200, "")
-    _, view = h.opened_view(sent)
-    assert "This message has no images to add" in said(view)
-
-
-def test_shortcut_in_an_unwatched_channel_saves_the_images_then_shows_the_form(
-    h: Harness,
-) -> None:
-    h.slack.add_channel("C0RANDOM", "random", members=[POSTER, MEMBER, "UBOT"])
-    envelope = h.slack.message_event(
-        channel="C0RANDOM",
-        user=POSTER,
-        files=[h.add_jpeg("F0SC1", seed=10), h.add_jpeg("F0SC2", seed=11)],
-    )
-    sent = h.message_shortcut("add_to_library", envelope["event"], channel="C0RANDOM")
-    assert sent.status == 200
-    view_id, view = h.opened_view(sent)
-    assert "Saving 2 image(s)" in said(view)
-    (update,) = h.wait_for("views.update", predicate=lambda c: c.params["view_id"] == view_id)
-    titles = [b for b in blocks_by_id(update.params["view"]) if b.startswith("title:")]
-    assert len(titles) == 2
-    assert h.ephemerals(POSTER) == []  # the modal was the answer, no prompt in the channel
-
-
-def test_shortcut_by_someone_else_keeps_the_images_but_leaves_details_to_the_poster(
-    h: Harness,
-) -> None:
-    envelope = h.slack.message_event(
-        channel=PUBLIC_CHANNEL, user=POSTER, files=[h.add_jpeg("F0SC3", seed=12)]
-    )
-    sent = h.message_shortcut("add_to_library", envelope["event"], user=MEMBER)
-    _, view = h.opened_view(sent)
-    assert "Only <@UPOSTER>, who posted them, or an admin" in said(view)
-    reaction = h.wait_for("reactions.add")[-1]  # kept all the same
-    assert reaction.params["name"] == "frame_with_picture"
-
-
-@pytest.mark.parametrize("who", [POSTER, ADMIN])
-def test_shortcut_on_images_already_kept_opens_the_form_at_once(
-    watching: Harness, who: str
-) -> None:
-    h = watching
-    envelope, _ = h.post_and_prompt(h.add_jpeg("F0SC4", seed=13))
-    sent = h.message_shortcut("add_to_library", envelope.payload["event"], user=who)
-    _, view = h.opened_view(sent)
-    assert view["callback_id"] == "details.modal"
-    assert any(block_id.startswith("title:") for block_id in blocks_by_id(view))
-
-
-# -- duplicates -----------------------------------------------------------------------------------
-
-
-def test_a_repost_of_the_same_picture_can_be_discarded_from_the_prompt(watching: Harness) -> None:
-    h = watching
-    data = images.jpeg(320, 240, seed=14)
-    for file_id in ("F0ORIG", "F0AGAIN"):
-        h.slack.add_file(
-            file_id,
-            name=f"{file_id.lower()}.jpg",
-            content=data,
-            mimetype="image/jpeg",
-            filetype="jpg",
-            user=POSTER,
-        )
-    h.post_and_prompt("F0ORIG")
-    _, prompt = h.post_and_prompt("F0AGAIN")
-    assert "looks like" in said(prompt.params["blocks"])
-    (discard,) = buttons(prompt.params["blocks"], "discard_duplicate")
-    answer = h.answer(h.click("discard_duplicate", discard["value"]))
-    assert answer["replace_original"] is True
-    assert "Discarded. Nothing from that message is in the library now." in answer["text"]
-    found = h.answer(h.command("f0again", user=POSTER))
-    assert "*0 images*" in said(found["blocks"])
 
 
 def test_an_admins_save_refreshes_the_posters_home_too(watching: Harness) -> None:

@@ -27,6 +27,7 @@ from handlers.slack.files import posted_file_from_slack
 from storage.db import session_scope
 from storage.models import AuditEvent, Image, IngestJob, IngestState
 from tests import images
+from tests.bot.test_ingestor import POST, image_row, job_row
 from tests.conftest import (
     MEMBER,
     POSTER,
@@ -37,7 +38,6 @@ from tests.conftest import (
     make_services,
 )
 from tests.fakes.slack_api import Call, SlackEmulator
-from tests.test_ingest import POST, image_row, job_row
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from collections import Counter
 from storage.db import session_scope
 from storage.models import Channel
 from tests.conftest import GUEST, MEMBER, POSTER, TEAM
+from tests.e2e.test_search import result_titles, search, seed, share
 from tests.live import Live
 from tests.seed import START
-from tests.test_e2e_search import result_titles, search, seed, share
 
 GENERAL = "C0GENERAL"
 PEOPLE = 3000

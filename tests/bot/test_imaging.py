@@ -168,7 +168,7 @@ def test_decode_budget_never_holds_more_than_its_limit() -> None:
 
 # -- libvips: bounded memory, the budget, orientation ------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MEASURE = """
 import json, sys
 from pathlib import Path

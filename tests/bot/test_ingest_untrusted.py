@@ -10,10 +10,10 @@ import shutil
 from bot.services import Services
 from storage.models import IngestState
 from tests import images
-from tests import test_ingest as ingest_tests
+from tests.bot import test_ingestor as ingest_tests
+from tests.bot.test_ingestor import image_row, ingest, job_row, post_file
 from tests.conftest import FakeClock
 from tests.fakes.slack_api import SlackEmulator
-from tests.test_ingest import image_row, ingest, job_row, post_file
 
 # The same fixtures as the ingest tests: the real Services on SQLite and on Postgres.
 clock = ingest_tests.clock

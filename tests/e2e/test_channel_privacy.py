@@ -14,9 +14,9 @@ from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Channel, Image
 from tests import seed
 from tests.conftest import MEMBER, POSTER, PUBLIC_CHANNEL, TEAM, FakeClock, app_env, make_services
+from tests.e2e.test_search import result_titles, search
 from tests.fakes.slack_api import SlackEmulator
 from tests.live import Live, wait_until
-from tests.test_e2e_search import result_titles, search
 
 
 def test_databases_from_before_fail_closed(database_url: str, tmp_path: Path) -> None:
