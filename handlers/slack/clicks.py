@@ -9,7 +9,6 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.finder import visible_image
 from bot.services import Services
@@ -64,10 +63,12 @@ def open_modal(
 ) -> str | None:
     """Open a modal on the click's trigger; its view id, or None when Slack refused (then,
     with `say_so`, the person is told to click again: a trigger lives three seconds)."""
-    try:
-        response = client.views_open(trigger_id=body["trigger_id"], view=view)
-    except SlackApiError as exc:
-        log.info("views.open failed: %s", exc.response.get("error"))
+    response = send(
+        "views.open",
+        lambda: client.views_open(trigger_id=body["trigger_id"], view=view),
+        ignore=("expired_trigger_id",),  # the person is told, below
+    )
+    if response is None:
         user_id = body["user"]["id"]
         channel = (body.get("channel") or {}).get("id")
         if channel and say_so:

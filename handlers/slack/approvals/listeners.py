@@ -24,6 +24,7 @@ from handlers.slack.approvals.views import (
     reject_modal,
     request_modal,
 )
+from handlers.slack.blocks import escape
 from handlers.slack.clicks import open_modal, visible_to_clicker
 from handlers.slack.context import services_of
 from handlers.slack.gateway import send
@@ -91,7 +92,7 @@ def cancel_request(
     try:
         decisions.cancel(services, actor, request_id=_int(action.get("value")))
     except ApprovalError as exc:
-        _dm(client, actor.user_id, str(exc))
+        _dm(client, actor.user_id, escape(str(exc)))
 
 
 def ask(
@@ -200,7 +201,7 @@ def _decide(
         if ack is not None:
             ack(response_action="errors", errors={ids.REASON_BLOCK: str(exc)})
         else:
-            _dm(client, user_id, str(exc))
+            _dm(client, user_id, escape(str(exc)))
         return
     channel, ts = clicked or (None, None)
     if channel and ts:

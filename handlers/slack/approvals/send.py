@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.approval_queue import REMOVED, Nudge, card_image, record_card, thread_of
@@ -64,11 +63,10 @@ def post_card(
 ) -> SlackResponse | None:
     """Post a card (the client resends it without its picture when Slack cannot load it);
     None when Slack refused it all the same."""
-    try:
-        return client.chat_postMessage(channel=channel, text=text, blocks=body)
-    except SlackApiError as exc:
-        log.warning("message to %s failed: %s", channel, exc.response.get("error"))
-        return None
+    return send(
+        "chat.postMessage",
+        lambda: client.chat_postMessage(channel=channel, text=text, blocks=body),
+    )
 
 
 def show_outcome(

@@ -9,7 +9,6 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.channels import set_privacy
 from bot.domain import Post
@@ -24,7 +23,7 @@ from handlers.slack.context import services_of
 from handlers.slack.details.listeners import clicked_images
 from handlers.slack.details.send import details_or_reasons
 from handlers.slack.files import posted_file_from_slack
-from handlers.slack.gateway import respond_with_fallback
+from handlers.slack.gateway import respond_with_fallback, send
 from storage.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -96,10 +95,10 @@ def bot_joined(event: dict[str, Any], context: BoltContext, client: WebClient) -
         f"Thanks for inviting me to <#{channel_id}>. I am not keeping its images yet: "
         f"an admin can start with `/images watch <#{channel_id}> [category]`."
     )
-    try:
-        client.chat_postEphemeral(channel=channel_id, user=event["inviter"], text=text)
-    except SlackApiError as exc:
-        log.info("could not tell the inviter: %s", exc.response.get("error"))
+    send(
+        "chat.postEphemeral",
+        lambda: client.chat_postEphemeral(channel=channel_id, user=event["inviter"], text=text),
+    )
 
 
 def _is_image_post(event: dict[str, Any], *, bot_user_id: str | None) -> bool:

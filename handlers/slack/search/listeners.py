@@ -125,7 +125,9 @@ def share(
         )
         client.chat_postMessage(channel=target, text=text, blocks=shared)
     except ShareRefused as exc:
-        respond(text=f":no_entry: {exc}", response_type="ephemeral", replace_original=False)
+        respond(
+            text=f":no_entry: {escape(str(exc))}", response_type="ephemeral", replace_original=False
+        )
         return
     except SlackApiError as exc:
         error = exc.response.get("error")
