@@ -890,7 +890,7 @@ def open_library(url: str, media_dir: Path) -> Library:
         def person(self, team: str, user: str) -> PersonFacts:
             return PersonFacts(is_admin=False, is_guest=user == GUEST, is_bot=False, deleted=False)
 
-        def guests(self, team: str) -> frozenset[str]:
+        def guests(self, team: str) -> frozenset[str] | None:
             return frozenset({GUEST})
 
         def members(self, team: str, channel: str) -> frozenset[str] | None:

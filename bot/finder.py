@@ -151,7 +151,13 @@ def check_share(
             "This channel is shared with another organisation; images from the library are "
             "not shared there."
         )
-    outside_guests = outsiders & people.guests(image.team_id)
+    guests = people.guests(image.team_id)
+    if guests is None:
+        raise ShareRefused(
+            "I can't tell right now who in this channel is a guest, so the image is not "
+            "shared here. Try again in a minute."
+        )
+    outside_guests = outsiders & guests
     if outside_guests:
         raise ShareRefused(
             f"This channel has {len(outside_guests)} guest(s) who may only see images from "

@@ -58,8 +58,8 @@ class People:
         self._factory = factory
         self._configured = configured_admins
         self._facts: _TtlCache[PersonFacts] = _TtlCache(directory.person, facts_ttl)
-        self._guests: _TtlCache[frozenset[str]] = _TtlCache(
-            lambda team, _: directory.guests(team), facts_ttl
+        self._guests: _TtlCache[frozenset[str] | None] = _TtlCache(
+            lambda team, _: directory.guests(team), membership_ttl
         )
         self._members: _TtlCache[frozenset[str] | None] = _TtlCache(
             directory.members, membership_ttl
@@ -75,8 +75,9 @@ class People:
         """Admins are the ids in SLACK_ADMIN_IDS plus workspace admins and owners."""
         return user_id in self._configured or self.facts(team_id, user_id).is_admin
 
-    def guests(self, team_id: str) -> frozenset[str]:
-        """The team's guests (the share check needs them all at once)."""
+    def guests(self, team_id: str) -> frozenset[str] | None:
+        """The team's guests (the share check needs them all at once), or None when the
+        directory would not say (then nobody unknown is let in)."""
         return self._guests.get(team_id, "")
 
     def members(self, team_id: str, conversation_id: str) -> frozenset[str] | None:
@@ -113,20 +114,36 @@ class People:
 
 
 class _TtlCache(Generic[V]):
+    """Answers remembered for `ttl` seconds. Threads missing the same key at once wait for
+    one lookup (a burst of clicks costs one directory call, not one each)."""
+
     def __init__(self, lookup: Callable[[str, str], V], ttl: float) -> None:
         self._lookup = lookup
         self._ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, V]] = {}
         self._lock = threading.Lock()
+        self._inflight: dict[tuple[str, str], threading.Lock] = {}
 
     def get(self, team_id: str, key: str) -> V:
+        entry = (team_id, key)
+        hit = self._fresh(entry)
+        if hit is not None:
+            return hit[0]
         with self._lock:
-            hit = self._cache.get((team_id, key))
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
-        value = self._lookup(team_id, key)
-        with self._lock:
-            if len(self._cache) > 50_000:
-                self._cache.clear()
-            self._cache[(team_id, key)] = (time.monotonic() + self._ttl, value)
+            flight = self._inflight.setdefault(entry, threading.Lock())
+        with flight:
+            hit = self._fresh(entry)  # another thread looked it up while we waited
+            if hit is not None:
+                return hit[0]
+            value = self._lookup(team_id, key)
+            with self._lock:
+                if len(self._cache) > 50_000:
+                    self._cache.clear()
+                self._cache[entry] = (time.monotonic() + self._ttl, value)
+                self._inflight.pop(entry, None)
         return value
+
+    def _fresh(self, entry: tuple[str, str]) -> tuple[V] | None:
+        with self._lock:
+            hit = self._cache.get(entry)
+        return (hit[1],) if hit and hit[0] > time.monotonic() else None

@@ -8,7 +8,7 @@ makes exactly one of them send the prompt.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from sqlalchemy import and_, delete, false, func, or_, select, update
@@ -24,7 +24,7 @@ from bot.ingest_queue import lock_content
 from storage.db import session_scope
 from storage.media import MediaError, MediaStore
 from storage.models import AuditEvent, Image, IngestJob, IngestState, PostPrompt
-from storage.search import Viewer
+from storage.search import Viewer, visible_to
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,22 @@ def claim_prompt(
         return _build_plan(
             session, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media, rows=rows
         )
+
+
+def hide_duplicates(factory: sessionmaker[Session], plan: PromptPlan, viewer: Viewer) -> PromptPlan:
+    """`plan` without the duplicates `viewer` may not see (told as if there were none)."""
+    named = {n.duplicate.image_id for n in plan.images if n.duplicate is not None}
+    if not named:
+        return plan
+    with session_scope(factory) as session:
+        seen = set(session.scalars(select(Image.id).where(Image.id.in_(named), visible_to(viewer))))
+    return replace(
+        plan,
+        images=[
+            n if n.duplicate is None or n.duplicate.image_id in seen else replace(n, duplicate=None)
+            for n in plan.images
+        ],
+    )
 
 
 def _message_images_and_jobs(

@@ -28,7 +28,7 @@ from bot.ingest_runner import IngestRunner
 from bot.ingestor import IngestLimits, Ingestor, IngestOutcome
 from bot.people import People
 from bot.ports import Directory, FileSource, Notifier
-from bot.prompts import claim_prompt
+from bot.prompts import claim_prompt, hide_duplicates
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import Image
@@ -117,10 +117,15 @@ class Services:
         )
         if plan is None:
             return
+        if plan.user_id != uploader:
+            # Someone else added the post (an admin's shortcut): they are told, and are
+            # named only the duplicates they may see themselves.
+            plan = hide_duplicates(self.factory, plan, self.viewer(team_id, plan.user_id))
         self.notifier.ingest_settled(plan)
         # Coalesced: a poster's burst of images refreshes their overview once or twice,
         # not once per message.
-        self.refresh_home(plan.team_id, plan.user_id)
+        for person in {plan.user_id, uploader}:
+            self.refresh_home(plan.team_id, person)
 
     @property
     def ingest_runner(self) -> IngestRunner:

@@ -160,16 +160,18 @@ class SlackGateway:
             deleted=bool(user.get("deleted")),
         )
 
-    def guests(self, team_id: str) -> frozenset[str]:
-        """Everyone in the workspace who is a guest (users.list, all pages)."""
+    def guests(self, team_id: str) -> frozenset[str] | None:
+        """Everyone in the workspace who is a guest (users.list, all pages), or None."""
         pages = self._pages(
             team_id,
             "users.list",
             lambda client, cursor: client.users_list(limit=1000, cursor=cursor),
         )
+        if pages is None:
+            return None
         return frozenset(
             str(u["id"])
-            for p in pages or []
+            for p in pages
             for u in p["members"] or []
             if u.get("is_restricted") or u.get("is_ultra_restricted")
         )

@@ -119,9 +119,9 @@ class FakeDirectory:
             time.sleep(self.delay)
         return self.people.get(user_id, UNKNOWN_PERSON) if known else UNKNOWN_PERSON
 
-    def guests(self, team_id: str) -> frozenset[str]:
+    def guests(self, team_id: str) -> frozenset[str] | None:
         if not self._ask("guests", team_id, team_id):
-            return frozenset()
+            return None
         return frozenset(u for u, facts in self.people.items() if facts.is_guest)
 
     def members(self, team_id: str, conversation_id: str) -> frozenset[str] | None:

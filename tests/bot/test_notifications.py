@@ -226,12 +226,6 @@ def admin_adds_posters_photo_by_shortcut(
     ingest(services, jobs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Services._after_ingest names duplicates with the uploader's viewer, but the plan "
-    "goes to the prompt's user (who ran the shortcut): a private conversation's image is "
-    "named to an admin who is not in it (latent in Slack, whose modal shows the form)",
-)
 def test_a_duplicate_is_not_named_to_an_admin_who_may_not_see_it_after_their_shortcut(
     services: Services, files: FakeFiles, notifier: RecordingNotifier
 ) -> None:
@@ -241,11 +235,6 @@ def test_a_duplicate_is_not_named_to_an_admin_who_may_not_see_it_after_their_sho
     assert plan.images[0].duplicate is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Services._after_ingest refreshes the home of the prompt's user (who ran the "
-    "shortcut), not the uploader's, whose home lists the images still needing details",
-)
 def test_the_posters_home_shows_images_an_admin_added_by_shortcut(
     services: Services, files: FakeFiles, notifier: RecordingNotifier
 ) -> None:

@@ -208,13 +208,6 @@ def test_an_image_is_shared_only_where_everyone_may_see_it(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot.ports.Directory.guests has no 'unknown' answer: when the guest list cannot "
-    "be had (the Slack gateway answers an empty set, cached for five minutes), "
-    "check_share takes it for 'no guests' and lets a guest see an image from a channel "
-    "they are not in",
-)
 def test_when_the_guest_list_cannot_be_had_an_image_is_not_shared_where_a_guest_is(
     services: Services, directory: FakeDirectory, images: dict[str, int]
 ) -> None:
@@ -238,11 +231,6 @@ def test_a_burst_of_clicks_costs_one_directory_lookup(
     assert directory.asked("members", SECRET) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot.people._TtlCache looks up outside its lock with no single flight: threads "
-    "that miss the cache at once each ask the directory",
-)
 def test_a_burst_of_clicks_at_once_costs_one_directory_lookup(
     services: Services, directory: FakeDirectory
 ) -> None:
