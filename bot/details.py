@@ -1,6 +1,6 @@
 """Image details: the tag rules, validating what a person typed, saving it, and who may.
 
-Plain values in, domain results out: the Slack modal is parsed in `handlers/tagging.py`.
+Plain values in, domain results out: the Slack modal is parsed in `handlers/slack/details/`.
 """
 
 from __future__ import annotations

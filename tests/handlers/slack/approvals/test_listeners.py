@@ -260,8 +260,9 @@ def test_a_due_date_is_shown_on_the_card(h: Harness) -> None:
 
 
 def escalation_card(h: Harness, approver_card: Call) -> Call:
-    """The card the worker DMs an admin when a request waits too long (bot/notify.py's
-    send_nudge): the request's card, in the admin's DM, not one of the approvers' cards."""
+    """The card the worker DMs an admin when a request waits too long (`send_nudge` in
+    handlers/slack/approvals/send.py): the request's card, in the admin's DM, not one of
+    the approvers' cards."""
     WebClient(token=h.slack.bot_token, base_url=h.slack.api_url).chat_postMessage(
         channel=ADMIN,
         text="The approval needs an admin",
