@@ -314,7 +314,7 @@ def watch(factory: Any, *, now: Any) -> None:
 def child_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     """The app's ingest of one file, after a warm-up ingest of a tiny JPEG (imports, SQL
     compilation, scipy's lazy import in phash), so the figure is the per-image cost."""
-    import bot.library
+    import bot.ingestor
     from bot.config import Settings
     from bot.domain import Post
     from bot.library import record_posted_files
@@ -326,7 +326,7 @@ def child_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     # inside the ingest with the process's CPU (libvips decodes on its own worker threads;
     # nothing else in this process is busy while the ingest runs).
     decode_cpu: list[float] = []
-    real_inspect = bot.library.inspect
+    real_inspect = bot.ingestor.inspect
 
     def timed_inspect(path: Path, *, max_pixels: int) -> Any:
         before = _cpu_s()
@@ -335,7 +335,7 @@ def child_ingest(spec: dict[str, Any]) -> dict[str, Any]:
         finally:
             decode_cpu.append(_cpu_s() - before)
 
-    bot.library.inspect = timed_inspect  # type: ignore[assignment]
+    bot.ingestor.inspect = timed_inspect  # type: ignore[assignment]
     services = build_services(Settings.from_env(spec["env"], dotenv=False))
     try:
         now = services.clock()

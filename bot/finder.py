@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.people import People
+from bot.people import People, Person
 from bot.prompts import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import Image
 from storage.search import Cursor, Page, Query, Viewer, closest_tags, search_images, visible_to
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +167,24 @@ def check_share(
             f"This channel has {len(outside_guests)} guest(s) who may only see images from "
             "their own channels; this image is not shared here."
         )
+
+
+def search(
+    services: Services,
+    person: Person,
+    query: Query,
+    *,
+    cursor: Cursor | None = None,
+    per_page: int = 5,
+) -> ResultPage:
+    """The search use case: one page of what `person` may see matching `query`."""
+    return find(
+        services.factory,
+        query=query,
+        viewer=person.viewer,
+        user_id=person.user_id,
+        is_admin=person.is_admin,
+        media=services.media,
+        cursor=cursor,
+        per_page=per_page,
+    )

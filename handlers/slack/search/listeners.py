@@ -11,7 +11,7 @@ from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.finder import ShareRefused, check_share, find
+from bot.finder import ShareRefused, check_share, search
 from bot.prompts import preview_for
 from bot.services import Services
 from handlers.slack.admin.views import help_blocks
@@ -40,16 +40,7 @@ def run_search(
         help_text, help_body = help_blocks()
         respond(text=help_text, blocks=help_body, response_type="ephemeral")
         return
-    viewer = services.people.viewer(team_id, user_id)
-    page = find(
-        services.factory,
-        query=query,
-        viewer=viewer,
-        user_id=user_id,
-        is_admin=services.people.is_admin(team_id, user_id),
-        media=services.media,
-        cursor=cursor,
-    )
+    page = search(services, services.people.person(team_id, user_id), query, cursor=cursor)
     state = {"q": text}
     answer, body = search_blocks(page, state=state)
     sent = respond(text=answer, blocks=body, response_type="ephemeral", replace_original=replace)
