@@ -3,17 +3,21 @@ running as a real process on a loopback port."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -50,6 +54,27 @@ def _postgres() -> tuple[PostgresServer | None, str]:
     return _pg
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # An xdist worker uses the server its controller found (and, for a throwaway cluster,
+    # started and will stop): one cluster per run, not one per worker.
+    found = getattr(config, "workerinput", {}).get("imglib_postgres")
+    if found is not None:
+        global _pg  # noqa: PLW0603
+        dsn, source = found
+        _pg = (PostgresServer(dsn, source) if dsn else None, source)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller, for each worker it starts: hand it the server found here."""
+    server, source = _postgres()
+    node.workerinput["imglib_postgres"] = (server and server.admin_dsn, source)
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     server, source = _postgres()
     if server is None:
@@ -78,7 +103,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _pg is not None and _pg[0] is not None:
-        _pg[0].close()
+        _pg[0].close()  # this process's databases (and the cluster it started)
+    if _is_xdist_worker(session.config):
+        return  # the controller sees every worker's reports and decides below
     # CI sets REQUIRE_POSTGRES: a run whose Postgres tests were skipped (or absent) fails.
     missing = _postgres_outcomes["skipped"] or not _postgres_outcomes["passed"]
     if os.environ.get("REQUIRE_POSTGRES") and session.testscollected and missing:
@@ -223,10 +250,31 @@ def make_services(
     return services
 
 
+# Ports for processes the tests start, which bind them a second or so later. Below the
+# ephemeral range (Linux: 32768-60999), so the kernel never hands one to an emulator binding
+# port 0 or to a client connection meanwhile; a lock file, held until this process exits,
+# keeps parallel workers (and other test runs on the machine) from choosing the same one.
+PORT_RANGE = range(20000, 32000)
+_PORT_LOCKS = Path(tempfile.gettempdir()) / f"imglib-test-ports-{os.getuid()}"
+_port_locks_held: list[int] = []
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    _PORT_LOCKS.mkdir(exist_ok=True)
+    start = random.randrange(len(PORT_RANGE))
+    for n in range(len(PORT_RANGE)):
+        port = PORT_RANGE[(start + n) % len(PORT_RANGE)]
+        fd = os.open(_PORT_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket() as s:
+                s.bind(("0.0.0.0", port))  # noqa: S104 - where the app binds
+        except OSError:
+            os.close(fd)
+            continue
+        _port_locks_held.append(fd)  # closed (and unlocked) when this process exits
+        return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
 @dataclass
