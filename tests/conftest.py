@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -150,16 +151,24 @@ def empty_postgres_url(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite file, made once per session: each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite") / "migrated.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()  # the last connection closed: the WAL is checkpointed into the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: every storage and end-to-end test runs on both."""
     if request.param == "postgres":
         return str(request.getfixturevalue("empty_postgres_url"))
-    url = f"sqlite:///{tmp_path / 'library.db'}"
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    return url
+    path = tmp_path / "library.db"
+    shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
@@ -344,7 +353,7 @@ class AppProcess:
 
 @pytest.fixture
 def run_app(tmp_path: Path) -> Iterator[object]:
-    """Factory: run_app(env, command=("serve",)) starts the app and stops it after the test."""
+    """Factory: run_app(env, command=("serve",)) starts the app and kills it after the test."""
     started: list[AppProcess] = []
 
     def start(env: dict[str, str], *, command: tuple[str, ...] = ("serve",)) -> AppProcess:
@@ -354,4 +363,4 @@ def run_app(tmp_path: Path) -> Iterator[object]:
 
     yield start
     for app in started:
-        app.stop()
+        app.kill()  # the test is over: a graceful stop costs ~2 s (tests of it call stop())
