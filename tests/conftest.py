@@ -261,7 +261,7 @@ def make_services(
 
 # Ports for processes the tests start, which bind them a second or so later. Below the
 # ephemeral range (Linux: 32768-60999), so the kernel never hands one to an emulator binding
-# port 0 or to a client connection meanwhile; a lock file, held until this process exits,
+# port 0 or to a client connection meanwhile; a lock file, held for the next 32 choices,
 # keeps parallel workers (and other test runs on the machine) from choosing the same one.
 PORT_RANGE = range(20000, 32000)
 _PORT_LOCKS = Path(tempfile.gettempdir()) / f"imglib-test-ports-{os.getuid()}"
@@ -281,7 +281,9 @@ def free_port() -> int:
         except OSError:
             os.close(fd)
             continue
-        _port_locks_held.append(fd)  # closed (and unlocked) when this process exits
+        _port_locks_held.append(fd)
+        if len(_port_locks_held) > 32:  # long bound by its app (and gone with its test)
+            os.close(_port_locks_held.pop(0))
         return port
     raise RuntimeError(f"no free port in {PORT_RANGE}")
 
