@@ -25,6 +25,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/python -m bot run
 
+# In parallel (pytest-xdist): most tests wait on an app process, not on the CPU.
+# PYTEST_ARGS comes last, so PYTEST_ARGS="-n 0" runs them one at a time again.
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -n 4 $(PYTEST_ARGS)
 

@@ -3,17 +3,22 @@ running as a real process on a loopback port."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -51,6 +56,27 @@ def _postgres() -> tuple[PostgresServer | None, str]:
     return _pg
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # An xdist worker uses the server its controller found (and, for a throwaway cluster,
+    # started and will stop): one cluster per run, not one per worker.
+    found = getattr(config, "workerinput", {}).get("imglib_postgres")
+    if found is not None:
+        global _pg  # noqa: PLW0603
+        dsn, source = found
+        _pg = (PostgresServer(dsn, source) if dsn else None, source)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller, for each worker it starts: hand it the server found here."""
+    server, source = _postgres()
+    node.workerinput["imglib_postgres"] = (server and server.admin_dsn, source)
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     server, source = _postgres()
     if server is None:
@@ -79,7 +105,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _pg is not None and _pg[0] is not None:
-        _pg[0].close()
+        _pg[0].close()  # this process's databases (and the cluster it started)
+    if _is_xdist_worker(session.config):
+        return  # the controller sees every worker's reports and decides below
     # CI sets REQUIRE_POSTGRES: a run whose Postgres tests were skipped (or absent) fails.
     missing = _postgres_outcomes["skipped"] or not _postgres_outcomes["passed"]
     if os.environ.get("REQUIRE_POSTGRES") and session.testscollected and missing:
@@ -124,16 +152,24 @@ def empty_postgres_url(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite file, made once per session: each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite") / "migrated.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()  # the last connection closed: the WAL is checkpointed into the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: every storage and end-to-end test runs on both."""
     if request.param == "postgres":
         return str(request.getfixturevalue("empty_postgres_url"))
-    url = f"sqlite:///{tmp_path / 'library.db'}"
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    return url
+    path = tmp_path / "library.db"
+    shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+    return f"sqlite:///{path}"
 
 
 def workspace() -> SlackEmulator:
@@ -230,10 +266,33 @@ def make_services(
     return services
 
 
+# Ports for processes the tests start, which bind them a second or so later. Below the
+# ephemeral range (Linux: 32768-60999), so the kernel never hands one to an emulator binding
+# port 0 or to a client connection meanwhile; a lock file, held for the next 32 choices,
+# keeps parallel workers (and other test runs on the machine) from choosing the same one.
+PORT_RANGE = range(20000, 32000)
+_PORT_LOCKS = Path(tempfile.gettempdir()) / f"imglib-test-ports-{os.getuid()}"
+_port_locks_held: list[int] = []
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    _PORT_LOCKS.mkdir(exist_ok=True)
+    start = random.randrange(len(PORT_RANGE))
+    for n in range(len(PORT_RANGE)):
+        port = PORT_RANGE[(start + n) % len(PORT_RANGE)]
+        fd = os.open(_PORT_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket() as s:
+                s.bind(("0.0.0.0", port))  # noqa: S104 - where the app binds
+        except OSError:
+            os.close(fd)
+            continue
+        _port_locks_held.append(fd)
+        if len(_port_locks_held) > 32:  # long bound by its app (and gone with its test)
+            os.close(_port_locks_held.pop(0))
+        return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
 @dataclass
@@ -303,7 +362,7 @@ class AppProcess:
 
 @pytest.fixture
 def run_app(tmp_path: Path) -> Iterator[object]:
-    """Factory: run_app(env, command=("serve",)) starts the app and stops it after the test."""
+    """Factory: run_app(env, command=("serve",)) starts the app and kills it after the test."""
     started: list[AppProcess] = []
 
     def start(env: dict[str, str], *, command: tuple[str, ...] = ("serve",)) -> AppProcess:
@@ -313,4 +372,4 @@ def run_app(tmp_path: Path) -> Iterator[object]:
 
     yield start
     for app in started:
-        app.stop()
+        app.kill()  # the test is over: a graceful stop costs ~2 s (tests of it call stop())

@@ -2,7 +2,7 @@
 
 Order: $TEST_DATABASE_URL; the server these machines run at 127.0.0.1:5432 (trust auth,
 database `test`); a temporary cluster from initdb/pg_ctl when they are on PATH. Each test run
-gets its own fresh database on that server, dropped at the end.
+(each xdist worker) gets its own fresh database on that server, dropped at the end.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class PostgresServer:
 
     def create_database(self) -> str:
         """A new empty database; returns its SQLAlchemy URL."""
-        name = f"imglib_test_{uuid.uuid4().hex[:10]}"
+        # One per xdist worker (each is its own session); the uuid keeps runs apart.
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        name = f"imglib_test_{f'{worker}_' if worker else ''}{uuid.uuid4().hex[:10]}"
         self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         self.databases.append(name)
         base = self.admin_dsn.rsplit("/", 1)[0]

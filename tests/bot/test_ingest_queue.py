@@ -22,7 +22,7 @@ from bot.ingest_queue import LEASE, MAX_ATTEMPTS
 from bot.ingestor import INTERNAL_ERROR
 from bot.library import record_posted_files
 from bot.prompts import discard_image
-from bot.services import HOME_REFRESH_SECONDS, Services
+from bot.services import Services
 from handlers.slack.files import posted_file_from_slack
 from storage.db import session_scope
 from storage.models import AuditEvent, Image, IngestJob, IngestState
@@ -354,21 +354,20 @@ def test_busy_web_process_leaves_jobs_queued_and_the_worker_takes_them(
 
 
 def test_a_burst_of_posts_refreshes_the_posters_app_home_a_few_times_with_all_of_them(
-    services: Services, slack: SlackEmulator
+    services: Services, slack: SlackEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Refreshes a minute apart, not a second: the whole burst falls within one interval even
+    # on a busy machine (at 1 s, 12 ingests taking over 2 s are rightly refreshed 4 times).
+    monkeypatch.setattr("bot.services.HOME_REFRESH_SECONDS", 60.0)
     count = 12
-    started = time.monotonic()
     for n in range(count):
         (job_id,) = post(
             services, slack, f"F2{n:03d}", images.jpeg(seed=n), message_ts=f"17000003{n:02d}.1"
         )
         services.ingestor.run(job_id)
-    elapsed = time.monotonic() - started
     services.shutdown()  # waits for the refresh still due
     published = [c for c in slack.calls_to("views.publish") if c.params.get("user_id") == POSTER]
-    # Not one per message: at most one per HOME_REFRESH_SECONDS, plus the first and the last
-    # (a loaded machine takes longer over the burst, and may publish once more).
-    assert 1 <= len(published) <= min(count // 2, 2 + elapsed / HOME_REFRESH_SECONDS)
+    assert 1 <= len(published) <= 2  # not one per message: the first, then the rest at once
     assert len(prompts_to(slack)) == count  # while every message got its prompt
     last_view = str(published[-1].params.get("view"))
     assert "f2011" in last_view.lower()  # the newest image is on the Home tab
