@@ -3,7 +3,6 @@ what they are refused with, and what everyone concerned is told through the Noti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,29 +28,7 @@ from tests.bot.fakes import (
     FakeFiles,
     RecordingNotifier,
     make_services,
-    workspace,
 )
-
-
-@pytest.fixture
-def directory() -> FakeDirectory:
-    return workspace()
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
-
-
-@pytest.fixture
-def services(
-    tmp_path: Path, directory: FakeDirectory, notifier: RecordingNotifier
-) -> Iterator[Services]:
-    services = make_services(
-        tmp_path, directory=directory, files=FakeFiles(), notifier=notifier, clock=FakeClock()
-    )
-    yield services
-    services.shutdown()
 
 
 def draft(services: Services, *, channel: str = SHOOTS, uploader: str = POSTER) -> int:

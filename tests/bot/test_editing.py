@@ -3,9 +3,7 @@ may, the refusals by field, and who is told (approvers asked, App Homes refreshe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -23,35 +21,9 @@ from tests.bot.fakes import (
     SECRET,
     SHOOTS,
     TEAM,
-    FakeClock,
-    FakeDirectory,
-    FakeFiles,
     RecordingNotifier,
     homes_refreshed,
-    make_services,
-    workspace,
 )
-
-
-@pytest.fixture
-def directory() -> FakeDirectory:
-    return workspace()
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
-
-
-@pytest.fixture
-def services(
-    tmp_path: Path, directory: FakeDirectory, notifier: RecordingNotifier
-) -> Iterator[Services]:
-    services = make_services(
-        tmp_path, directory=directory, files=FakeFiles(), notifier=notifier, clock=FakeClock()
-    )
-    yield services
-    services.shutdown()
 
 
 def draft(
