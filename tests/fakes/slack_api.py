@@ -1598,6 +1598,14 @@ class SlackEmulator:
         impl = _METHODS.get(method)
         if custom is None and impl is None:
             raise _ApiError("unknown_method")
+        self._check_token(method, token)
+        if custom is not None:
+            return custom(call)
+        assert impl is not None
+        with self._lock:
+            return impl(self, params)
+
+    def _check_token(self, method: str, token: str | None) -> None:
         needs = "app" if method == "apps.connections.open" else "bot"
         if not token:
             raise _ApiError("not_authed")
@@ -1607,11 +1615,6 @@ class SlackEmulator:
             raise _ApiError("invalid_auth")
         if (needs == "app") != (token == self.app_token):
             raise _ApiError("not_allowed_token_type")
-        if custom is not None:
-            return custom(call)
-        assert impl is not None
-        with self._lock:
-            return impl(self, params)
 
     def _serve_download(self, path: str, headers: dict[str, str]) -> _Reply:
         token = _bearer(headers)
