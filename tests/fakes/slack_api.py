@@ -7,7 +7,10 @@
 * private file downloads (``/files-pri/TEAM-FILEID/download/NAME``), which, like Slack, answer an
   HTML login page with HTTP 200 when the bot token is missing or wrong;
 * ``response_url`` endpoints (``new_response_url()``) with Slack's 5-use limit;
-* a Socket Mode WebSocket endpoint (``apps.connections.open`` hands out ``ws_url?ticket=...``).
+* a Socket Mode WebSocket endpoint (``apps.connections.open`` hands out ``ws_url?ticket=...``);
+* Sign in with Slack (OpenID Connect): the browser's ``/openid/connect/authorize`` (approving as
+  the user of `SlackEmulator.sign_in_as`, else a page to pick a user), ``/openid/connect/keys``
+  (the JWKS) and the methods ``openid.connect.token`` and ``openid.connect.userInfo``.
 
 Every request is recorded as a `Call` (``calls``, ``calls_to``, ``wait_for``). Faults are injected
 on demand with `SlackEmulator.inject` and consumed in order. Block Kit payloads are checked by the
@@ -19,6 +22,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import hashlib
+import html
 import http.server
 import ipaddress
 import itertools
@@ -34,8 +39,11 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as WsRequest
 from websockets.http11 import Response as WsResponse
@@ -586,6 +594,26 @@ class _ResponseUrl:
 
 
 @dataclass
+class _OpenidCode:
+    """An authorization code from /openid/connect/authorize, redeemable once."""
+
+    user_id: str
+    scopes: frozenset[str]
+    redirect_uri: str
+    nonce: str | None
+    issued: float  # time.monotonic(), for openid_code_ttl
+    auth_time: int
+
+
+@dataclass
+class _OpenidGrant:
+    """What an access token from openid.connect.token may read with openid.connect.userInfo."""
+
+    user_id: str
+    scopes: frozenset[str]
+
+
+@dataclass
 class _Reply:
     status: int
     body: bytes
@@ -628,6 +656,29 @@ SLACK_LOGIN_PAGE_HTML = """<!DOCTYPE html>
 </html>
 """
 
+_OPENID_PAGE_HTML = """<!DOCTYPE html>
+<html lang="en-US">
+<head>
+<meta charset="utf-8">
+<meta name="robots" content="noindex, nofollow">
+<title>{title}</title>
+</head>
+<body>
+<main>
+<h1>{title}</h1>
+{body}
+</main>
+</body>
+</html>
+"""
+
+#: The ``iss`` of Slack's id_tokens (also in https://slack.com/.well-known/openid-configuration).
+_OPENID_ISSUER = "https://slack.com"
+#: Lifetime of an id_token, as in Slack's example (``exp`` - ``iat``).
+_ID_TOKEN_TTL = 300
+_SLACK_CLAIM = "https://slack.com/"
+_TEAM_IMAGE_SIZES = (34, 44, 68, 88, 102, 132, 230)
+
 _ALNUM = string.ascii_uppercase + string.digits
 _JSON_STRING_PARAMS = ("blocks", "view", "attachments", "metadata")
 
@@ -644,6 +695,16 @@ def _truthy(value: Any) -> bool:
 
 def _json(obj: Any, status: int = 200, **headers: str) -> _Reply:
     return _Reply(status, json.dumps(obj).encode(), headers=dict(headers), json_body=obj)
+
+
+def _html_page(title: str, body: str, status: int = 200) -> _Reply:
+    page = _OPENID_PAGE_HTML.format(title=html.escape(title), body=body)
+    return _Reply(status, page.encode(), "text/html; charset=utf-8")
+
+
+def _redirect(base: str, params: Mapping[str, str]) -> _Reply:
+    location = base + ("&" if "?" in base else "?") + urlencode(params)
+    return _Reply(302, b"", "text/html; charset=utf-8", headers={"Location": location})
 
 
 def _ok(**payload: Any) -> JsonDict:
@@ -703,6 +764,8 @@ class SlackEmulator:
     response_url_ttl: float = 1800.0
     #: Max stacked modals per root (Slack: 3).
     max_view_stack: int = 3
+    #: Seconds a Sign in with Slack authorization code stays redeemable (OAuth: 10 minutes).
+    openid_code_ttl: float = 600.0
 
     def __init__(
         self,
@@ -757,6 +820,17 @@ class SlackEmulator:
         self._tickets: set[str] = set()
         self._ws_conns: list[ServerConnection] = []
         self._acks: dict[str, JsonDict] = {}
+
+        # Sign in with Slack (OpenID Connect) state
+        #: The app's credentials (Basic Information > App Credentials), for openid.connect.token.
+        self.client_id = f"{secrets.randbelow(9 * 10**9) + 10**9}.{secrets.randbelow(10**12)}"
+        self.client_secret = secrets.token_hex(16)
+        #: The ``kid`` of the id_token signing key, published at ``/openid/connect/keys``.
+        self.openid_kid = secrets.token_urlsafe(32)
+        self._openid_key: rsa.RSAPrivateKey | None = None  # made on first use (tens of ms)
+        self._signed_in_user: str | None = None
+        self._openid_codes: dict[str, _OpenidCode] = {}
+        self._openid_grants: dict[str, _OpenidGrant] = {}
 
         self._started = False
         self._stopped = False
@@ -1405,7 +1479,10 @@ class SlackEmulator:
 
     # -- custom methods -------------------------------------------------------------------------
     def set_handler(self, method: str, handler: Callable[[Call], JsonDict]) -> None:
-        """Answers ``method`` with ``handler(call)`` (after the token check, before built-ins)."""
+        """Answers ``method`` with ``handler(call)`` (after the token check, before built-ins).
+
+        The openid.connect.* methods have no bot token check: they check their own credentials.
+        """
         with self._lock:
             self._handlers[method] = handler
 
@@ -1425,6 +1502,130 @@ class SlackEmulator:
                 url=url, created=time.time(), channel=channel, message_ts=message_ts, user=user
             )
         return url
+
+    # -- Sign in with Slack (OpenID Connect) ------------------------------------------------------
+    def sign_in_as(self, user_id: str | None) -> None:
+        """Sets the browser's Slack session: /openid/connect/authorize then approves as ``user_id``
+        at once. ``None`` signs out: authorize answers a page to pick who signs in.
+        """
+        with self._lock:
+            if user_id is not None and not self._can_sign_in(user_id):
+                raise ValueError(f"{user_id!r} is not an active person in {self.team_id}")
+            self._signed_in_user = user_id
+
+    def _can_sign_in(self, user_id: str) -> bool:
+        user = self.users.get(user_id)
+        return (
+            user is not None
+            and not user["is_bot"]
+            and not user["deleted"]
+            and user["team_id"] == self.team_id
+        )
+
+    def _signing_key(self) -> rsa.RSAPrivateKey:
+        with self._lock:
+            if self._openid_key is None:
+                self._openid_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._openid_key
+
+    def _jwks(self) -> JsonDict:
+        """The JSON Web Key Set of https://slack.com/openid/connect/keys, with our key."""
+        jwk = json.loads(RSAAlgorithm.to_jwk(self._signing_key().public_key()))
+        return {"keys": [{**jwk, "kid": self.openid_kid, "alg": "RS256", "use": "sig"}]}
+
+    def _authorize(self, step: str, params: Mapping[str, str]) -> _Reply:
+        """/openid/connect/authorize, and its ``/approve`` and ``/cancel`` links (lock held)."""
+        problem = self._authorize_problem(params)
+        if problem is not None:
+            return _html_page("Something went wrong", f"<p>{html.escape(problem)}</p>", 400)
+        redirect_uri = params["redirect_uri"]
+        state = {"state": params["state"]} if "state" in params else {}
+        if step == "/cancel":
+            return _redirect(redirect_uri, {"error": "access_denied", **state})
+        user_id = params.get("user") if step == "/approve" else self._signed_in_user
+        if user_id is None:
+            return self._picker_page(params)
+        if not self._can_sign_in(user_id):
+            return _html_page("Something went wrong", "<p>That person cannot sign in.</p>", 400)
+        code = f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**13)}.{secrets.token_hex(32)}"
+        self._openid_codes[code] = _OpenidCode(
+            user_id=user_id,
+            scopes=_scopes(params),
+            redirect_uri=redirect_uri,
+            nonce=params.get("nonce"),
+            issued=time.monotonic(),
+            auth_time=int(time.time()),
+        )
+        return _redirect(redirect_uri, {"code": code, **state})
+
+    def _authorize_problem(self, params: Mapping[str, str]) -> str | None:
+        """Why Slack would show an error page instead of redirecting back, or None."""
+        if params.get("client_id") != self.client_id:
+            return "Invalid client_id parameter."
+        if params.get("response_type") != "code":
+            return "Invalid response_type parameter: it must be code."
+        scopes = _scopes(params)
+        if "openid" not in scopes or not scopes <= {"openid", "email", "profile"}:
+            return "Invalid scope parameter: openid, and optionally email and profile."
+        if not params.get("redirect_uri"):
+            return "Missing redirect_uri parameter."
+        if params.get("team", self.team_id) != self.team_id:
+            return f"Unknown team {params['team']}."
+        return None
+
+    def _picker_page(self, params: Mapping[str, str]) -> _Reply:
+        """What a browser with no Slack session sees: the workspace's people to sign in as."""
+        query = {key: value for key, value in params.items() if key != "user"}
+        items: list[str] = []
+        for user in self.users.values():
+            if self._can_sign_in(user["id"]):
+                approve = urlencode({**query, "user": user["id"]})
+                href = f"/openid/connect/authorize/approve?{approve}"
+                label = f"{user['real_name']} (@{user['name']})"
+                items.append(f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>')
+        cancel = "/openid/connect/authorize/cancel?" + urlencode(query)
+        listing = "\n".join(items)
+        body = (
+            f"<p>Choose who signs in to {html.escape(self.team_domain)}.slack.com.</p>\n"
+            f'<ul aria-label="People">\n{listing}\n</ul>\n'
+            f'<p><a href="{html.escape(cancel)}">Cancel</a></p>'
+        )
+        return _html_page(f"Sign in to {self.team_name}", body)
+
+    def _user_claims(self, user_id: str, scopes: frozenset[str]) -> JsonDict:
+        """The claims Slack gives for ``scopes``: openid, plus email and profile if granted."""
+        user = self.users[user_id]
+        profile = user["profile"]
+        claims: JsonDict = {
+            "sub": user_id,
+            f"{_SLACK_CLAIM}user_id": user_id,
+            f"{_SLACK_CLAIM}team_id": self.team_id,
+        }
+        if "email" in scopes:
+            claims.update(
+                email=profile["email"],
+                email_verified=user["is_email_confirmed"],
+                date_email_verified=user["updated"],
+            )
+        if "profile" in scopes:
+            claims.update(
+                name=user["real_name"],
+                picture=profile["image_512"],
+                given_name=profile["first_name"],
+                family_name=profile["last_name"],
+                locale="en-US",
+            )
+            claims[f"{_SLACK_CLAIM}team_name"] = self.team_name
+            claims[f"{_SLACK_CLAIM}team_domain"] = self.team_domain
+            for key, url in profile.items():
+                if key.startswith("image_"):
+                    claims[f"{_SLACK_CLAIM}user_{key}"] = url
+            for size in _TEAM_IMAGE_SIZES:
+                claims[f"{_SLACK_CLAIM}team_image_{size}"] = (
+                    f"https://a.slack-edge.com/80588/img/avatars-teams/ava_0001-{size}.png"
+                )
+            claims[f"{_SLACK_CLAIM}team_image_default"] = True
+        return claims
 
     # -- socket mode ------------------------------------------------------------------------------
     def socket_connected(self, timeout: float = 10.0) -> bool:
@@ -1596,13 +1797,18 @@ class SlackEmulator:
         with self._lock:
             custom = self._handlers.get(method)
         impl = _METHODS.get(method)
-        if custom is None and impl is None:
+        # Sign in with Slack's methods check the app's credentials or a user's token themselves.
+        own_auth = _OPENID_METHODS.get(method)
+        if custom is None and impl is None and own_auth is None:
             raise _ApiError("unknown_method")
-        self._check_token(method, token)
+        if own_auth is None:
+            self._check_token(method, token)
         if custom is not None:
             return custom(call)
-        assert impl is not None
         with self._lock:
+            if own_auth is not None:
+                return own_auth(self, call)
+            assert impl is not None
             return impl(self, params)
 
     def _check_token(self, method: str, token: str | None) -> None:
@@ -1615,6 +1821,25 @@ class SlackEmulator:
             raise _ApiError("invalid_auth")
         if (needs == "app") != (token == self.app_token):
             raise _ApiError("not_allowed_token_type")
+
+    def _serve_openid(self, path: str, params: dict[str, str], headers: dict[str, str]) -> _Reply:
+        """The browser's side of Sign in with Slack (see `_OPENID_PATHS`)."""
+        with self._lock:
+            if path == "/openid/connect/keys":
+                method, reply = "openid.connect.keys", _json(self._jwks())
+            else:
+                step = path.removeprefix("/openid/connect/authorize")
+                method, reply = "openid.connect.authorize", self._authorize(step, params)
+        call = Call(
+            method=method,
+            params={**params, "_path": path},
+            token=None,
+            headers=headers,
+            status=reply.status,
+            response=reply.json_body,
+        )
+        self._record(call)
+        return reply
 
     def _serve_download(self, path: str, headers: dict[str, str]) -> _Reply:
         token = _bearer(headers)
@@ -1976,6 +2201,56 @@ class SlackEmulator:
             }
         )
 
+    def _m_openid_connect_token(self, call: Call) -> JsonDict:
+        client_id, client_secret = _client_credentials(call)
+        if client_id != self.client_id:
+            raise _ApiError("invalid_client_id")
+        if client_secret != self.client_secret:
+            raise _ApiError("bad_client_secret")
+        grant_type = call.params.get("grant_type") or "authorization_code"
+        if grant_type == "refresh_token":
+            raise _ApiError("invalid_refresh_token")  # no token rotation here
+        if grant_type != "authorization_code":
+            raise _ApiError("invalid_grant_type")
+        key = str(call.params.get("code", ""))
+        code = self._openid_codes.get(key)
+        if code is None or time.monotonic() - code.issued > self.openid_code_ttl:
+            raise _ApiError("invalid_code")
+        if call.params.get("redirect_uri") != code.redirect_uri:
+            raise _ApiError("bad_redirect_uri")
+        del self._openid_codes[key]
+        access_token = (
+            f"xoxp-{secrets.randbelow(10**12)}-{secrets.randbelow(10**12)}"
+            f"-{secrets.randbelow(10**13)}-{secrets.token_hex(16)}"
+        )
+        self._openid_grants[access_token] = _OpenidGrant(user_id=code.user_id, scopes=code.scopes)
+        now = int(time.time())
+        claims: JsonDict = {
+            "iss": _OPENID_ISSUER,
+            "aud": self.client_id,
+            "exp": now + _ID_TOKEN_TTL,
+            "iat": now,
+            "auth_time": code.auth_time,
+        }
+        if code.nonce is not None:
+            claims["nonce"] = code.nonce
+        claims["at_hash"] = _at_hash(access_token)
+        claims.update(self._user_claims(code.user_id, code.scopes))
+        id_token = jwt.encode(
+            claims, self._signing_key(), algorithm="RS256", headers={"kid": self.openid_kid}
+        )
+        return _ok(access_token=access_token, token_type="Bearer", id_token=id_token)
+
+    def _m_openid_connect_user_info(self, call: Call) -> JsonDict:
+        if not call.token:
+            raise _ApiError("not_authed")
+        if call.token in self.revoked_tokens:
+            raise _ApiError("token_revoked")
+        grant = self._openid_grants.get(call.token)
+        if grant is None:
+            raise _ApiError("invalid_auth")
+        return {"ok": True, **self._user_claims(grant.user_id, grant.scopes)}
+
     def _m_apps_connections_open(self, params: JsonDict) -> JsonDict:
         ticket = str(uuid.uuid4())
         self._tickets.add(ticket)
@@ -2281,6 +2556,22 @@ _METHODS: dict[str, Callable[[SlackEmulator, JsonDict], JsonDict]] = {
     "conversations.replies": SlackEmulator._m_conversations_replies,
 }
 
+#: Methods that authenticate the app (client_id/secret) or a Sign in with Slack user themselves.
+_OPENID_METHODS: dict[str, Callable[[SlackEmulator, Call], JsonDict]] = {
+    "openid.connect.token": SlackEmulator._m_openid_connect_token,
+    "openid.connect.userInfo": SlackEmulator._m_openid_connect_user_info,
+}
+
+#: Browser URLs of Sign in with Slack (GET), answered by `SlackEmulator._serve_openid`.
+_OPENID_PATHS = frozenset(
+    {
+        "/openid/connect/authorize",
+        "/openid/connect/authorize/approve",
+        "/openid/connect/authorize/cancel",
+        "/openid/connect/keys",
+    }
+)
+
 
 # --------------------------------------------------------------------------------------------
 # HTTP plumbing
@@ -2292,6 +2583,29 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
     if auth.lower().startswith("bearer "):
         return auth[7:].strip() or None
     return None
+
+
+def _client_credentials(call: Call) -> tuple[Any, Any]:
+    """The app's client_id and client_secret: HTTP Basic auth (as slack_sdk sends), else form."""
+    auth = call.headers.get("authorization", "")
+    if auth.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(auth[6:].strip(), validate=True).decode()
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            return None, None
+        client_id, _, client_secret = decoded.partition(":")
+        return client_id, client_secret
+    return call.params.get("client_id"), call.params.get("client_secret")
+
+
+def _scopes(params: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(params.get("scope", "").replace(",", " ").split())
+
+
+def _at_hash(access_token: str) -> str:
+    """OpenID Connect's at_hash for RS256: the left half of SHA-256, base64url, unpadded."""
+    digest = hashlib.sha256(access_token.encode()).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
 
 
 def _parse_body(content_type: str, body: bytes) -> JsonDict:
@@ -2370,6 +2684,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 reply = emu._serve_download(path, headers)
             elif path.startswith("/response/") and self.command == "POST":
                 reply = emu._serve_response_url(path[len("/response/") :], body, headers)
+            elif path in _OPENID_PATHS and self.command == "GET":
+                query = dict(parse_qsl(parts.query, keep_blank_values=True))
+                reply = emu._serve_openid(path, query, headers)
             else:
                 reply = _Reply(404, b"not found\n", "text/plain; charset=utf-8")
         except Exception as exc:  # surface emulator bugs as 500s, not hangs
