@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
+import jwt
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -494,3 +500,247 @@ def test_socket_mode_round_trip(emu: SlackEmulator) -> None:
         assert len(emu.calls_to("socket_mode.ack")) == 2
     finally:
         sm.close()
+
+
+# -- Sign in with Slack (OpenID Connect) ------------------------------------------------------
+
+REDIRECT_URI = "http://127.0.0.1:9/auth/slack/callback"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_BROWSER = urllib.request.build_opener(_NoRedirects)
+
+
+def _browse(url: str) -> tuple[int, str, str]:
+    """GETs like a browser that stops at redirects: (status, Location or "", body)."""
+    try:
+        with _BROWSER.open(url, timeout=5) as resp:
+            return resp.status, "", resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Location", ""), err.read().decode()
+
+
+def _authorize_url(emu: SlackEmulator, **params: str | None) -> str:
+    """The app's /login redirect; a None value leaves that parameter out."""
+    defaults: dict[str, str | None] = {
+        "response_type": "code",
+        "scope": "openid email profile",
+        "client_id": emu.client_id,
+        "state": "st-123",
+        "nonce": "n-456",
+        "redirect_uri": REDIRECT_URI,
+    }
+    query = {k: v for k, v in {**defaults, **params}.items() if v is not None}
+    return f"{emu.base_url}/openid/connect/authorize?{urlencode(query)}"
+
+
+def _back_to_app(location: str, redirect_uri: str = REDIRECT_URI) -> dict[str, str]:
+    """The query Slack sends the browser back to the app with."""
+    assert location.startswith(redirect_uri)
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+def _links(page: str, base_url: str) -> dict[str, str]:
+    """Link text -> absolute URL."""
+    return {
+        html.unescape(text): urljoin(base_url, html.unescape(href))
+        for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>', page)
+    }
+
+
+def _exchange(emu: SlackEmulator, code: str, redirect_uri: str = REDIRECT_URI) -> Any:
+    return WebClient(base_url=emu.api_url).openid_connect_token(
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        code=code,
+        redirect_uri=redirect_uri,
+    )
+
+
+def test_sign_in_with_slack(emu: SlackEmulator) -> None:
+    emu.sign_in_as("U1")
+    status, location, _ = _browse(_authorize_url(emu))
+    assert status == 302
+    back = _back_to_app(location)
+    assert set(back) == {"code", "state"} and back["state"] == "st-123"
+    authorize = emu.calls_to("openid.connect.authorize")[0]
+    assert (authorize.status, authorize.params["nonce"]) == (302, "n-456")
+
+    tokens = _exchange(emu, back["code"])
+    assert tokens["token_type"] == "Bearer"
+    assert tokens["access_token"].startswith("xoxp-")
+    # slack_sdk sends the app's credentials as HTTP Basic auth
+    assert emu.calls_to("openid.connect.token")[0].headers["authorization"].startswith("Basic ")
+
+    id_token = tokens["id_token"]
+    assert jwt.get_unverified_header(id_token)["kid"] == emu.openid_kid
+    key = jwt.PyJWKClient(emu.base_url + "/openid/connect/keys").get_signing_key_from_jwt(id_token)
+    claims = jwt.decode(
+        id_token,
+        key,
+        algorithms=["RS256"],
+        audience=emu.client_id,
+        issuer="https://slack.com",
+        options={"require": ["exp", "iat", "sub", "nonce"]},
+    )
+    assert claims["nonce"] == "n-456"
+    assert claims["sub"] == claims["https://slack.com/user_id"] == "U1"
+    assert claims["https://slack.com/team_id"] == "T0TEAM1"
+    assert claims["https://slack.com/team_name"] == "Acme"
+    assert claims["https://slack.com/team_domain"] == "acme"
+    assert (claims["email"], claims["email_verified"]) == ("alice@example.com", True)
+    assert (claims["name"], claims["given_name"], claims["family_name"]) == (
+        "Alice Liddell",
+        "Alice",
+        "Liddell",
+    )
+    assert claims["picture"].startswith("https://") and claims["locale"] == "en-US"
+    assert claims["auth_time"] <= claims["iat"] < claims["exp"]
+    digest = hashlib.sha256(tokens["access_token"].encode()).digest()
+    assert claims["at_hash"] == base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+    info = WebClient(token=tokens["access_token"], base_url=emu.api_url).openid_connect_userInfo()
+    token_only = {"iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash"}
+    assert info.data == {"ok": True, **{k: v for k, v in claims.items() if k not in token_only}}
+
+    with pytest.raises(SlackApiError) as exc:
+        WebClient(token="xoxp-wrong", base_url=emu.api_url).openid_connect_userInfo()
+    assert _error(exc) == "invalid_auth"
+    with pytest.raises(SlackApiError) as exc:
+        WebClient(token=emu.bot_token, base_url=emu.api_url).openid_connect_userInfo()
+    assert _error(exc) == "invalid_auth"
+    with pytest.raises(SlackApiError) as exc:
+        WebClient(base_url=emu.api_url).openid_connect_userInfo()
+    assert _error(exc) == "not_authed"
+
+
+def test_openid_jwks(emu: SlackEmulator) -> None:
+    status, ctype, body = _get(emu.base_url + "/openid/connect/keys")
+    assert (status, ctype) == (200, "application/json; charset=utf-8")
+    (key,) = json.loads(body)["keys"]
+    assert {k: key[k] for k in ("kty", "kid", "use", "alg")} == {
+        "kty": "RSA",
+        "kid": emu.openid_kid,
+        "use": "sig",
+        "alg": "RS256",
+    }
+    assert key["e"] == "AQAB" and len(key["n"]) > 300
+
+
+def test_openid_code_is_single_use_and_checked(emu: SlackEmulator) -> None:
+    emu.sign_in_as("U2")
+    code = _back_to_app(_browse(_authorize_url(emu))[1])["code"]
+    form = WebClient(base_url=emu.api_url)
+
+    def token(**fields: str) -> str:
+        defaults = {
+            "client_id": emu.client_id,
+            "client_secret": emu.client_secret,
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+        }
+        try:
+            form.api_call("openid.connect.token", data={**defaults, **fields})
+        except SlackApiError as err:
+            return str(err.response["error"])
+        return "ok"
+
+    assert token(redirect_uri=REDIRECT_URI + "/elsewhere") == "bad_redirect_uri"
+    assert token(client_secret="wrong") == "bad_client_secret"
+    assert token(client_id="1.2") == "invalid_client_id"
+    assert token(grant_type="refresh_token") == "invalid_refresh_token"
+    assert token(code="123.456.abc") == "invalid_code"
+    assert token() == "ok"  # failed attempts leave the code usable
+    assert token() == "invalid_code"  # once only
+    assert emu.calls_to("openid.connect.token")[0].headers.get("authorization") is None
+
+    # the app's own query survives the round trip; an expired code is refused
+    emu.openid_code_ttl = 0.0
+    with_query = REDIRECT_URI + "?next=%2Fhome"
+    status, location, _ = _browse(_authorize_url(emu, redirect_uri=with_query, state="s 2"))
+    assert status == 302
+    back = _back_to_app(location, with_query)
+    assert (back["next"], back["state"]) == ("/home", "s 2")
+    with pytest.raises(SlackApiError) as exc:
+        _exchange(emu, back["code"], with_query)
+    assert _error(exc) == "invalid_code"
+
+
+def test_openid_claims_follow_the_scopes(emu: SlackEmulator) -> None:
+    emu.sign_in_as("U2")
+    code = _back_to_app(_browse(_authorize_url(emu, scope="openid", nonce=None))[1])["code"]
+    tokens = _exchange(emu, code)
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert "nonce" not in claims and "email" not in claims and "name" not in claims
+    info = WebClient(token=tokens["access_token"], base_url=emu.api_url).openid_connect_userInfo()
+    assert info.data == {
+        "ok": True,
+        "sub": "U2",
+        "https://slack.com/user_id": "U2",
+        "https://slack.com/team_id": "T0TEAM1",
+    }
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"response_type": "token"},
+        {"client_id": "1.2"},
+        {"client_id": None},
+        {"scope": "email profile"},
+        {"scope": "openid chat:write"},
+        {"redirect_uri": None},
+        {"team": "T0OTHER"},
+    ],
+)
+def test_openid_authorize_refuses_bad_requests(
+    emu: SlackEmulator, params: dict[str, str | None]
+) -> None:
+    emu.sign_in_as("U1")
+    status, location, page = _browse(_authorize_url(emu, **params))
+    assert (status, location) == (400, "")
+    assert "<title>Something went wrong</title>" in page
+    assert emu.calls_to("openid.connect.authorize")[0].status == 400
+
+
+def test_openid_picker_without_a_slack_session(emu: SlackEmulator) -> None:
+    emu.add_user("U4", "dave", deleted=True)
+    emu.add_user("W5", "erin", team_id="T0OTHER")
+    status, location, page = _browse(_authorize_url(emu, team="T0TEAM1"))
+    assert (status, location) == (200, "")
+    assert "<title>Sign in to Acme</title>" in page
+    links = _links(page, emu.base_url)
+    assert set(links) == {"Alice Liddell (@alice)", "bob (@bob)", "carol (@carol)", "Cancel"}
+
+    status, location, _ = _browse(links["bob (@bob)"])
+    assert status == 302
+    back = _back_to_app(location)
+    assert back["state"] == "st-123"
+    claims = jwt.decode(
+        _exchange(emu, back["code"])["id_token"], options={"verify_signature": False}
+    )
+    assert (claims["sub"], claims["nonce"]) == ("U2", "n-456")
+
+    status, location, _ = _browse(links["Cancel"])
+    assert status == 302
+    assert _back_to_app(location) == {"error": "access_denied", "state": "st-123"}
+    paths = [c.params["_path"] for c in emu.calls_to("openid.connect.authorize")]
+    assert paths == [
+        "/openid/connect/authorize",
+        "/openid/connect/authorize/approve",
+        "/openid/connect/authorize/cancel",
+    ]
+
+
+def test_sign_in_as(emu: SlackEmulator) -> None:
+    for user_id in ("UBOT", "U404"):
+        with pytest.raises(ValueError, match=user_id):
+            emu.sign_in_as(user_id)
+    emu.sign_in_as("U3")
+    assert _browse(_authorize_url(emu))[0] == 302
+    emu.sign_in_as(None)
+    assert _browse(_authorize_url(emu))[0] == 200
