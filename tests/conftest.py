@@ -34,7 +34,7 @@ from tests.fakes.signed import SlackSender
 from tests.fakes.slack_api import SlackEmulator
 from tests.pg import PostgresServer, find_postgres
 
-pytest_plugins = ["tests.live"]
+pytest_plugins = ["tests.live", "tests.web.browser"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
