@@ -34,7 +34,7 @@ from tests.fakes.signed import SlackSender
 from tests.fakes.slack_api import SlackEmulator
 from tests.pg import PostgresServer, find_postgres
 
-pytest_plugins = ["tests.live"]
+pytest_plugins = ["tests.live", "tests.web.browser"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
@@ -84,23 +84,75 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"PostgreSQL: {source}"
 
 
-_postgres_outcomes: dict[str, int] = {"passed": 0, "skipped": 0, "failed": 0}
+@dataclass
+class Tracked:
+    """Tests that need something the machine may lack (a PostgreSQL server, a browser): skipped
+    without it, with one loud line; under the `require` variable (CI) that is a failure. Under
+    xdist the controller counts every worker's reports, and decides."""
+
+    keyword: str  # the marker
+    require: str  # the environment variable that makes skipping them a failure
+    hint: str
+    absent_fails: bool  # under `require`, a run with none of them at all fails too
+    reason: Callable[[Tracked], str | None] = lambda tracked: "; ".join(tracked.skip_reasons)
+    outcomes: dict[str, int] = field(
+        default_factory=lambda: {"passed": 0, "skipped": 0, "failed": 0}
+    )
+    skip_reasons: list[str] = field(default_factory=list)
+
+    def record(self, report: pytest.TestReport) -> None:
+        if self.keyword in report.keywords and (report.when == "call" or report.skipped):
+            self.outcomes[report.outcome] = self.outcomes.get(report.outcome, 0) + 1
+            if report.skipped and isinstance(report.longrepr, tuple):
+                reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+                if reason not in self.skip_reasons:
+                    self.skip_reasons.append(reason)
+
+    def missing(self) -> bool:
+        seen = any(self.outcomes.values())
+        return bool(self.outcomes["skipped"]) or (
+            not self.outcomes["passed"] and (seen or self.absent_fails)
+        )
+
+
+def _postgres_skip_reason(_: Tracked) -> str | None:
+    server, reason = _pg or (None, "not needed")
+    return reason if server is None else None
+
+
+TRACKED = [
+    Tracked(
+        "postgres",
+        "REQUIRE_POSTGRES",
+        "Set TEST_DATABASE_URL to run them.",
+        absent_fails=True,
+        reason=_postgres_skip_reason,
+    ),
+    # tests/web/browser.py marks every test that uses its `chromium` fixture.
+    Tracked(
+        "browser",
+        "REQUIRE_BROWSER",
+        "They need Debian's chromium (apt-get install chromium) and npm.",
+        absent_fails=False,
+    ),
+]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "postgres" in report.keywords and (report.when == "call" or report.skipped):
-        _postgres_outcomes[report.outcome] = _postgres_outcomes.get(report.outcome, 0) + 1
+    for tracked in TRACKED:
+        tracked.record(report)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    server, reason = _pg or (None, "not needed")
-    if _postgres_outcomes["skipped"] and server is None:
-        terminalreporter.write_line(
-            f"!!! POSTGRES TESTS SKIPPED ({_postgres_outcomes['skipped']}): {reason}. "
-            "Set TEST_DATABASE_URL to run them.",
-            red=True,
-            bold=True,
-        )
+    for tracked in TRACKED:
+        skipped = tracked.outcomes["skipped"]
+        if skipped and (reason := tracked.reason(tracked)):
+            terminalreporter.write_line(
+                f"!!! {tracked.keyword.upper()} TESTS SKIPPED ({skipped}): {reason}. "
+                f"{tracked.hint}",
+                red=True,
+                bold=True,
+            )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -108,13 +160,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _pg[0].close()  # this process's databases (and the cluster it started)
     if _is_xdist_worker(session.config):
         return  # the controller sees every worker's reports and decides below
-    # CI sets REQUIRE_POSTGRES: a run whose Postgres tests were skipped (or absent) fails.
-    missing = _postgres_outcomes["skipped"] or not _postgres_outcomes["passed"]
-    if os.environ.get("REQUIRE_POSTGRES") and session.testscollected and missing:
-        sys.stderr.write(
-            f"\nREQUIRE_POSTGRES: Postgres tests did not all run ({_postgres_outcomes})\n"
-        )
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    # CI sets REQUIRE_POSTGRES (REQUIRE_BROWSER): a run whose Postgres (browser) tests were
+    # skipped fails; so does one with no Postgres test at all, or browser tests none of which ran.
+    for tracked in TRACKED:
+        if os.environ.get(tracked.require) and session.testscollected and tracked.missing():
+            sys.stderr.write(
+                f"\n{tracked.require}: {tracked.keyword} tests did not all run "
+                f"({tracked.outcomes})\n"
+            )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
