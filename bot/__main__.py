@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="the scheduler: retries, reminders, sweeps")
     worker.add_argument("--once", action="store_true", help="run every job once and exit")
     sub.add_parser("migrate", help="upgrade the database schema to the latest version")
+    link = sub.add_parser("login-link", help="print a one-time sign-in link for the web library")
+    link.add_argument("--user", default="owner", help='a Slack user id, or "owner" (no Slack)')
     args = parser.parse_args(argv)
 
     try:
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "migrate":
         return migrate(settings)
+    if args.command == "login-link":
+        return login_link(settings, args.user)
     if args.command == "run":
         if migrate(settings):
             return 1
@@ -65,16 +69,47 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
+def login_link(settings: Settings, user: str) -> int:
+    """Print a one-time link that signs `user` in to the web library (15 minutes, once)."""
+    from bot.local import LOCAL_OWNER, LOCAL_TEAM
+    from bot.signin import create_link_token
+    from bot.wiring import build_services
+
+    services = build_services(settings)
+    try:
+        if user == "owner":
+            if settings.slack_bot_token:
+                print("With Slack connected, name a person: --user U012ABCDEF", file=sys.stderr)
+                return 2
+            team_id, user_id = LOCAL_TEAM, LOCAL_OWNER
+        else:
+            from bot.wiring import slack_gateway
+
+            team_id, user_id = slack_gateway(settings).team_id() or "", user
+            if not team_id or services.directory.person(team_id, user_id).deleted:
+                print(f"Slack does not know {user} in this workspace.", file=sys.stderr)
+                return 2
+        token = create_link_token(
+            services.factory, team_id=team_id, user_id=user_id, now=services.clock()
+        )
+    finally:
+        services.shutdown()
+    base = settings.public_base_url or f"http://localhost:{settings.port}"
+    link = f"{base}/login/link?token={token}"
+    print(f"Sign in to the image library (works once, for 15 minutes): {link}", flush=True)
+    return 0
+
+
 def _build(settings: Settings) -> tuple[Any, Any]:
     """Services and the WSGI app for this process."""
     from bot.wiring import build_services, build_web
 
     services = build_services(settings)
     web = build_web(settings, services)
-    if web.bolt is None:
+    if settings.slack_mode == "unconfigured":
         log.warning(
             "Slack is not connected: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) "
-            "or SLACK_APP_TOKEN (Socket Mode). Serving /healthz and / only."
+            "or SLACK_APP_TOKEN (Socket Mode). The web library works for its local owner."
         )
     return services, web
 
@@ -120,6 +155,8 @@ def serve(settings: Settings) -> int:
             return web
 
     log.info("serving HTTP on port %s (Slack: %s)", settings.port, settings.slack_mode)
+    if settings.slack_mode == "unconfigured":
+        login_link(settings, "owner")  # the newcomer's way in: one line, one click
     Server().run()
     return 0
 
@@ -169,7 +206,7 @@ def socket_mode(settings: Settings) -> int:
         handler_class=_QuietHandler,
     )
     threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
-    bolt_app = web.bolt.app if web.bolt is not None else build_slack_app(settings, services)
+    bolt_app = web.extensions["bolt"] or build_slack_app(settings, services)
     handler = SocketModeHandler(bolt_app, app_token=settings.slack_app_token)
     log.info("connecting to Slack in Socket Mode; HTTP on port %s", settings.port)
     handler.start()

@@ -37,6 +37,9 @@ class Settings:
     slack_signing_secret: str | None = _secret()
     slack_app_token: str | None = _secret()
     slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = _secret()
+    secret_key: str | None = _secret()
     slack_admin_ids: frozenset[str] = frozenset()
     # The URL carries the database password: shown only redacted (`database_url_redacted`).
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
@@ -78,6 +81,8 @@ class Settings:
             self.slack_app_token,
             self.cloudinary_url,
             self.media_signing_key,
+            self.slack_client_secret,
+            self.secret_key,
             make_url(self.database_url).password,
         )
         return [str(value) for value in candidates if value]
@@ -85,6 +90,11 @@ class Settings:
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
         return f"Settings({shown}, database_url={self.database_url_redacted!r})"
+
+    @property
+    def sign_in_with_slack(self) -> bool:
+        """The web's Sign in with Slack is configured (and a workspace to sign in to)."""
+        return bool(self.slack_client_id and self.slack_client_secret and self.slack_bot_token)
 
     @property
     def uses_cloudinary(self) -> bool:
@@ -140,6 +150,17 @@ class Settings:
                 "'import secrets; print(secrets.token_urlsafe(32))' makes one)"
             )
 
+        client_id, client_secret = env.get("SLACK_CLIENT_ID"), env.get("SLACK_CLIENT_SECRET")
+        if bool(client_id) != bool(client_secret):
+            missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
+            raise ConfigError(f"{missing} is not set: Sign in with Slack needs both client values")
+        secret_key = env.get("SECRET_KEY")
+        if secret_key is not None and len(secret_key) < 32:
+            raise ConfigError(
+                "SECRET_KEY must be at least 32 characters (python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+            )
+
         public_base_url = env.get("PUBLIC_BASE_URL")
         if public_base_url:
             if urlparse(public_base_url).scheme not in ("http", "https"):
@@ -168,6 +189,9 @@ class Settings:
             slack_signing_secret=signing_secret,
             slack_app_token=app_token,
             slack_api_url=api_url,
+            slack_client_id=client_id,
+            slack_client_secret=client_secret,
+            secret_key=secret_key,
             slack_admin_ids=admin_ids,
             database_url=database_url,
             cloudinary_url=cloudinary_url,

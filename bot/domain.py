@@ -21,12 +21,15 @@ class PostedFile:
     download_url: str | None = None
     permalink: str | None = None
     is_stub: bool = False  # Slack Connect: details need a files.info call
+    # Uploaded on the web: whatever its label, its bytes decide (and a refusal says why).
+    judged_by_bytes: bool = False
 
     @property
     def looks_like_image(self) -> bool:
         """Slack's own label; the bytes are checked later. Stubs are checked after files.info."""
         return (
             self.is_stub
+            or self.judged_by_bytes
             or self.mimetype.startswith("image/")
             or self.filetype.lower() in IMAGE_FILETYPES
         )

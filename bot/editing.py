@@ -8,14 +8,14 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.approvals import ApprovalError, get_request
+from bot.approvals import ApprovalError, cancel_for_image, get_request, request_view
 from bot.approvers import check_approvers
 from bot.details import DetailsError, DetailsInput, SavedDetails, can_edit, save_details, validate
 from bot.people import People, Person
 from bot.prompts import discard_image, keep_duplicate
 from bot.services import Services
 from storage.db import session_scope
-from storage.models import Image
+from storage.models import AuditEvent, Image, ImageStatus
 
 GONE = "These images are no longer in the library."
 NOT_YOURS = "Only the person who posted these images, or an admin, can change their details."
@@ -158,3 +158,41 @@ def settle_duplicate(
         for person in {actor.user_id, image.uploader_id}:
             services.refresh_home(actor.team_id, person)
     return image
+
+
+def archive(services: Services, actor: Person, *, image_id: int) -> None:
+    """Take an image out of the library's default view (search finds it with
+    `status:archived`): only its poster or an admin. Its open request is cancelled and the
+    approvers' cards say so. DetailsError otherwise."""
+    problem = edit_refusal(
+        services.factory,
+        services.people,
+        team_id=actor.team_id,
+        user_id=actor.user_id,
+        image_ids=[image_id],
+    )
+    if problem:
+        raise DetailsError({"title": problem})
+    now = services.clock()
+    with session_scope(services.factory) as session:
+        image = session.get(Image, image_id)
+        if image is None or image.status == ImageStatus.ARCHIVED:
+            return
+        cancelled = cancel_for_image(session, image=image, actor_id=actor.user_id, now=now)
+        cancelled_view = request_view(session, cancelled) if cancelled is not None else None
+        image.status, image.updated_at = ImageStatus.ARCHIVED.value, now
+        session.add(
+            AuditEvent(
+                team_id=image.team_id,
+                image_id=image.id,
+                actor_id=actor.user_id,
+                action="archived",
+                detail={},
+                created_at=now,
+            )
+        )
+        poster = image.uploader_id
+    if cancelled_view is not None and services.notifier is not None:
+        services.notifier.approval_changed(cancelled_view, settled=True)
+    for person in {actor.user_id, poster}:
+        services.refresh_home(actor.team_id, person)

@@ -182,9 +182,12 @@ def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
 
 
-def write_thumbnail(source: Path, dest: Path, *, width: int, height: int) -> None:
-    """Write a JPEG preview of `source` fitting width x height to `dest`, within the budget
-    (the web threads decode too). Transparent areas become white, not black."""
+def write_thumbnail(
+    source: Path, dest: Path, *, width: int, height: int, crop: bool = False
+) -> None:
+    """Write a JPEG preview of `source` fitting width x height (or filling it, cut from the
+    centre, with `crop`) to `dest`, within the budget (the web threads decode too).
+    Transparent areas become white, not black."""
     kind = sniff_file(source)
     header = read_header(source, kind)
     check_pixels(header)  # originals were checked at ingest, but the cap may have changed
@@ -193,7 +196,9 @@ def write_thumbnail(source: Path, dest: Path, *, width: int, height: int) -> Non
     with budget().reserve(cost):
         image = reduced(source, header, box, orientation=orientation_of(header.exif))
     try:
-        image = image.thumbnail_image(width, height=height, size="down", no_rotate=True)
+        image = image.thumbnail_image(
+            width, height=height, size="down", no_rotate=True, crop="centre" if crop else "none"
+        )
         if image.hasalpha():
             image = image.flatten(background=[255, 255, 255])
         image.jpegsave(str(dest), Q=85, keep="none", optimize_coding=True)

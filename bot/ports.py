@@ -48,6 +48,13 @@ class Directory(Protocol):
 
     def is_private(self, team_id: str, conversation_id: str) -> bool | None: ...
 
+    def everyone(self, team_id: str) -> list[tuple[str, str]] | None:
+        """(id, name) of the workspace's people who can act (no bots, no one deactivated),
+        or None: for pickers on doors that have none of their own (the web)."""
+        ...
+
+    def conversation_name(self, team_id: str, conversation_id: str) -> str | None: ...
+
 
 class DownloadError(Exception):
     """A posted file could not be fetched. `retryable` says whether a later try may work."""

@@ -203,10 +203,10 @@ def media_signing_key(settings: Settings) -> bytes:
         return hmac.new(
             settings.slack_signing_secret.encode(), b"image-library media links", hashlib.sha256
         ).digest()
-    return _kept_key(settings.media_dir / ".media-signing-key")
+    return kept_key(settings.media_dir / ".media-signing-key")
 
 
-def _kept_key(path: Path) -> bytes:
+def kept_key(path: Path) -> bytes:
     """A random key made once: written to a temporary file, then linked into place, so
     processes starting together all end up with the one that won."""
     try:

@@ -10,16 +10,19 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
+from flask import Flask
 from slack_bolt import App
 
 from bot import imaging
 from bot.config import Settings
+from bot.local import LOCAL_TEAM, LocalDirectory
 from bot.services import Services, media_signing_key, utc_now
-from handlers.http import WebApp
+from bot.uploads import UploadedFiles
 from handlers.slack.app import create_app
 from handlers.slack.files import SlackFiles
 from handlers.slack.gateway import SlackGateway
 from handlers.slack.notifier import SlackNotifier
+from handlers.web import create_web
 from storage.db import make_engine, make_session_factory
 from storage.media import CloudinaryStore, LocalStore, MediaStore
 
@@ -39,13 +42,15 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
         settings.database_url, pool_size=max(10, (16 + settings.ingest_workers + 2 + 1) // 2)
     )
     gateway = slack_gateway(settings)
+    slack_files = SlackFiles(gateway, api_host=urlparse(settings.slack_api_url).hostname)
     services = Services(
         settings=settings,
         engine=engine,
         factory=make_session_factory(engine),
         media=build_media_store(settings),
-        directory=gateway,
-        files=SlackFiles(gateway, api_host=urlparse(settings.slack_api_url).hostname),
+        # With no Slack app configured, the library belongs to its local owner alone.
+        directory=gateway if settings.slack_bot_token else LocalDirectory(),
+        files=UploadedFiles(slack_files, settings.media_dir.parent / "uploads"),
         clock=clock,
     )
     if settings.slack_bot_token:
@@ -57,12 +62,17 @@ def build_slack_app(settings: Settings, services: Services) -> App:
     return create_app(settings, services, slack_gateway(settings))
 
 
-def build_web(settings: Settings, services: Services) -> WebApp:
-    """The WSGI app: Slack's requests (when Slack is configured for HTTP), health, media."""
-    bolt_app = (
-        build_slack_app(settings, services) if settings.slack_mode != "unconfigured" else None
+def build_web(settings: Settings, services: Services) -> Flask:
+    """The WSGI app: the web library, Slack's requests (when Slack is configured for HTTP),
+    health and media."""
+    if settings.slack_mode == "unconfigured":
+        return create_web(services, bolt_app=None, installed_team=lambda: LOCAL_TEAM)
+    gateway = slack_gateway(settings)
+    return create_web(
+        services,
+        bolt_app=build_slack_app(settings, services),
+        installed_team=gateway.team_id,
     )
-    return WebApp(services, bolt_app)
 
 
 def build_media_store(settings: Settings) -> MediaStore:
@@ -76,5 +86,5 @@ def build_media_store(settings: Settings) -> MediaStore:
     )
 
 
-def _thumbnail(original: Path, dest: Path, width: int, height: int) -> None:
-    imaging.write_thumbnail(original, dest, width=width, height=height)
+def _thumbnail(original: Path, dest: Path, width: int, height: int, crop: bool) -> None:
+    imaging.write_thumbnail(original, dest, width=width, height=height, crop=crop)

@@ -88,7 +88,7 @@ def _slug(text: str | None) -> str:
 # Local disk
 
 
-Thumbnailer = Callable[[Path, Path, int, int], None]
+Thumbnailer = Callable[[Path, Path, int, int, bool], None]  # crop: fill the box
 """(original, destination, width, height): write a JPEG preview fitting width x height."""
 
 
@@ -151,9 +151,11 @@ class LocalStore:
         for thumb in (self.root / "thumbs").glob(f"{Path(key).stem}_*"):
             thumb.unlink(missing_ok=True)
 
-    def thumbnail_path(self, key: str, *, width: int, height: int) -> Path:
-        """Make (once) and return a JPEG thumbnail fitting in width x height."""
-        thumb = self.root / "thumbs" / f"{Path(key).stem}_{width}x{height}.jpg"
+    def thumbnail_path(self, key: str, *, width: int, height: int, crop: bool = False) -> Path:
+        """Make (once) and return a JPEG thumbnail fitting in width x height (or, with
+        `crop`, filling it, cut from the centre)."""
+        cut = "c" if crop else ""
+        thumb = self.root / "thumbs" / f"{Path(key).stem}_{width}x{height}{cut}.jpg"
         if thumb.is_file():
             return thumb
         if self._thumbnailer is None:
@@ -170,7 +172,7 @@ class LocalStore:
                 fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".jpg")
                 os.close(fd)
                 try:
-                    self._thumbnailer(original, Path(tmp_name), width, height)
+                    self._thumbnailer(original, Path(tmp_name), width, height, crop)
                     Path(tmp_name).replace(thumb)
                 finally:
                     Path(tmp_name).unlink(missing_ok=True)
@@ -308,6 +310,18 @@ class CloudinaryStore:
     def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
         return self._signed_url(
             key, width=width, height=height, crop="fill", quality="auto", fetch_format="auto"
+        )
+
+    def rendition_url(self, key: str, *, width: int, height: int, crop: bool) -> str:
+        """A ready-made size, made by Cloudinary on first request: fitted within the box
+        (`limit`, never enlarged) or filling it from the centre (`fill`)."""
+        return self._signed_url(
+            key,
+            width=width,
+            height=height,
+            crop="fill" if crop else "limit",
+            quality="auto",
+            fetch_format="auto",
         )
 
     def original_url(self, key: str) -> str | None:

@@ -4,8 +4,10 @@ surface's folder, with the library and our Web API client handed to every one of
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from slack_bolt import App, BoltContext
 
@@ -19,21 +21,15 @@ from handlers.slack.routing import routed
 
 log = logging.getLogger(__name__)
 
+OAUTH_VARIABLES = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+
 
 def create_app(settings: Settings, services: Services, gateway: SlackGateway) -> App:
     """The Bolt app with every listener registered. Needs Slack credentials."""
     if settings.slack_mode == "unconfigured":
         raise ValueError("create_app needs SLACK_BOT_TOKEN and a signing secret or app token")
-    app = App(
-        client=gateway.client(),
-        signing_secret=settings.slack_signing_secret or "",
-        request_verification_enabled=settings.slack_mode == "http",
-        # Verified lazily on the first request: a Slack outage at boot must not crash-loop us.
-        token_verification_enabled=False,
-        process_before_response=False,
-        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt"),
-        logger=logging.getLogger("slack_bolt"),
-    )
+    with _without_oauth_environment():
+        app = _bolt_app(settings, gateway)
 
     def inject(context: BoltContext, next: Callable[[], None]) -> None:
         """Every listener finds the library in `context["services"]`, and Bolt's `client`
@@ -48,3 +44,28 @@ def create_app(settings: Settings, services: Services, gateway: SlackGateway) ->
     # Link buttons (Open original): Slack opens the URL and still sends the click.
     app.action(routed(OPEN_ORIGINAL, "open_original"))(acknowledge)
     return app
+
+
+def _bolt_app(settings: Settings, gateway: SlackGateway) -> App:
+    return App(
+        client=gateway.client(),
+        signing_secret=settings.slack_signing_secret or "",
+        request_verification_enabled=settings.slack_mode == "http",
+        # Verified lazily on the first request: a Slack outage at boot must not crash-loop us.
+        token_verification_enabled=False,
+        process_before_response=False,
+        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt"),
+        logger=logging.getLogger("slack_bolt"),
+    )
+
+
+@contextmanager
+def _without_oauth_environment() -> Iterator[None]:
+    """Bolt turns its own OAuth install flow on when SLACK_CLIENT_ID and SLACK_CLIENT_SECRET
+    are in the environment, and then ignores the bot token (SLACK.md). Here they are for
+    Sign in with Slack on the web: this app stays a single-workspace app."""
+    hidden = {k: os.environ.pop(k) for k in OAUTH_VARIABLES if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)

@@ -124,6 +124,16 @@ class SlackGateway:
     def __init__(self, *, token: str | None, api_url: str) -> None:
         self._token = token
         self._api_url = api_url
+        self._team_id: str | None = None
+
+    def team_id(self) -> str | None:
+        """The workspace the bot token belongs to (auth.test, remembered once known)."""
+        if self._team_id is None and self._token:
+            try:
+                self._team_id = str(self.client().auth_test()["team_id"])
+            except SlackApiError as exc:
+                log.warning("auth.test failed: %s", exc.response.get("error"))
+        return self._team_id
 
     def token_for(self, team_id: str | None) -> str | None:
         """The bot token for `team_id` (one today; per-install tokens later)."""
@@ -149,11 +159,8 @@ class SlackGateway:
         except SlackApiError as exc:
             log.warning("users.info failed for %s: %s", user_id, exc.response.get("error"))
             return UNKNOWN_PERSON
-        profile = user.get("profile") or {}
         return PersonFacts(
-            name=str(
-                profile.get("display_name") or profile.get("real_name") or user.get("name") or ""
-            ),
+            name=_name_of(user),
             is_admin=bool(user.get("is_admin") or user.get("is_owner")),
             is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
             is_bot=bool(user.get("is_bot")),
@@ -213,6 +220,34 @@ class SlackGateway:
             return None
         return bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
 
+    def everyone(self, team_id: str) -> list[tuple[str, str]] | None:
+        """The workspace's people who can act (users.list, all pages), by name, or None."""
+        pages = self._pages(
+            team_id,
+            "users.list",
+            lambda client, cursor: client.users_list(limit=1000, cursor=cursor),
+        )
+        if pages is None:
+            return None
+        people = [
+            (str(u["id"]), _name_of(u))
+            for p in pages
+            for u in p["members"] or []
+            if not (u.get("is_bot") or u.get("deleted") or u.get("id") == "USLACKBOT")
+        ]
+        return sorted(people, key=lambda person: person[1].casefold())
+
+    def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
+        """A conversation's name (conversations.info), or None."""
+        try:
+            info = self.client(team_id).conversations_info(channel=conversation_id)["channel"]
+        except SlackApiError as exc:
+            log.info("conversations.info %s: %s", conversation_id, exc.response.get("error"))
+            return None
+        if info.get("is_im"):
+            return "a direct message"
+        return str(info.get("name") or "") or None
+
     def _pages(
         self, team_id: str, method: str, call: Callable[[WebClient, str | None], SlackResponse]
     ) -> list[SlackResponse] | None:
@@ -231,3 +266,8 @@ class SlackGateway:
             if not cursor:
                 break
         return pages
+
+
+def _name_of(user: dict[str, Any]) -> str:
+    profile = user.get("profile") or {}
+    return str(profile.get("display_name") or profile.get("real_name") or user.get("name") or "")

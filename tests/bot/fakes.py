@@ -96,7 +96,8 @@ class FakeDirectory:
         conversation, or for `guests` the team): `person` gives an unknown person, and
         `members`, `conversations_of` and `is_private` None. The protocol gives `guests` no
         way to say it does not know: it answers an empty set, as the Slack gateway does."""
-        if method not in ("person", "guests", "members", "conversations_of", "is_private"):
+        known = ("person", "guests", "members", "conversations_of", "is_private", "everyone")
+        if method not in (*known, "conversation_name"):
             raise ValueError(f"the Directory protocol has no method {method}")
         self._silent.add((method, key))
 
@@ -140,6 +141,17 @@ class FakeDirectory:
         if not self._ask("is_private", team_id, conversation_id) or conversation is None:
             return None
         return conversation.private
+
+    def everyone(self, team_id: str) -> list[tuple[str, str]] | None:
+        if not self._ask("everyone", team_id, team_id):
+            return None
+        people = [(u, f.name) for u, f in self.people.items() if not (f.is_bot or f.deleted)]
+        return sorted(people, key=lambda person: person[1].casefold())
+
+    def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
+        if not self._ask("conversation_name", team_id, conversation_id):
+            return None
+        return conversation_id.lower() if conversation_id in self.conversations else None
 
 
 def workspace() -> FakeDirectory:
@@ -352,8 +364,8 @@ def make_services(
             settings.media_dir,
             signing_key=media_signing_key(settings),
             public_base_url=settings.public_base_url,
-            thumbnailer=lambda original, dest, w, h: imaging.write_thumbnail(
-                original, dest, width=w, height=h
+            thumbnailer=lambda original, dest, w, h, crop: imaging.write_thumbnail(
+                original, dest, width=w, height=h, crop=crop
             ),
         ),
         directory=directory,

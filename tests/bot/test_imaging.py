@@ -181,7 +181,9 @@ kind = imaging.sniff_file(path)
 ext = EXTENSIONS[kind]
 store = LocalStore(
     work, signing_key=b"k" * 32,
-    thumbnailer=lambda src, dest, w, h: imaging.write_thumbnail(src, dest, width=w, height=h),
+    thumbnailer=lambda src, dest, w, h, crop: imaging.write_thumbnail(
+        src, dest, width=w, height=h, crop=crop
+    ),
 )
 # Warm up on a small file of the same format: imports, scipy, the loader's start-up.
 warm_key = f"T1/00/{'0' * 64}.{ext}"
@@ -335,7 +337,7 @@ def test_exif_orientation_turns_the_picture_upright_like_pillow(
 def test_slack_fetching_one_preview_several_times_at_once_decodes_once(tmp_path: Path) -> None:
     made: list[Path] = []
 
-    def thumbnailer(src: Path, dest: Path, width: int, height: int) -> None:
+    def thumbnailer(src: Path, dest: Path, width: int, height: int, crop: bool) -> None:
         made.append(src)
         time.sleep(0.2)  # a slow decode, so the other requests arrive while it runs
         write_thumbnail(src, dest, width=width, height=height)

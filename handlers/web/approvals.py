@@ -1,0 +1,65 @@
+"""Approvals on the web: what waits for me, what I asked for, and deciding. A decision here
+goes through the same use case as a click on a Slack card, so the cards, the thread and
+App Home are updated the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+
+from bot.approval_queue import pending_for, requested_by
+from bot.approvals import ApprovalError, RequestView
+from bot.decisions import cancel, decide
+from bot.home import titles
+from handlers.web.context import person, services, signed_in
+
+bp = Blueprint("approvals", __name__)
+
+
+@bp.get("/approvals")
+@signed_in
+def queue() -> str:
+    return _page()
+
+
+def _page(problem: str = "") -> str:
+    me, library = person(), services()
+    waiting = pending_for(library.factory, team_id=me.team_id, user_id=me.user_id, limit=100)
+    mine = requested_by(library.factory, team_id=me.team_id, user_id=me.user_id, limit=100)
+    requests: list[RequestView] = [*waiting, *mine]
+    people = {u for r in requests for u in (r.requested_by, *r.approvers)}
+    return render_template(
+        "approvals.html",
+        waiting=waiting,
+        mine=mine,
+        titles=titles(
+            library.factory, team_id=me.team_id, image_ids=[r.image_id for r in requests]
+        ),
+        names={u: library.people.facts(me.team_id, u).name or u for u in people},
+        problem=problem,
+    )
+
+
+@bp.post("/approvals/<int:request_id>/decide")
+@signed_in
+def decide_request(request_id: int) -> Any:
+    decision = request.form.get("decision", "")
+    if decision not in ("approved", "rejected"):
+        abort(400)
+    reason = request.form.get("reason", "").strip() or None
+    try:
+        decide(services(), person(), request_id=request_id, decision=decision, reason=reason)
+    except ApprovalError as exc:
+        return _page(str(exc)), 400
+    return redirect(url_for("approvals.queue", decided=request_id))
+
+
+@bp.post("/approvals/<int:request_id>/cancel")
+@signed_in
+def cancel_request(request_id: int) -> Any:
+    try:
+        cancel(services(), person(), request_id=request_id)
+    except ApprovalError as exc:
+        return _page(str(exc)), 400
+    return redirect(url_for("approvals.queue"))

@@ -1,0 +1,50 @@
+"""What every view needs: the library (`Services`) and who is signed in (`Person`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import abort, current_app, g, redirect, request, url_for
+
+from bot.people import Person
+from bot.services import Services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions["library"])
+
+
+def person() -> Person:
+    """The signed-in person (views behind `signed_in` only)."""
+    found = g.get("person")
+    if found is None:
+        abort(401)
+    return cast(Person, found)
+
+
+def signed_in(view: F) -> F:
+    """Send whoever is not signed in to the sign-in page, coming back here afterwards."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if g.get("person") is None:
+            if request.method != "GET" or request.accept_mimetypes.best == "application/json":
+                abort(401)
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return cast(F, guarded)
+
+
+def admins_only(view: F) -> F:
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not person().is_admin:
+            abort(404)  # the admin pages do not exist for anyone else
+        return view(*args, **kwargs)
+
+    return cast(F, signed_in(guarded))

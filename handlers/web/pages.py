@@ -1,0 +1,290 @@
+"""The library in a browser: the wall of thumbnails with the Slack query language, one
+image with its history and sizes, editing, archiving and asking for approval. Every view
+looks the image up through the visibility rule first: an image someone may not see is a
+404, exactly like one that does not exist."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from bot import finder
+from bot.admin import list_categories
+from bot.approval_queue import history
+from bot.approvals import ApprovalError, open_request_for, request_view
+from bot.decisions import ask_for_approval, may_ask
+from bot.details import DetailsError, DetailsInput, can_edit, clean_tags
+from bot.details_form import details_form
+from bot.duplicates import band_filter, hamming
+from bot.editing import archive, save
+from bot.finder import visible_image
+from bot.people import Person
+from bot.pixels import InvalidImage
+from handlers.web.context import person, services, signed_in
+from storage.db import session_scope
+from storage.media import LocalStore, MediaError
+from storage.models import Category, Image, IngestJob, IngestState
+from storage.query import STATUSES, parse
+from storage.search import COUNT_CAP, Cursor
+from storage.visibility import visible_to
+
+bp = Blueprint("pages", __name__)
+
+PER_PAGE = 48
+# name: (width, height, crop) - the ready-made sizes of every image
+RENDITIONS = {
+    "grid": (480, 360, True),
+    "large": (1600, 1200, False),
+    "web": (1600, 1600, False),
+    "square": (1080, 1080, True),
+    "thumb": (360, 240, True),
+}
+DOWNLOADS = (("web", "Web, 1600 px"), ("square", "Square, 1080 px"), ("thumb", "Thumbnail"))
+
+
+@bp.get("/")
+@signed_in
+def library() -> str:
+    me = person()
+    text = request.args.get("q", "")[:1000]
+    query = parse(text)
+    cursor = Cursor.decode(request.args.get("after", ""))
+    page = finder.search(services(), me, query, cursor=cursor, per_page=PER_PAGE)
+    total = f"{COUNT_CAP}+" if page.total > COUNT_CAP else str(page.total)
+    more = url_for("pages.library", q=text or None, after=page.older.encode()) if page.older else ""
+    template = "grid_items.html" if request.args.get("fragment") else "library.html"
+    return render_template(
+        template,
+        q=text,
+        query=query,
+        page=page,
+        total=total,
+        more=more,
+        chips=_chips(me, text, page.results),
+    )
+
+
+def _chips(me: Person, text: str, results: list[finder.Result]) -> dict[str, list[dict[str, Any]]]:
+    """Filters one click away: each adds (or removes) a term of the query language."""
+
+    def chip(term: str, label: str) -> dict[str, Any]:
+        active = term in text.split()
+        changed = " ".join(t for t in text.split() if t != term) if active else f"{text} {term}"
+        href = url_for("pages.library", q=changed.strip())
+        return {"label": label, "active": active, "href": href}
+
+    categories = list_categories(services().factory, team_id=me.team_id, viewer=me.viewer)
+    tags = Counter(t for r in results for t in r.tags).most_common(8)
+    today = date.today()
+    return {
+        "Category": [chip(f"category:{_term(c.name)}", c.name) for c in categories if c.images],
+        "Tags": [chip(f"tag:{_term(t)}", t) for t, _ in tags],
+        "Status": [chip(f"status:{s}", s.capitalize()) for s in STATUSES],
+        "Shot": [
+            chip(f"after:{today.year}-01-01", "This year"),
+            chip(f"before:{today.year}-01-01", "Before this year"),
+        ],
+    }
+
+
+def _term(value: str) -> str:
+    return f'"{value}"' if " " in value else value
+
+
+def _visible(image_id: int) -> Image:
+    image = visible_image(services().factory, image_id=image_id, viewer=person().viewer)
+    if image is None or image.storage_key is None:
+        abort(404)
+    return image
+
+
+@bp.get("/images/<int:image_id>")
+@signed_in
+def image_page(image_id: int) -> str:
+    me, library = person(), services()
+    image = _visible(image_id)
+    with session_scope(library.factory) as session:
+        category = session.get(Category, image.category_id) if image.category_id else None
+        open_request = open_request_for(session, team_id=me.team_id, image_id=image.id)
+        request_shown = request_view(session, open_request) if open_request else None
+    events = history(library.factory, team_id=me.team_id, image_id=image.id)
+    names = _names(me, {image.uploader_id, *(e.actor_id for e in events)})
+    return render_template(
+        "image.html",
+        image=image,
+        category=category.name if category else None,
+        conversation=_conversation_label(me, image),
+        events=events,
+        names=names,
+        open_request=request_shown,
+        similar=_similar(me, image),
+        downloads=DOWNLOADS,
+        may_edit=can_edit(image, user_id=me.user_id, is_admin=me.is_admin),
+        may_ask=may_ask(me, image) and request_shown is None,
+    )
+
+
+def _names(me: Person, user_ids: set[str]) -> dict[str, str]:
+    people = services().people
+    return {u: people.facts(me.team_id, u).name or u for u in user_ids}
+
+
+def _conversation_label(me: Person, image: Image) -> str:
+    from bot.uploads import WORKSPACE
+
+    if image.channel_id == WORKSPACE:
+        return "Uploaded on the web, for the whole workspace"
+    name = services().directory.conversation_name(me.team_id, image.channel_id)
+    return f"#{name}" if name else "a conversation"
+
+
+def _similar(me: Person, image: Image, limit: int = 8) -> list[Image]:
+    """Images that look alike (perceptual hash sharing a 16-bit band, closest first), among
+    those `me` may see."""
+    if image.phash is None:
+        return []
+    with session_scope(services().factory) as session:
+        stored = select(IngestJob.image_id).where(IngestJob.state == IngestState.STORED)
+        candidates = session.scalars(
+            select(Image)
+            .where(
+                Image.team_id == me.team_id,
+                Image.id != image.id,
+                band_filter(image.phash),
+                Image.id.in_(stored),
+                visible_to(me.viewer),
+            )
+            .limit(200)
+        ).all()
+        ranked = sorted(candidates, key=lambda c: hamming(c.phash or 0, image.phash or 0))
+        return [c for c in ranked if hamming(c.phash or 0, image.phash or 0) <= 12][:limit]
+
+
+@bp.get("/images/<int:image_id>/<any(original, grid, large, web, square, thumb):size>")
+@signed_in
+def rendition(image_id: int, size: str) -> Response:
+    """The original or a ready-made size, after the same visibility check as the page."""
+    image = _visible(image_id)
+    store = services().media
+    key = image.storage_key or ""
+    download = request.args.get("download") == "1"
+    if not isinstance(store, LocalStore):
+        if size == "original":
+            return redirect(store.original_url(key) or "")  # type: ignore[return-value]
+        width, height, crop = RENDITIONS[size]
+        return redirect(store.rendition_url(key, width=width, height=height, crop=crop))  # type: ignore[attr-defined,return-value]
+    try:
+        if size == "original":
+            path = store.path_for(key)
+            name = image.file_name or path.name
+        else:
+            width, height, crop = RENDITIONS[size]
+            path = store.thumbnail_path(key, width=width, height=height, crop=crop)
+            name = f"{(image.title or 'image')[:80]}-{size}.jpg"
+    except FileNotFoundError:
+        abort(404)
+    except (InvalidImage, MediaError):
+        abort(404)
+    response = send_file(path, as_attachment=download, download_name=name, conditional=True)
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@bp.route("/images/<int:image_id>/edit", methods=["GET", "POST"])
+@signed_in
+def edit(image_id: int) -> Any:
+    me, library = person(), services()
+    image = _visible(image_id)
+    if not can_edit(image, user_id=me.user_id, is_admin=me.is_admin):
+        abort(403)
+    form = details_form(library.factory, library.media, team_id=me.team_id, image_ids=[image.id])
+    if form is None:
+        abort(404)
+    errors: dict[str, str] = {}
+    values = {
+        "title": image.title,
+        "tags": ", ".join(form.prefill.tags),
+        "category": str(form.prefill.category[0]) if form.prefill.category else "",
+        "shoot_date": form.prefill.shoot_date.isoformat() if form.prefill.shoot_date else "",
+        "description": form.prefill.description,
+    }
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in values}
+        try:
+            details = details_from_form(request.form, {image.id: values["title"]})
+            save(library, me, details)
+        except DetailsError as exc:
+            errors = exc.fields
+        else:
+            return redirect(url_for("pages.image_page", image_id=image.id, saved=1))
+    return render_template(
+        "edit.html",
+        image=image,
+        values=values,
+        errors=errors,
+        categories=list_categories(library.factory, team_id=me.team_id),
+    ), (400 if errors else 200)
+
+
+def details_from_form(form: Any, titles: dict[int, str]) -> DetailsInput:
+    """The details form's fields as the library takes them (the Slack modal's rules)."""
+    problems: dict[str, str] = {}
+    shoot: date | None = None
+    raw_date = form.get("shoot_date", "").strip()
+    if raw_date:
+        try:
+            shoot = date.fromisoformat(raw_date)
+        except ValueError:
+            problems["shoot_date"] = "Give the date as YYYY-MM-DD."
+    category = form.get("category", "").strip()
+    if category and not category.isdigit():
+        problems["category"] = "Choose a category from the list."
+    if problems:
+        raise DetailsError(problems)
+    return DetailsInput(
+        titles=titles,
+        tags=clean_tags(t for t in form.get("tags", "").split(",")),
+        category_id=int(category) if category else None,
+        shoot_date=shoot,
+        description=form.get("description", ""),
+        approvers=tuple(form.getlist("approvers")),
+    )
+
+
+@bp.post("/images/<int:image_id>/archive")
+@signed_in
+def archive_image(image_id: int) -> Response:
+    image = _visible(image_id)
+    try:
+        archive(services(), person(), image_id=image.id)
+    except DetailsError:
+        abort(403)
+    return redirect(url_for("pages.image_page", image_id=image.id))
+
+
+@bp.route("/images/<int:image_id>/approval", methods=["GET", "POST"])
+@signed_in
+def request_approval(image_id: int) -> Any:
+    me, library = person(), services()
+    image = _visible(image_id)
+    error = ""
+    chosen: list[str] = []
+    if request.method == "POST":
+        chosen = request.form.getlist("approvers")
+        try:
+            ask_for_approval(
+                library, me, image_id=image.id, approvers=chosen, note=request.form.get("note", "")
+            )
+        except ApprovalError as exc:
+            error = str(exc)
+        else:
+            return redirect(url_for("pages.image_page", image_id=image.id, asked=1))
+    people = [p for p in library.directory.everyone(me.team_id) or [] if p[0] != me.user_id]
+    return render_template(
+        "approval_form.html", image=image, people=people, chosen=chosen, error=error
+    ), (400 if error else 200)

@@ -1,0 +1,81 @@
+"""What is not a page: Slack's requests, the health probe, signed media links."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request, send_file
+from slack_bolt.adapter.flask import SlackRequestHandler
+from sqlalchemy import text
+
+from bot.pixels import InvalidImage
+from handlers.web.context import services
+from storage.media import CONTENT_TYPES, LocalStore, MediaError
+
+log = logging.getLogger(__name__)
+bp = Blueprint("system", __name__)
+
+
+@bp.post("/slack/events")
+def slack_events() -> Any:
+    library = services()
+    if library.settings.slack_mode == "socket":
+        # A Socket Mode app: its requests arrive over the socket, never unsigned here.
+        return _plain("Not found\n", 404)
+    bolt = current_app.extensions["bolt"]
+    if bolt is None:
+        return _plain(
+            "Slack is not connected: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET.\n", 503
+        )
+    return SlackRequestHandler(bolt).handle(request)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    library = services()
+    checks: dict[str, Any] = {"slack": library.settings.slack_mode}
+    status = 200
+    try:
+        with library.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # report, never crash the probe
+        log.warning("health check: database unreachable (%s)", type(exc).__name__)
+        checks["database"] = "unreachable"
+        status = 503
+    checks["media"] = library.media.name
+    checks["ok"] = status == 200
+    return Response(json.dumps(checks), status, mimetype="application/json")
+
+
+@bp.get("/media/<path:key>")
+def media(key: str) -> Response:
+    """Signed, expiring links to originals and thumbnails (the local store's, for Slack)."""
+    store = services().media
+    if not isinstance(store, LocalStore):
+        return _plain("Not found\n", 404)
+    checked = store.verify_signed_path(request.path, request.query_string.decode())
+    if checked is None:
+        return _plain("This link is invalid or expired\n", 403)
+    key, width, height = checked
+    try:
+        if width and height:
+            path, mimetype = store.thumbnail_path(key, width=width, height=height), "image/jpeg"
+        else:
+            path = store.path_for(key)
+            mimetype = CONTENT_TYPES.get(path.suffix[1:], "application/octet-stream")
+    except FileNotFoundError:
+        return _plain("Not found\n", 404)
+    except (InvalidImage, MediaError) as exc:
+        # An original we stored but cannot preview now (say, a decode over the budget).
+        log.warning("no thumbnail for %s: %s", key, exc)
+        return _plain("No preview for this image\n", 404)
+    response = send_file(path, mimetype=mimetype, max_age=3600, conditional=True)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _plain(body: str, status: int) -> Response:
+    return Response(body, status, mimetype="text/plain")

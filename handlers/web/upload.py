@@ -1,0 +1,157 @@
+"""Uploading on the web: many files at once (one request each, so each has its own progress
+bar and its own answer), through the library's ingest, then one details form for the batch
+with the rules of the Slack modal."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from werkzeug.datastructures import FileStorage
+
+from bot.admin import list_categories
+from bot.details import DetailsError
+from bot.details_form import details_form
+from bot.editing import edit_refusal, save
+from bot.uploads import UploadRefused, audience_for, receive, uploads_dir
+from handlers.web.context import person, services, signed_in
+from handlers.web.pages import details_from_form
+
+bp = Blueprint("upload", __name__)
+
+MAX_BATCH = 100
+
+
+@bp.get("/upload")
+@signed_in
+def upload_page() -> str:
+    return render_template("upload.html", audiences=_audiences())
+
+
+def _audiences() -> list[tuple[str, str]]:
+    me, library = person(), services()
+    choices = [] if me.is_guest else [("workspace", "Everyone in the workspace (not guests)")]
+    for conversation in sorted(library.people.conversations_of(me.team_id, me.user_id)):
+        name = library.directory.conversation_name(me.team_id, conversation)
+        if name:
+            choices.append((conversation, f"Only #{name}"))
+    return choices
+
+
+@bp.post("/upload")
+@signed_in
+def upload_files() -> Any:
+    """One file from the page's script (JSON answer), or several from the plain form."""
+    files = request.files.getlist("files")[:MAX_BATCH]
+    wants_json = request.accept_mimetypes.best == "application/json"
+    if not files or not any(f.filename for f in files):
+        if wants_json:
+            return {"error": "Choose at least one image to upload."}, 400
+        return render_template(
+            "upload.html", audiences=_audiences(), problem="Choose at least one image."
+        ), 400
+    try:
+        audience = audience_for(services(), person(), request.form.get("audience", ""))
+    except UploadRefused as exc:
+        if wants_json:
+            return {"error": str(exc)}, 400
+        return render_template("upload.html", audiences=_audiences(), problem=str(exc)), 400
+    results = [_take(file, audience) for file in files]
+    if wants_json:
+        return results[0]
+    stored = [str(r["image_id"]) for r in results if r["state"] != "failed"]
+    return render_template("upload_done.html", results=results, ids=",".join(stored))
+
+
+def _take(file: FileStorage, audience: Any) -> dict[str, Any]:
+    """Stream one file to disk (Flask spooled it under the size cap), then ingest it."""
+    library = services()
+    folder = uploads_dir(library)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as out:
+        file.save(out)
+        path = Path(out.name)
+    name = Path(file.filename or "upload").name
+    result = receive(
+        library,
+        person(),
+        path=path,
+        name=name,
+        content_type=file.mimetype or "",
+        audience=audience,
+    )
+    answer: dict[str, Any] = {
+        "name": name,
+        "image_id": result.image_id,
+        "state": result.state,
+        "title": result.title,
+        "reason": result.reason,
+        "url": url_for("pages.image_page", image_id=result.image_id)
+        if result.state == "stored"
+        else None,
+    }
+    if result.state == "stored":
+        answer["thumb"] = url_for("pages.rendition", image_id=result.image_id, size="thumb")
+    if result.duplicate_of is not None:
+        answer["duplicate_of"] = {
+            "id": result.duplicate_of,
+            "url": url_for("pages.image_page", image_id=result.duplicate_of),
+        }
+    return answer
+
+
+@bp.route("/upload/details", methods=["GET", "POST"])
+@signed_in
+def batch_details() -> Any:
+    """One form for the images just uploaded: a title each, the rest shared."""
+    me, library = person(), services()
+    try:
+        image_ids = sorted({int(i) for i in request.values.get("ids", "").split(",") if i})
+    except ValueError:
+        abort(404)
+    if not image_ids or len(image_ids) > MAX_BATCH:
+        abort(404)
+    if edit_refusal(
+        library.factory, library.people, team_id=me.team_id, user_id=me.user_id, image_ids=image_ids
+    ):
+        abort(404)
+    form = details_form(library.factory, library.media, team_id=me.team_id, image_ids=image_ids)
+    if form is None:
+        abort(404)
+    errors: dict[str, str] = {}
+    titles = {i.image_id: i.title for i in form.images}
+    values = {
+        "tags": ", ".join(form.prefill.tags),
+        "category": str(form.prefill.category[0]) if form.prefill.category else "",
+        "shoot_date": form.prefill.shoot_date.isoformat() if form.prefill.shoot_date else "",
+        "description": form.prefill.description,
+    }
+    chosen: list[str] = list(form.prefill.approvers)
+    if request.method == "POST":
+        titles = {i: request.form.get(f"title-{i}", "") for i in titles}
+        values = {k: request.form.get(k, "") for k in values}
+        chosen = request.form.getlist("approvers")
+        try:
+            save(library, me, details_from_form(request.form, titles))
+        except DetailsError as exc:
+            errors = exc.fields
+        else:
+            first = image_ids[0]
+            return redirect(
+                url_for("pages.library", saved=len(image_ids))
+                if len(image_ids) > 1
+                else url_for("pages.image_page", image_id=first, saved=1)
+            )
+    people = [p for p in library.directory.everyone(me.team_id) or [] if p[0] != me.user_id]
+    return render_template(
+        "batch_details.html",
+        ids=",".join(map(str, image_ids)),
+        titles=titles,
+        values=values,
+        errors=errors,
+        chosen=chosen,
+        people=people,
+        categories=list_categories(library.factory, team_id=me.team_id),
+    ), (400 if errors else 200)
