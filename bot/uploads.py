@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # "conversation" every member sees and no guest does (the rule of `storage.visibility`).
 WORKSPACE = "WEB"
 SCHEME = "upload:"
+WAIT_SECONDS = 60.0  # for an upload someone else's poller is ingesting
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
 GUESTS_PICK_A_CONVERSATION = (
@@ -115,23 +117,38 @@ def receive(
         now=services.clock(),
         require_watched=False,
     )
-    outcome = services.ingestor.run(job_ids[0]) if job_ids else None
-    if outcome is None:  # not ours to run (cannot happen for a new job): say where it is
-        raise UploadRefused("The upload could not be started. Try again.")
-    if outcome.state in (IngestState.STORED, IngestState.FAILED):
-        kept.unlink(missing_ok=True)
-    duplicate = _mark_duplicate(services, person, outcome.image_id)
-    services.refresh_home(person.team_id, person.user_id)
+    [job_id] = job_ids
+    # Run it here, now; a poller (the worker's) that claimed it first runs it instead.
+    if services.ingestor.run(job_id) is None:
+        _wait_for(services, job_id)
     with session_scope(services.factory) as session:
-        image = session.get(Image, outcome.image_id)
-        title = image.title if image is not None else name
+        job = session.get(IngestJob, job_id)
+        image = session.get(Image, job.image_id) if job is not None else None
+        if job is None or image is None:
+            raise UploadRefused("The upload was removed meanwhile. Upload it again.")
+        image_id, state, reason, title = image.id, job.state, job.last_error, image.title
+    if state in (IngestState.STORED, IngestState.FAILED):
+        kept.unlink(missing_ok=True)
+    duplicate = _mark_duplicate(services, person, image_id)
+    services.refresh_home(person.team_id, person.user_id)
     return UploadResult(
-        image_id=outcome.image_id,
-        state=str(outcome.state),
-        reason=outcome.reason,
+        image_id=image_id,
+        state=str(state),
+        reason=reason if state != IngestState.STORED else None,
         duplicate_of=duplicate,
         title=title,
     )
+
+
+def _wait_for(services: Services, job_id: int, *, timeout: float = WAIT_SECONDS) -> None:
+    """Until whoever claimed the job has settled this attempt (or `timeout` passed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(services.factory) as session:
+            state = session.scalar(select(IngestJob.state).where(IngestJob.id == job_id))
+        if state != IngestState.RUNNING:
+            return
+        time.sleep(0.1)
 
 
 def _mark_duplicate(services: Services, person: Person, image_id: int) -> int | None:

@@ -21,7 +21,7 @@ from bot.decisions import ask_for_approval, may_ask
 from bot.details import DetailsError, DetailsInput, can_edit, clean_tags
 from bot.details_form import details_form
 from bot.duplicates import band_filter, hamming
-from bot.editing import archive, save
+from bot.editing import archive, save, settle_duplicate
 from bot.finder import visible_image
 from bot.people import Person
 from bot.pixels import InvalidImage
@@ -126,7 +126,17 @@ def image_page(image_id: int) -> str:
         downloads=DOWNLOADS,
         may_edit=can_edit(image, user_id=me.user_id, is_admin=me.is_admin),
         may_ask=may_ask(me, image) and request_shown is None,
+        duplicate_of=_duplicate_shown(me, image),
     )
+
+
+def _duplicate_shown(me: Person, image: Image) -> Image | None:
+    """The image this one duplicates, when `me` may see it and settle the question."""
+    if image.duplicate_of_id is None or not can_edit(
+        image, user_id=me.user_id, is_admin=me.is_admin
+    ):
+        return None
+    return visible_image(services().factory, image_id=image.duplicate_of_id, viewer=me.viewer)
 
 
 def _names(me: Person, user_ids: set[str]) -> dict[str, str]:
@@ -288,3 +298,20 @@ def request_approval(image_id: int) -> Any:
     return render_template(
         "approval_form.html", image=image, people=people, chosen=chosen, error=error
     ), (400 if error else 200)
+
+
+@bp.post("/images/<int:image_id>/duplicate")
+@signed_in
+def settle(image_id: int) -> Response:
+    """The poster's answer about a near-duplicate: keep both, or discard this one."""
+    me = person()
+    image = _visible(image_id)
+    if image.duplicate_of_id is None or not can_edit(
+        image, user_id=me.user_id, is_admin=me.is_admin
+    ):
+        abort(404)
+    keep = request.form.get("keep") == "1"
+    settle_duplicate(services(), me, image_id=image.id, keep=keep)
+    if keep:
+        return redirect(url_for("pages.image_page", image_id=image.id))
+    return redirect(url_for("pages.image_page", image_id=image.duplicate_of_id))

@@ -74,14 +74,18 @@ def _take(file: FileStorage, audience: Any) -> dict[str, Any]:
         file.save(out)
         path = Path(out.name)
     name = Path(file.filename or "upload").name
-    result = receive(
-        library,
-        person(),
-        path=path,
-        name=name,
-        content_type=file.mimetype or "",
-        audience=audience,
-    )
+    try:
+        result = receive(
+            library,
+            person(),
+            path=path,
+            name=name,
+            content_type=file.mimetype or "",
+            audience=audience,
+        )
+    except UploadRefused as exc:
+        path.unlink(missing_ok=True)
+        return {"name": name, "image_id": None, "state": "failed", "reason": str(exc)}
     answer: dict[str, Any] = {
         "name": name,
         "image_id": result.image_id,
