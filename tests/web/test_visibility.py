@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import func, select
 
 from bot.uploads import GUESTS_PICK_A_CONVERSATION, NOT_A_MEMBER
@@ -254,6 +256,35 @@ def test_someone_from_another_workspace_is_refused_at_sign_in(
     assert slack.calls_to("openid.connect.token")  # the id_token was valid, the team was not
     assert urlpath(browser.get("/").url) == "/login"
     assert browser.get("/images/1/thumb").url.endswith("/login?next=/images/1/thumb")
+
+
+def session_cookie(web: Web, team_id: str, user_id: str) -> str:
+    """A session cookie the app would have set for `user_id` of `team_id`, signed with the
+    app's key (kept in its data directory)."""
+    forger = Flask("forger")
+    key_file = Path(web.live.env["MEDIA_DIR"]).parent / ".secret-key"
+    forger.secret_key = bytes.fromhex(key_file.read_text().strip())
+    serializer = SecureCookieSessionInterface().get_signing_serializer(forger)
+    assert serializer is not None
+    value = serializer.dumps({"team": team_id, "user": user_id, "_permanent": True})
+    return f"imglib_session={value}"
+
+
+def test_a_session_of_another_workspace_sees_none_of_this_ones_images(web: Web) -> None:
+    """Were a session for another workspace's person ever made (the team check at sign-in
+    gone), the library's team rule still shows them nothing of this workspace."""
+    public = post_image(web, seed=32)
+    web.slack.add_user("UOTHER", "olaf", real_name="Olaf Other", team_id="T0OTHER")
+    own = web.browser().request("GET", "/", headers={"Cookie": session_cookie(web, TEAM, MEMBER)})
+    assert own.status == 200 and grid_ids(own) == {public}  # the forged cookie is good
+    cookie = {"Cookie": session_cookie(web, "T0OTHER", "UOTHER")}
+    other = web.browser()
+    grid = other.request("GET", "/", headers=cookie)
+    assert grid.status == 200 and grid_ids(grid) == set(), grid.url
+    assert count_line(grid) == "0 images"
+    for suffix in ("", "/thumb", "/original", "/edit"):
+        answer = other.request("GET", f"/images/{public}{suffix}", headers=cookie)
+        assert answer.status == 404, (suffix, answer.status)
 
 
 # -- 4. editing ---------------------------------------------------------------------------------
