@@ -15,6 +15,7 @@ from bot.admin import list_categories
 from bot.details import DetailsError
 from bot.details_form import details_form
 from bot.editing import edit_refusal, save
+from bot.finder import visible_image
 from bot.uploads import UploadRefused, audience_for, receive, uploads_dir
 from handlers.web.context import person, services, signed_in
 from handlers.web.pages import details_from_form
@@ -117,10 +118,11 @@ def batch_details() -> Any:
         abort(404)
     if not image_ids or len(image_ids) > MAX_BATCH:
         abort(404)
-    if edit_refusal(
+    visible = [visible_image(library.factory, image_id=i, viewer=me.viewer) for i in image_ids]
+    if None in visible or edit_refusal(
         library.factory, library.people, team_id=me.team_id, user_id=me.user_id, image_ids=image_ids
     ):
-        abort(404)
+        abort(404)  # an image this person may not see is one that does not exist
     form = details_form(library.factory, library.media, team_id=me.team_id, image_ids=image_ids)
     if form is None:
         abort(404)

@@ -348,12 +348,6 @@ def test_an_admin_outside_a_private_channel_does_not_see_its_images(web: Web) ->
     assert image is not None and image.title == "Pat's secret draft" and image.status != "archived"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GET /upload/details?ids=<id> checks only edit rights (poster or admin), not "
-    "visibility: an admin outside a private channel gets 200 with the image's title and "
-    "thumbnail link; should be the 404 of /images/<id>",
-)
 def test_an_admin_outside_a_private_channel_cannot_open_its_images_in_the_batch_form(
     web: Web,
 ) -> None:
@@ -365,12 +359,6 @@ def test_an_admin_outside_a_private_channel_cannot_open_its_images_in_the_batch_
     assert page_body(details) == page_body(missing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: POST /upload/details checks only edit rights (poster or admin), not "
-    "visibility: an admin outside a private channel renames (retags, recategorises) an "
-    "image they cannot see; should be 404 and change nothing",
-)
 def test_an_admin_outside_a_private_channel_cannot_change_its_images_in_the_batch_form(
     web: Web,
 ) -> None:
