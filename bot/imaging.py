@@ -192,6 +192,9 @@ def write_thumbnail(
     header = read_header(source, kind)
     check_pixels(header)  # originals were checked at ingest, but the cap may have changed
     box = max(width, height)
+    if crop:  # the short side must still cover the box: decode that much larger
+        long, short = max(header.width, header.height), min(header.width, header.height)
+        box = min(long, -(-box * long // short))
     cost = check_fits(header, box)
     with budget().reserve(cost):
         image = reduced(source, header, box, orientation=orientation_of(header.exif))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
@@ -53,3 +54,9 @@ def test_manifest_declares_the_whole_product() -> None:
     }
     assert needed <= scopes, needed - scopes
     assert len(m["display_information"]["name"]) <= 35
+
+
+def test_sign_in_with_slack_comes_back_to_the_web_door() -> None:
+    m = manifest()
+    assert {"openid", "email", "profile"} <= set(m["oauth_config"]["scopes"]["user"])
+    assert [urlsplit(u).path for u in m["oauth_config"]["redirect_urls"]] == ["/login/callback"]

@@ -148,3 +148,25 @@ def test_without_slack_the_printed_link_signs_the_owner_in_once(
     refused = again.post("/login/link", {"token": token})
     assert refused.status == 400 and "used already or has expired" in refused.text
     assert "/login" in again.get("/").url
+
+
+def test_the_session_key_is_made_once_and_kept_and_https_cookies_are_secure(
+    database_url: str, tmp_path: Path
+) -> None:
+    from bot.local import LOCAL_TEAM
+    from handlers.web import create_web
+    from tests.conftest import make_services
+
+    env = app_env(database_url=database_url, slack=None, media_dir=tmp_path / "media")
+    env["PUBLIC_BASE_URL"] = "https://images.example.com"
+    services = make_services(env)
+    try:
+        first = create_web(services, bolt_app=None, installed_team=lambda: LOCAL_TEAM)
+        second = create_web(services, bolt_app=None, installed_team=lambda: LOCAL_TEAM)
+        assert first.secret_key == second.secret_key and len(first.secret_key or b"") == 32
+        assert (tmp_path / ".secret-key").stat().st_mode & 0o077 == 0
+        assert first.config["SESSION_COOKIE_SECURE"] is True
+        answer = first.test_client().get("/login", base_url="https://images.example.com")
+        assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+    finally:
+        services.shutdown()
