@@ -69,6 +69,8 @@ GOAL_MS = 50.0  # p95 per page shape, 1M images
 GOAL_WEIGHT_BYTES = 200 * 1024  # the library page without images, raw
 PER_PAGE = 48  # what the library page shows (handlers/web/pages.py)
 GZIP_LEVEL = 6  # what nginx, Heroku's router and most servers use
+MIN_ROUNDS = 30  # timed rounds at least, whatever the time budget
+DIAGNOSTIC_REQUESTS = 20  # per shape over the goal: without the counts, statements, profile
 
 
 class BenchDirectory:
@@ -241,10 +243,17 @@ def timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - started) * 1000, result
 
 
-def measure_shapes(web: Web, shapes: list[Shape], *, runs: int, warmup: int) -> None:
+def measure_shapes(
+    web: Web, shapes: list[Shape], *, runs: int, warmup: int, budget_s: float
+) -> None:
     """Round-robin: request n of every shape, then request n + 1, and so on; each page
-    followed by its search alone."""
+    followed by its search alone. Stops early (after MIN_ROUNDS timed rounds at least)
+    once `budget_s` has gone: a page of a second makes 200 rounds a long wait."""
+    until = time.perf_counter() + budget_s
     for n in range(warmup + runs):
+        if n >= warmup + MIN_ROUNDS and time.perf_counter() > until:
+            info(f"  time budget ({budget_s:.0f} s) spent: {n - warmup} timed rounds")
+            break
         for shape in shapes:
             ms, response = timed(lambda s=shape: web.get(s.url, s.user))
             if response.status_code != 200:
@@ -305,7 +314,7 @@ def _weigh(data: bytes) -> tuple[int, int]:
 # Where the time goes
 
 
-def statements(web: Web, shape: Shape, *, requests: int = 10) -> None:
+def statements(web: Web, shape: Shape, *, requests: int) -> None:
     """Every SQL statement one request of `shape` sends, with its median time over
     `requests` requests (to stderr), and the slowest one's plan."""
     from sqlalchemy import event
@@ -357,12 +366,36 @@ def statements(web: Web, shape: Shape, *, requests: int = 10) -> None:
     info(f"  slowest ({slowest[0]:.1f} ms):\n    {sql_text}\n{plan}")
 
 
+def without_category_counts(web: Web, shape: Shape, *, requests: int) -> list[float]:
+    """The page with the category chips' counting query replaced by its answer computed
+    beforehand (patched in this process only): what the page costs without it."""
+    from unittest import mock
+
+    from bot.admin import list_categories
+
+    me = web.services.people.person(TEAM, shape.user)
+    answer = list_categories(web.services.factory, team_id=TEAM, viewer=me.viewer)
+    timings = []
+    with mock.patch("handlers.web.pages.list_categories", lambda *a, **k: answer):
+        for n in range(requests + 2):
+            ms, response = timed(lambda: web.get(shape.url, shape.user))
+            if response.status_code != 200:
+                raise BenchError(f"{shape.name} without counts: HTTP {response.status_code}")
+            if n >= 2:
+                timings.append(ms)
+    info(
+        f"  {shape.name} without the category counts: p50 {percentile(timings, 50):.2f} ms, "
+        f"p95 {percentile(timings, 95):.2f} ms ({requests} requests)"
+    )
+    return timings
+
+
 def _short(statement: str) -> str:
     flat = " ".join(statement.split())
     return flat if len(flat) <= 220 else flat[:217] + "..."
 
 
-def profile(web: Web, shape: Shape, *, requests: int = 20, top: int = 25) -> None:
+def profile(web: Web, shape: Shape, *, requests: int, top: int = 30) -> None:
     """cProfile over `requests` requests of `shape`: the functions with the most cumulative
     time, per request, to stderr."""
     profiler = cProfile.Profile()
@@ -387,6 +420,7 @@ class Measured:
     shapes: list[Shape]
     parts: dict[str, list[float]]
     weights: dict[str, tuple[int, int]]
+    uncounted: dict[str, list[float]]  # the page without the category counts (diagnosis)
 
 
 def measure(
@@ -401,18 +435,27 @@ def measure(
                 "warm-up, round-robin, each beside its search alone"
             )
             started = time.perf_counter()
-            measure_shapes(web, shapes, runs=args.runs, warmup=args.warmup)
+            measure_shapes(web, shapes, runs=args.runs, warmup=args.warmup, budget_s=args.budget)
             info(f"  took {time.perf_counter() - started:.0f} s")
-            parts = measure_parts(web, runs=args.runs)
+            parts = measure_parts(web, runs=min(args.runs, len(shapes[0].page)))
             weights = page_weight(web)
             over = [s for s in shapes if percentile(s.page, 95) >= GOAL_MS]
-            for shape in shapes if args.explain else over:
-                statements(web, shape)
-            for shape in (shapes if args.explain else over) if args.profile else []:
-                profile(web, shape)
+            diagnosed = shapes if args.explain else over
+            if diagnosed:
+                info(f"where the time goes ({DIAGNOSTIC_REQUESTS} requests per shape):")
+            uncounted = {
+                s.name: without_category_counts(web, s, requests=DIAGNOSTIC_REQUESTS)
+                for s in diagnosed
+                if s.name != "image_page"
+            }
+            for shape in diagnosed:
+                statements(web, shape, requests=DIAGNOSTIC_REQUESTS)
+            # The first shape diagnosed only (with --explain, all): they share their cause.
+            for shape in (diagnosed if args.explain else diagnosed[:1]) if args.profile else []:
+                profile(web, shape, requests=DIAGNOSTIC_REQUESTS)
         finally:
             web.services.shutdown()
-    return Measured(prefix, total, seed_s, shapes, parts, weights)
+    return Measured(prefix, total, seed_s, shapes, parts, weights, uncounted)
 
 
 def report(m: Measured) -> None:
@@ -429,9 +472,13 @@ def report(m: Measured) -> None:
         alone = percentile(shape.alone, 50)
         ratio = percentile(shape.page, 50) / alone if alone > 0 else float("nan")
         figure(f"{p}page_over_search_{shape.name}", ratio, 1)
+        figure(f"{p}requests_{shape.name}", len(shape.page), 0)
     for name, values in m.parts.items():
         figure(f"{p}part_p50_ms_{name}", percentile(values, 50), 2)
         figure(f"{p}part_p95_ms_{name}", percentile(values, 95), 2)
+    for name, values in m.uncounted.items():
+        figure(f"{p}uncounted_p50_ms_{name}", percentile(values, 50), 2)
+        figure(f"{p}uncounted_p95_ms_{name}", percentile(values, 95), 2)
     for name, (raw, packed) in m.weights.items():
         figure(f"{p}weight_{name}_bytes", raw, 0)
         figure(f"{p}weight_{name}_gzip_bytes", packed, 0)
@@ -455,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="a Postgres database to use instead")
     parser.add_argument("--sqlite-path", help="the SQLite file (default bench/.cache/...)")
     parser.add_argument("--runs", type=int, help="timed requests per shape (200; quick 50)")
-    parser.add_argument("--explain", action="store_true", help="statements of every shape")
-    parser.add_argument("--profile", action="store_true", help="cProfile shapes over the goal")
+    parser.add_argument("--budget", type=float, help="seconds for the timed rounds (900; 300)")
+    parser.add_argument("--explain", action="store_true", help="diagnose every shape")
+    parser.add_argument("--profile", action="store_true", help="cProfile a shape over the goal")
     args = parser.parse_args(argv)
     sqlite = args.only == "sqlite"
     if args.images is None:
@@ -465,8 +513,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.runs = args.runs or (50 if args.quick else 200)
     args.warmup = 5 if args.quick else 10
+    args.budget = args.budget or (300.0 if args.quick else 900.0)
     if not (1_000 <= args.images <= 10_000_000 and 1 <= args.runs <= 5_000):
         parser.error("--images 1000..10000000, --runs 1..5000")
+    if not 10 <= args.budget <= 3600:
+        parser.error("--budget 10..3600")
 
     started = time.perf_counter()
     try:
