@@ -266,17 +266,15 @@ def measure_shapes(
 
 def measure_parts(web: Web, *, runs: int) -> dict[str, list[float]]:
     """What the page runs besides its search, each alone: rebuilding who is signed in (every
-    request: facts, memberships, the channels query) and the category chips (counts of the
-    images the viewer may see per category)."""
-    from bot.admin import list_categories
+    request: facts, memberships, the channels query) and the category chips (the categories
+    with an image the viewer would find)."""
+    from bot.finder import categories_in_view
 
     services = web.services
     me = services.people.person(TEAM, MEMBER)
     parts: dict[str, Callable[[], Any]] = {
         "person": lambda: services.people.person(TEAM, MEMBER),
-        "chips_categories": lambda: list_categories(
-            services.factory, team_id=TEAM, viewer=me.viewer
-        ),
+        "chips_categories": lambda: categories_in_view(services.factory, viewer=me.viewer),
     }
     out: dict[str, list[float]] = {name: [] for name in parts}
     for n in range(runs + 3):
@@ -366,30 +364,6 @@ def statements(web: Web, shape: Shape, *, requests: int) -> None:
     info(f"  slowest ({slowest[0]:.1f} ms):\n    {sql_text}\n{plan}")
 
 
-def without_category_counts(web: Web, shape: Shape, *, requests: int) -> list[float]:
-    """The page with the category chips' counting query replaced by its answer computed
-    beforehand (patched in this process only): what the page costs without it."""
-    from unittest import mock
-
-    from bot.admin import list_categories
-
-    me = web.services.people.person(TEAM, shape.user)
-    answer = list_categories(web.services.factory, team_id=TEAM, viewer=me.viewer)
-    timings = []
-    with mock.patch("handlers.web.pages.list_categories", lambda *a, **k: answer):
-        for n in range(requests + 2):
-            ms, response = timed(lambda: web.get(shape.url, shape.user))
-            if response.status_code != 200:
-                raise BenchError(f"{shape.name} without counts: HTTP {response.status_code}")
-            if n >= 2:
-                timings.append(ms)
-    info(
-        f"  {shape.name} without the category counts: p50 {percentile(timings, 50):.2f} ms, "
-        f"p95 {percentile(timings, 95):.2f} ms ({requests} requests)"
-    )
-    return timings
-
-
 def _short(statement: str) -> str:
     flat = " ".join(statement.split())
     return flat if len(flat) <= 220 else flat[:217] + "..."
@@ -420,7 +394,6 @@ class Measured:
     shapes: list[Shape]
     parts: dict[str, list[float]]
     weights: dict[str, tuple[int, int]]
-    uncounted: dict[str, list[float]]  # the page without the category counts (diagnosis)
 
 
 def measure(
@@ -443,11 +416,6 @@ def measure(
             diagnosed = shapes if args.explain else over
             if diagnosed:
                 info(f"where the time goes ({DIAGNOSTIC_REQUESTS} requests per shape):")
-            uncounted = {
-                s.name: without_category_counts(web, s, requests=DIAGNOSTIC_REQUESTS)
-                for s in diagnosed
-                if s.name != "image_page"
-            }
             for shape in diagnosed:
                 statements(web, shape, requests=DIAGNOSTIC_REQUESTS)
             # The first shape diagnosed only (with --explain, all): they share their cause.
@@ -455,7 +423,7 @@ def measure(
                 profile(web, shape, requests=DIAGNOSTIC_REQUESTS)
         finally:
             web.services.shutdown()
-    return Measured(prefix, total, seed_s, shapes, parts, weights, uncounted)
+    return Measured(prefix, total, seed_s, shapes, parts, weights)
 
 
 def report(m: Measured) -> None:
@@ -476,9 +444,6 @@ def report(m: Measured) -> None:
     for name, values in m.parts.items():
         figure(f"{p}part_p50_ms_{name}", percentile(values, 50), 2)
         figure(f"{p}part_p95_ms_{name}", percentile(values, 95), 2)
-    for name, values in m.uncounted.items():
-        figure(f"{p}uncounted_p50_ms_{name}", percentile(values, 50), 2)
-        figure(f"{p}uncounted_p95_ms_{name}", percentile(values, 95), 2)
     for name, (raw, packed) in m.weights.items():
         figure(f"{p}weight_{name}_bytes", raw, 0)
         figure(f"{p}weight_{name}_gzip_bytes", packed, 0)

@@ -18,7 +18,7 @@ from bot.admin import list_categories
 from bot.approval_queue import history
 from bot.approvals import ApprovalError, open_request_for, request_view
 from bot.decisions import ask_for_approval, may_ask
-from bot.details import DetailsError, DetailsInput, can_edit, clean_tags
+from bot.details import DetailsError, DetailsInput, can_edit, clean_tags, suggest_tags
 from bot.details_form import details_form
 from bot.duplicates import band_filter, hamming
 from bot.editing import archive, save, settle_duplicate
@@ -78,11 +78,11 @@ def _chips(me: Person, text: str, results: list[finder.Result]) -> dict[str, lis
         href = url_for("pages.library", q=changed.strip())
         return {"label": label, "active": active, "href": href}
 
-    categories = list_categories(services().factory, team_id=me.team_id, viewer=me.viewer)
+    categories = finder.categories_in_view(services().factory, viewer=me.viewer)
     tags = Counter(t for r in results for t in r.tags).most_common(8)
     today = date.today()
     return {
-        "Category": [chip(f"category:{_term(c.name)}", c.name) for c in categories if c.images],
+        "Category": [chip(f"category:{_term(name)}", name) for name in categories],
         "Tags": [chip(f"tag:{_term(t)}", t) for t, _ in tags],
         "Status": [chip(f"status:{s}", s.capitalize()) for s in STATUSES],
         "Shot": [
@@ -101,6 +101,15 @@ def _visible(image_id: int) -> Image:
     if image is None or image.storage_key is None:
         abort(404)
     return image
+
+
+@bp.get("/tags")
+@signed_in
+def tags() -> dict[str, list[str]]:
+    """Tag suggestions for the details forms: only tags on images this person may see."""
+    with session_scope(services().factory) as session:
+        found = suggest_tags(session, viewer=person().viewer, typed=request.args.get("q", "")[:50])
+    return {"tags": found[:10]}
 
 
 @bp.get("/images/<int:image_id>")

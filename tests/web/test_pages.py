@@ -14,7 +14,7 @@ from handlers.slack.approvals import ids as approvals_ids
 from storage.db import session_scope
 from storage.models import ApprovalRequest, Category
 from tests import images
-from tests.conftest import ADMIN, MEMBER, POSTER, TEAM
+from tests.conftest import ADMIN, GUEST, MEMBER, POSTER, TEAM
 from tests.live import wait_until
 from tests.web.conftest import Browser, Web
 
@@ -62,6 +62,8 @@ def test_upload_then_one_details_form_for_the_batch_then_find_them(web: Web) -> 
     found = member.get("/?q=tag%3Acmo+category%3AMarketing")
     assert sorted(titles_on(found.text)) == ["CMO portrait 0", "CMO portrait 1", "CMO portrait 2"]
     assert "3 images" in found.text
+    assert member.get("/tags?q=cm").json() == {"tags": ["cmo"]}
+    assert web.sign_in(GUEST).get("/tags?q=cm").json() == {"tags": []}  # sees none of them
     # The same query in Slack answers the same images.
     answer = web.live.command("tag:cmo category:Marketing", user=MEMBER)
     assert json.dumps(answer).count("CMO portrait") >= 3
@@ -167,16 +169,21 @@ def test_a_decision_clicked_in_slack_shows_on_the_web(web: Web) -> None:
 
 
 def test_edit_and_archive_from_the_web(web: Web) -> None:
+    events = category(web, "Events")
     poster = web.sign_in(POSTER)
     [image_id] = upload(poster, 1)
     poster.get(f"/images/{image_id}/edit")
     saved = poster.post(
-        f"/images/{image_id}/edit", {"title": "Hero shot", "tags": "hero", "shoot_date": ""}
+        f"/images/{image_id}/edit",
+        {"title": "Hero shot", "tags": "hero", "shoot_date": "", "category": str(events)},
     )
     assert saved.status == 200 and "Details saved" in saved.text and "Hero shot" in saved.text
+    assert 'href="/?q=category:Events"' in poster.get("/").text  # a chip for it
     poster.post(f"/images/{image_id}/archive")
-    assert "Hero shot" not in titles_on(poster.get("/").text)
-    assert titles_on(poster.get("/?q=status:archived").text) == ["Hero shot"]
+    library = poster.get("/")
+    assert "Hero shot" not in titles_on(library.text)
+    assert "category:Events" not in library.text  # no chip that would find nothing
+    assert titles_on(poster.get("/?q=status%3Aarchived").text) == ["Hero shot"]
 
 
 def test_admin_manages_categories_and_sees_roles(web: Web) -> None:

@@ -122,6 +122,34 @@ function setUpUpload() {
   zone.addEventListener("drop", (e) => { if (e.dataTransfer.files.length) uploadAll(e.dataTransfer.files); });
 }
 
+// Tag suggestions: the tags already in the library (that this person may see) for the one
+// being typed after the last comma.
+function setUpTagSuggestions() {
+  const input = document.querySelector("input[data-suggest]");
+  const list = document.getElementById("tag-suggestions");
+  if (!input || !list) return;
+  let timer = 0;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const parts = input.value.split(",");
+      const typed = parts.pop().trim();
+      if (!typed) return;
+      const url = new URL(input.dataset.suggest, location.href);
+      url.searchParams.set("q", typed);
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const { tags } = await response.json();
+      const before = parts.map((p) => p.trim()).filter(Boolean);
+      list.replaceChildren(...tags.map((tag) => {
+        const option = document.createElement("option");
+        option.value = [...before, tag].join(", ");
+        return option;
+      }));
+    }, 150);
+  });
+}
+
 function setUpConfirm() {
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => {
@@ -134,4 +162,5 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpLoadMore();
   setUpUpload();
   setUpConfirm();
+  setUpTagSuggestions();
 });
