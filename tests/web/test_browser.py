@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests import images
 from tests.conftest import ADMIN, POSTER, AppProcess, app_env
@@ -146,7 +146,7 @@ def test_the_marketing_teams_day_in_the_browser(web: Web, page_factory: PageFact
     check(page, "request-approval")
     page.get_by_label("ana").check()
     page.get_by_role("button", name="Send for approval").click()
-    expect(page.get_by_role("status")).to_contain_text("Approval requested")
+    expect(page.locator(".notice")).to_contain_text("Approval requested")
     wait_until(lambda: web.live.cards_recorded() >= 1, what="the approver's card")
 
     # Ana approves in her browser; the card in her Slack DM changes.
@@ -173,10 +173,14 @@ def test_the_marketing_teams_day_in_the_browser(web: Web, page_factory: PageFact
     phone = page_factory(base_url=web.url, mobile=True)
     sign_in_through_slack(phone, "pat")
     check(phone, "library")
+    image_id = image_url.rsplit("/", 1)[1]
     for path, name in (
         ("/upload", "upload"),
         (image_url, "image"),
         (f"{image_url}/edit", "edit"),
+        (f"{image_url}/approval", "request-approval"),
+        (f"/upload/details?ids={image_id}", "batch-details"),
+        ("/?q=tag:cmo+category:Marketing", "library-filtered"),
         ("/approvals", "approvals"),
     ):
         phone.goto(path)
@@ -186,3 +190,63 @@ def test_the_marketing_teams_day_in_the_browser(web: Web, page_factory: PageFact
     admin_phone.goto("/admin")
     check(admin_phone, "admin")
     assert POSTER and ADMIN  # the people named above by their Slack names, pat and ana
+
+
+def tab_to(page: Page, target: Locator, *, limit: int = 60) -> None:
+    """Press Tab until `target` has the focus (a person finding it with the keyboard)."""
+    handle = target.element_handle()
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("el => el === document.activeElement", handle):
+            return
+    raise AssertionError(f"Tab never reached {target}")
+
+
+def test_everything_works_with_the_keyboard(web: Web, page_factory: PageFactory) -> None:
+    """Tab, Enter and Space only: choose files (the file chooser opens from the keyboard),
+    open the details form, save, find the image, ask for approval, approve."""
+    page = page_factory(base_url=web.url)
+    sign_in_through_slack(page, "pat")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+
+    tab_to(page, page.get_by_role("link", name="Upload", exact=True))
+    page.keyboard.press("Enter")
+    tab_to(page, page.locator("#files"))
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(
+        [
+            {"name": "k-1.jpg", "mimeType": "image/jpeg", "buffer": images.jpeg(seed=61)},
+            {"name": "k-2.jpg", "mimeType": "image/jpeg", "buffer": images.jpeg(seed=62)},
+        ]
+    )
+    expect(page.locator(".result-stored")).to_have_count(2)
+    expect(page.get_by_role("link", name="Add details for these images")).to_be_focused()
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_label("Title of image 1"))
+    page.keyboard.type(" by keyboard")
+    tab_to(page, page.get_by_role("button", name="Save details"))
+    page.keyboard.press("Enter")
+    expect(page.locator(".notice")).to_contain_text("Details saved for 2 images")
+    tab_to(page, page.get_by_role("searchbox", name="Search the library"))
+    page.keyboard.type("keyboard")
+    page.keyboard.press("Enter")
+    expect(page.locator(".tile")).to_have_count(1)
+    tab_to(page, page.locator(".tile a"))
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_role("link", name="Request approval"))
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_label("ana"))
+    page.keyboard.press("Space")
+    tab_to(page, page.get_by_role("button", name="Send for approval"))
+    page.keyboard.press("Enter")
+    expect(page.locator(".notice")).to_contain_text("Approval requested")
+
+    approver = page_factory(base_url=web.url)
+    sign_in_through_slack(approver, "ana")
+    approver.goto("/approvals")
+    tab_to(approver, approver.get_by_role("button", name="Approve"))
+    approver.keyboard.press("Enter")
+    expect(approver.locator(".notice")).to_contain_text("Decision saved")
+    assert_no_console_errors(page, ignore=(r"127\.0\.0\.1:\d+/favicon\.ico",))
