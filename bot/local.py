@@ -32,8 +32,8 @@ class LocalDirectory:
     def is_private(self, team_id: str, conversation_id: str) -> bool | None:
         return None
 
-    def everyone(self, team_id: str) -> list[tuple[str, str]] | None:
-        return [(LOCAL_OWNER, "Owner")] if team_id == LOCAL_TEAM else []
+    def everyone(self, team_id: str) -> list[tuple[str, PersonFacts]] | None:
+        return [(LOCAL_OWNER, self.person(team_id, LOCAL_OWNER))] if team_id == LOCAL_TEAM else []
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
         return None

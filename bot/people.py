@@ -67,6 +67,10 @@ class People:
         self._conversations: _TtlCache[frozenset[str] | None] = _TtlCache(
             directory.conversations_of, membership_ttl
         )
+        self._everyone: _TtlCache[list[tuple[str, PersonFacts]] | None] = _TtlCache(
+            lambda team, _: directory.everyone(team), membership_ttl
+        )
+        self._names: _TtlCache[str | None] = _TtlCache(directory.conversation_name, facts_ttl)
 
     def facts(self, team_id: str, user_id: str) -> PersonFacts:
         return self._facts.get(team_id, user_id)
@@ -74,6 +78,20 @@ class People:
     def is_admin(self, team_id: str, user_id: str) -> bool:
         """Admins are the ids in SLACK_ADMIN_IDS plus workspace admins and owners."""
         return user_id in self._configured or self.facts(team_id, user_id).is_admin
+
+    def everyone(self, team_id: str) -> list[tuple[str, PersonFacts]]:
+        """Everyone who can act in the workspace, by name (empty when the directory would
+        not say)."""
+        return self._everyone.get(team_id, "") or []
+
+    def role_of(self, team_id: str, user_id: str, facts: PersonFacts) -> str:
+        """admin, member or guest: what `Person.role` would say, from facts in hand."""
+        if user_id in self._configured or facts.is_admin:
+            return "admin"
+        return "guest" if facts.is_guest else "member"
+
+    def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
+        return self._names.get(team_id, conversation_id)
 
     def guests(self, team_id: str) -> frozenset[str] | None:
         """The team's guests (the share check needs them all at once), or None when the

@@ -48,9 +48,10 @@ class Directory(Protocol):
 
     def is_private(self, team_id: str, conversation_id: str) -> bool | None: ...
 
-    def everyone(self, team_id: str) -> list[tuple[str, str]] | None:
-        """(id, name) of the workspace's people who can act (no bots, no one deactivated),
-        or None: for pickers on doors that have none of their own (the web)."""
+    def everyone(self, team_id: str) -> list[tuple[str, PersonFacts]] | None:
+        """The workspace's people who can act (no bots, no one deactivated), by name, with
+        what is known of each, or None: for pickers and lists on doors that have none of
+        their own (the web)."""
         ...
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None: ...

@@ -312,9 +312,13 @@ class CloudinaryStore:
             key, width=width, height=height, crop="fill", quality="auto", fetch_format="auto"
         )
 
-    def rendition_url(self, key: str, *, width: int, height: int, crop: bool) -> str:
+    def rendition_url(
+        self, key: str, *, width: int, height: int, crop: bool, download: bool = False
+    ) -> str:
         """A ready-made size, made by Cloudinary on first request: fitted within the box
-        (`limit`, never enlarged) or filling it from the centre (`fill`)."""
+        (`limit`, never enlarged) or filling it from the centre (`fill`); with `download`,
+        delivered as an attachment."""
+        options: dict[str, str | int] = {"flags": "attachment"} if download else {}
         return self._signed_url(
             key,
             width=width,
@@ -322,7 +326,15 @@ class CloudinaryStore:
             crop="fill" if crop else "limit",
             quality="auto",
             fetch_format="auto",
+            **options,
         )
+
+    def signed_original(self, key: str) -> str:
+        return self._signed_url(key)
+
+    def download_url(self, key: str) -> str:
+        """The original, delivered as an attachment."""
+        return self._signed_url(key, flags="attachment")
 
     def original_url(self, key: str) -> str | None:
         return self._signed_url(key)

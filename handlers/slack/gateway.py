@@ -159,13 +159,7 @@ class SlackGateway:
         except SlackApiError as exc:
             log.warning("users.info failed for %s: %s", user_id, exc.response.get("error"))
             return UNKNOWN_PERSON
-        return PersonFacts(
-            name=_name_of(user),
-            is_admin=bool(user.get("is_admin") or user.get("is_owner")),
-            is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
-            is_bot=bool(user.get("is_bot")),
-            deleted=bool(user.get("deleted")),
-        )
+        return _facts_of(user)
 
     def guests(self, team_id: str) -> frozenset[str] | None:
         """Everyone in the workspace who is a guest (users.list, all pages), or None."""
@@ -220,7 +214,7 @@ class SlackGateway:
             return None
         return bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
 
-    def everyone(self, team_id: str) -> list[tuple[str, str]] | None:
+    def everyone(self, team_id: str) -> list[tuple[str, PersonFacts]] | None:
         """The workspace's people who can act (users.list, all pages), by name, or None."""
         pages = self._pages(
             team_id,
@@ -230,12 +224,12 @@ class SlackGateway:
         if pages is None:
             return None
         people = [
-            (str(u["id"]), _name_of(u))
+            (str(u["id"]), _facts_of(u))
             for p in pages
             for u in p["members"] or []
             if not (u.get("is_bot") or u.get("deleted") or u.get("id") == "USLACKBOT")
         ]
-        return sorted(people, key=lambda person: person[1].casefold())
+        return sorted(people, key=lambda person: person[1].name.casefold())
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
         """A conversation's name (conversations.info), or None."""
@@ -268,6 +262,12 @@ class SlackGateway:
         return pages
 
 
-def _name_of(user: dict[str, Any]) -> str:
+def _facts_of(user: dict[str, Any]) -> PersonFacts:
     profile = user.get("profile") or {}
-    return str(profile.get("display_name") or profile.get("real_name") or user.get("name") or "")
+    return PersonFacts(
+        name=str(profile.get("display_name") or profile.get("real_name") or user.get("name") or ""),
+        is_admin=bool(user.get("is_admin") or user.get("is_owner")),
+        is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
+        is_bot=bool(user.get("is_bot")),
+        deleted=bool(user.get("deleted")),
+    )

@@ -27,21 +27,21 @@ bp = Blueprint("admin", __name__)
 def admin_page(problem: str = "", status: int = 200) -> Any:
     me, library = person(), services()
     categories = list_categories(library.factory, team_id=me.team_id, viewer=me.viewer)
-    everyone = library.directory.everyone(me.team_id) or []
+    everyone = library.people.everyone(me.team_id)
     approvers = {a for c in categories for a in c.default_approvers}
     people = [
         {
             "id": user_id,
-            "name": name,
-            "role": _role(me.team_id, user_id),
+            "name": facts.name or user_id,
+            "role": library.people.role_of(me.team_id, user_id, facts),
             "approver": user_id in approvers,
         }
-        for user_id, name in everyone
+        for user_id, facts in everyone
     ]
     channels = [
         {
             "id": w.channel_id,
-            "name": library.directory.conversation_name(me.team_id, w.channel_id) or w.channel_id,
+            "name": library.people.conversation_name(me.team_id, w.channel_id) or w.channel_id,
             "category": w.category,
         }
         for w in watched_channels(library.factory, team_id=me.team_id)
@@ -50,18 +50,10 @@ def admin_page(problem: str = "", status: int = 200) -> Any:
         "admin.html",
         categories=categories,
         people=people,
-        names=dict(everyone),
         channels=channels,
         problem=problem,
         done=request.args.get("done", ""),
     ), status
-
-
-def _role(team_id: str, user_id: str) -> str:
-    library = services()
-    if library.people.is_admin(team_id, user_id):
-        return "admin"
-    return "guest" if library.people.facts(team_id, user_id).is_guest else "member"
 
 
 @bp.post("/admin/categories")

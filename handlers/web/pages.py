@@ -25,9 +25,10 @@ from bot.editing import archive, save, settle_duplicate
 from bot.finder import visible_image
 from bot.people import Person
 from bot.pixels import InvalidImage
+from bot.uploads import WORKSPACE
 from handlers.web.context import person, services, signed_in
 from storage.db import session_scope
-from storage.media import LocalStore, MediaError
+from storage.media import CloudinaryStore, LocalStore, MediaError
 from storage.models import Category, Image, IngestJob, IngestState
 from storage.query import STATUSES, parse
 from storage.search import COUNT_CAP, Cursor
@@ -154,11 +155,9 @@ def _names(me: Person, user_ids: set[str]) -> dict[str, str]:
 
 
 def _conversation_label(me: Person, image: Image) -> str:
-    from bot.uploads import WORKSPACE
-
     if image.channel_id == WORKSPACE:
         return "Uploaded on the web, for the whole workspace"
-    name = services().directory.conversation_name(me.team_id, image.channel_id)
+    name = services().people.conversation_name(me.team_id, image.channel_id)
     return f"#{name}" if name else "a conversation"
 
 
@@ -192,11 +191,15 @@ def rendition(image_id: int, size: str) -> Response:
     store = services().media
     key = image.storage_key or ""
     download = request.args.get("download") == "1"
-    if not isinstance(store, LocalStore):
+    if isinstance(store, CloudinaryStore):  # made and delivered by Cloudinary, signed
         if size == "original":
-            return redirect(store.original_url(key) or "")  # type: ignore[return-value]
+            return redirect(store.download_url(key) if download else store.signed_original(key))
         width, height, crop = RENDITIONS[size]
-        return redirect(store.rendition_url(key, width=width, height=height, crop=crop))  # type: ignore[attr-defined,return-value]
+        return redirect(
+            store.rendition_url(key, width=width, height=height, crop=crop, download=download)
+        )
+    if not isinstance(store, LocalStore):
+        abort(404)
     try:
         if size == "original":
             path = store.path_for(key)
@@ -205,9 +208,7 @@ def rendition(image_id: int, size: str) -> Response:
             width, height, crop = RENDITIONS[size]
             path = store.thumbnail_path(key, width=width, height=height, crop=crop)
             name = f"{(image.title or 'image')[:80]}-{size}.jpg"
-    except FileNotFoundError:
-        abort(404)
-    except (InvalidImage, MediaError):
+    except (FileNotFoundError, InvalidImage, MediaError):
         abort(404)
     response = send_file(path, as_attachment=download, download_name=name, conditional=True)
     response.headers["Cache-Control"] = "private, max-age=86400"
@@ -303,7 +304,7 @@ def request_approval(image_id: int) -> Any:
             error = str(exc)
         else:
             return redirect(url_for("pages.image_page", image_id=image.id, asked=1))
-    people = [p for p in library.directory.everyone(me.team_id) or [] if p[0] != me.user_id]
+    people = [(u, f.name) for u, f in library.people.everyone(me.team_id) if u != me.user_id]
     return render_template(
         "approval_form.html", image=image, people=people, chosen=chosen, error=error
     ), (400 if error else 200)

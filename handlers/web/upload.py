@@ -16,7 +16,7 @@ from bot.details import DetailsError
 from bot.details_form import details_form
 from bot.editing import edit_refusal, save
 from bot.finder import visible_image
-from bot.uploads import UploadRefused, audience_for, receive, uploads_dir
+from bot.uploads import UploadRefused, audience_for, known_conversations, receive, uploads_dir
 from handlers.web.context import person, services, signed_in
 from handlers.web.pages import details_from_form
 
@@ -34,8 +34,9 @@ def upload_page() -> str:
 def _audiences() -> list[tuple[str, str]]:
     me, library = person(), services()
     choices = [] if me.is_guest else [("workspace", "Everyone in the workspace (not guests)")]
-    for conversation in sorted(library.people.conversations_of(me.team_id, me.user_id)):
-        name = library.directory.conversation_name(me.team_id, conversation)
+    mine = library.people.conversations_of(me.team_id, me.user_id)
+    for conversation in sorted(mine & known_conversations(library.factory, team_id=me.team_id)):
+        name = library.people.conversation_name(me.team_id, conversation)
         if name:
             choices.append((conversation, f"Only #{name}"))
     return choices
@@ -150,7 +151,7 @@ def batch_details() -> Any:
                 if len(image_ids) > 1
                 else url_for("pages.image_page", image_id=first, saved=1)
             )
-    people = [p for p in library.directory.everyone(me.team_id) or [] if p[0] != me.user_id]
+    people = [(u, f.name) for u, f in library.people.everyone(me.team_id) if u != me.user_id]
     return render_template(
         "batch_details.html",
         ids=",".join(map(str, image_ids)),

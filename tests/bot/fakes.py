@@ -142,11 +142,11 @@ class FakeDirectory:
             return None
         return conversation.private
 
-    def everyone(self, team_id: str) -> list[tuple[str, str]] | None:
+    def everyone(self, team_id: str) -> list[tuple[str, PersonFacts]] | None:
         if not self._ask("everyone", team_id, team_id):
             return None
-        people = [(u, f.name) for u, f in self.people.items() if not (f.is_bot or f.deleted)]
-        return sorted(people, key=lambda person: person[1].casefold())
+        people = [(u, f) for u, f in self.people.items() if not (f.is_bot or f.deleted)]
+        return sorted(people, key=lambda person: person[1].name.casefold())
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
         if not self._ask("conversation_name", team_id, conversation_id):

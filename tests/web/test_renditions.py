@@ -67,6 +67,10 @@ def test_with_cloudinary_sizes_are_signed_transformations(cloudinary_web: Web) -
         location = urllib.parse.urlsplit(redirect.headers["Location"])
         assert location.scheme == "https" and location.hostname == "res.cloudinary.com"
         assert "/s--" in location.path and f"/{transformation}/" in location.path, location.path
+    download = poster.request(
+        "GET", f"/images/{answer['image_id']}/square?download=1", follow=False
+    ).headers["Location"]
+    assert "/c_fill,f_auto,fl_attachment,h_1080,q_auto,w_1080/" in download, download
     stranger = cloudinary_web.browser()
     hidden = stranger.request("GET", f"/images/{answer['image_id']}/square", follow=False)
     assert hidden.status == 302 and "/login" in hidden.headers["Location"]
