@@ -48,6 +48,9 @@ def test_an_approver_decides_from_home(watching: Harness) -> None:
     assert "Hero shot" in said(home) and "asked by <@UPOSTER>" in said(home)
     (approve,) = buttons(home["blocks"], "approve")
     assert len(buttons(home["blocks"], "reject")) == 1
+    # The Home can show the request before the listener that asked has written down where
+    # the approver's card is; a person is slower than that, a test must wait for it.
+    h.settle()
     h.click("approve", approve["value"], user=MEMBER, home=True)
     h.settle()
     (card,) = [c for c in h.dms(MEMBER) if c.params.get("blocks")]
