@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, exists, select, union
 from sqlalchemy.orm import Session
 
 from bot.imaging import phash_bands
@@ -43,14 +43,13 @@ def find_duplicate(
     if image.sha256 is None or image.phash is None:
         return None
     max_distance = min(max_distance, MAX_INDEXED_DISTANCE)
-    stored = select(IngestJob.image_id).where(IngestJob.state == IngestState.STORED)
     same_bytes = session.scalar(
         select(Image)
         .where(
             Image.team_id == image.team_id,
             Image.sha256 == image.sha256,
             Image.id != image.id,
-            Image.id.in_(stored),
+            _stored(),
             visible_to(viewer),
         )
         .order_by(Image.id)
@@ -59,15 +58,13 @@ def find_duplicate(
     if same_bytes is not None:
         return _duplicate(same_bytes, exact=True, distance=0)
     candidates = session.scalars(
-        select(Image)
-        .where(
-            Image.team_id == image.team_id,
-            Image.id != image.id,
-            band_filter(image.phash),
-            Image.id.in_(stored),
-            visible_to(viewer),
+        look_alikes(
+            image.team_id,
+            image.phash,
+            exclude=image.id,
+            viewer=viewer,
+            sqlite=session.get_bind().dialect.name == "sqlite",
         )
-        .limit(200)
     )
     best: Duplicate | None = None
     for candidate in candidates:
@@ -79,15 +76,39 @@ def find_duplicate(
     return best
 
 
-def band_filter(phash: int) -> ColumnElement[bool]:
-    """Images sharing at least one 16-bit band with `phash`: the indexed candidate set."""
+def look_alikes(
+    team_id: str, phash: int, *, exclude: int, viewer: Viewer, sqlite: bool, limit: int = 200
+) -> Select[tuple[Image]]:
+    """Stored images of the team sharing a 16-bit band with `phash` that `viewer` may see:
+    four indexed probes, united before anything else is checked. (As one OR beside the
+    visibility rule, SQLite walked the team's whole range instead: 40-160 ms at 100k
+    images, 0.3 ms like this; bench/web.py.)"""
     b0, b1, b2, b3 = phash_bands(phash)
-    return or_(
-        Image.phash_b0 == b0,
-        Image.phash_b1 == b1,
-        Image.phash_b2 == b2,
-        Image.phash_b3 == b3,
+    probes = [
+        select(Image.id).where(Image.team_id == team_id, band == value)
+        for band, value in (
+            (Image.phash_b0, b0),
+            (Image.phash_b1, b1),
+            (Image.phash_b2, b2),
+            (Image.phash_b3, b3),
+        )
+    ]
+    return (
+        select(Image)
+        .where(
+            Image.id.in_(union(*probes)),
+            Image.id != exclude,
+            _stored(),
+            visible_to(viewer, team_unindexed=sqlite),
+        )
+        .limit(limit)
     )
+
+
+def _stored() -> ColumnElement[bool]:
+    """The image's ingest finished (one indexed probe per candidate, not a list of every
+    stored image)."""
+    return exists().where(IngestJob.image_id == Image.id, IngestJob.state == IngestState.STORED)
 
 
 def _duplicate(image: Image, *, exact: bool, distance: int) -> Duplicate:

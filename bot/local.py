@@ -37,3 +37,6 @@ class LocalDirectory:
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
         return None
+
+    def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
+        return {}

@@ -71,6 +71,9 @@ class People:
             lambda team, _: directory.everyone(team), membership_ttl
         )
         self._names: _TtlCache[str | None] = _TtlCache(directory.conversation_name, facts_ttl)
+        self._named: _TtlCache[dict[str, str] | None] = _TtlCache(
+            directory.conversations_named, membership_ttl
+        )
 
     def facts(self, team_id: str, user_id: str) -> PersonFacts:
         return self._facts.get(team_id, user_id)
@@ -92,6 +95,10 @@ class People:
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
         return self._names.get(team_id, conversation_id)
+
+    def conversations_named(self, team_id: str, user_id: str) -> dict[str, str]:
+        """The channels `user_id` is in, by id, with their names (empty when unknown)."""
+        return self._named.get(team_id, user_id) or {}
 
     def guests(self, team_id: str) -> frozenset[str] | None:
         """The team's guests (the share check needs them all at once), or None when the

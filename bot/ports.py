@@ -56,6 +56,11 @@ class Directory(Protocol):
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None: ...
 
+    def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
+        """The conversations `user_id` is in (those of `conversations_of`) with their names,
+        in one question: for choosing one on a door that has no picker of its own."""
+        ...
+
 
 class DownloadError(Exception):
     """A posted file could not be fetched. `retryable` says whether a later try may work."""

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import Post, PostedFile
 from bot.duplicates import find_duplicate
@@ -30,7 +29,7 @@ from bot.people import Person
 from bot.ports import Downloaded, DownloadError, FileSource
 from bot.services import Services
 from storage.db import session_scope
-from storage.models import Channel, Image, IngestJob, IngestState, WatchedChannel
+from storage.models import Image, IngestJob, IngestState
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +77,6 @@ def audience_for(services: Services, person: Person, choice: str) -> Audience:
         raise UploadRefused(NOT_A_MEMBER)
     private = services.directory.is_private(person.team_id, choice)
     return Audience(choice, private=private is not False)  # unknown: members only
-
-
-def known_conversations(factory: sessionmaker[Session], *, team_id: str) -> frozenset[str]:
-    """The conversations the library knows (watched, or with images): an upload can be
-    shared with one of these that the uploader is in (not each of their hundreds)."""
-    with session_scope(factory) as session:
-        watched = session.scalars(
-            select(WatchedChannel.channel_id).where(WatchedChannel.team_id == team_id)
-        )
-        seen = session.scalars(select(Channel.channel_id).where(Channel.team_id == team_id))
-        return frozenset({*watched, *seen} - {WORKSPACE})
 
 
 def receive(

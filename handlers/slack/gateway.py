@@ -205,6 +205,29 @@ class SlackGateway:
             return None
         return frozenset(str(c["id"]) for p in pages for c in p["channels"] or [])
 
+    def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
+        """Those conversations by id with their names (DMs and group DMs have none: left
+        out), from the same users.conversations pages."""
+        pages = self._pages(
+            team_id,
+            "users.conversations",
+            lambda client, cursor: client.users_conversations(
+                user=user_id,
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=1000,
+                cursor=cursor,
+            ),
+        )
+        if pages is None:
+            return None
+        return {
+            str(c["id"]): str(c["name"])
+            for p in pages
+            for c in p["channels"] or []
+            if c.get("name")
+        }
+
     def is_private(self, team_id: str, conversation_id: str) -> bool | None:
         """Whether Slack says a conversation is private (conversations.info), or None."""
         try:

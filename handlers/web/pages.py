@@ -10,7 +10,6 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from bot import finder
@@ -20,7 +19,7 @@ from bot.approvals import ApprovalError, open_request_for, request_view
 from bot.decisions import ask_for_approval, may_ask
 from bot.details import DetailsError, DetailsInput, can_edit, clean_tags, suggest_tags
 from bot.details_form import details_form
-from bot.duplicates import band_filter, hamming
+from bot.duplicates import hamming, look_alikes
 from bot.editing import archive, save, settle_duplicate
 from bot.finder import visible_image
 from bot.people import Person
@@ -29,10 +28,9 @@ from bot.uploads import WORKSPACE
 from handlers.web.context import person, services, signed_in
 from storage.db import session_scope
 from storage.media import CloudinaryStore, LocalStore, MediaError
-from storage.models import Category, Image, IngestJob, IngestState
+from storage.models import Category, Image
 from storage.query import STATUSES, parse
 from storage.search import COUNT_CAP, Cursor
-from storage.visibility import visible_to
 
 bp = Blueprint("pages", __name__)
 
@@ -167,17 +165,9 @@ def _similar(me: Person, image: Image, limit: int = 8) -> list[Image]:
     if image.phash is None:
         return []
     with session_scope(services().factory) as session:
-        stored = select(IngestJob.image_id).where(IngestJob.state == IngestState.STORED)
+        sqlite = session.get_bind().dialect.name == "sqlite"
         candidates = session.scalars(
-            select(Image)
-            .where(
-                Image.team_id == me.team_id,
-                Image.id != image.id,
-                band_filter(image.phash),
-                Image.id.in_(stored),
-                visible_to(me.viewer),
-            )
-            .limit(200)
+            look_alikes(me.team_id, image.phash, exclude=image.id, viewer=me.viewer, sqlite=sqlite)
         ).all()
         ranked = sorted(candidates, key=lambda c: hamming(c.phash or 0, image.phash or 0))
         return [c for c in ranked if hamming(c.phash or 0, image.phash or 0) <= 12][:limit]

@@ -16,7 +16,7 @@ from bot.details import DetailsError
 from bot.details_form import details_form
 from bot.editing import edit_refusal, save
 from bot.finder import visible_image
-from bot.uploads import UploadRefused, audience_for, known_conversations, receive, uploads_dir
+from bot.uploads import UploadRefused, audience_for, receive, uploads_dir
 from handlers.web.context import person, services, signed_in
 from handlers.web.pages import details_from_form
 
@@ -34,11 +34,9 @@ def upload_page() -> str:
 def _audiences() -> list[tuple[str, str]]:
     me, library = person(), services()
     choices = [] if me.is_guest else [("workspace", "Everyone in the workspace (not guests)")]
-    mine = library.people.conversations_of(me.team_id, me.user_id)
-    for conversation in sorted(mine & known_conversations(library.factory, team_id=me.team_id)):
-        name = library.people.conversation_name(me.team_id, conversation)
-        if name:
-            choices.append((conversation, f"Only #{name}"))
+    named = library.people.conversations_named(me.team_id, me.user_id)
+    for conversation, name in sorted(named.items(), key=lambda item: item[1]):
+        choices.append((conversation, f"Only #{name}"))
     return choices
 
 

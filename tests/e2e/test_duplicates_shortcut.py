@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from bot.duplicates import band_filter
+from bot.duplicates import look_alikes
 from handlers.slack.capture import ids as capture_ids
 from storage.models import Image
+from storage.visibility import Viewer
 from tests import images
 from tests.conftest import ADMIN, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL, TEAM
 from tests.live import Live, wait_until
@@ -108,7 +109,8 @@ def test_different_pictures_are_not_flagged(live: Live) -> None:
 
 def test_near_duplicate_lookup_uses_the_band_indexes(database_url: str) -> None:
     """With a realistic library (one team, thousands of images), the planner must answer
-    from the four band indexes, not by scanning the team's images."""
+    the whole look-alike query (bands, stored, visible to the poster) from the four band
+    indexes, not by walking the team's images."""
     from datetime import UTC, datetime
 
     from sqlalchemy import insert
@@ -148,11 +150,20 @@ def test_near_duplicate_lookup_uses_the_band_indexes(database_url: str) -> None:
         )
     with engine.begin() as connection:
         connection.execute(insert(Image), rows)
+        connection.execute(
+            text(
+                "INSERT INTO ingest_jobs (team_id, image_id, state, attempts, next_attempt_at,"
+                " created_at, updated_at) SELECT team_id, id, 'stored', 1, created_at,"
+                " created_at, created_at FROM images"
+            )
+        )
         connection.execute(text("ANALYZE"))
-    query = (
-        Image.__table__.select()
-        .with_only_columns(Image.id)
-        .where(Image.team_id == TEAM, band_filter(0x1234_5678_9ABC_DEF0))
+    query = look_alikes(
+        TEAM,
+        0x1234_5678_9ABC_DEF0,
+        exclude=0,
+        viewer=Viewer(team_id=TEAM, is_guest=False, channels=frozenset({PRIVATE_CHANNEL})),
+        sqlite=engine.dialect.name == "sqlite",
     )
     compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as connection:

@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 MOBILE = {"width": 390, "height": 844}
-TIMEOUT_MS = 5_000  # a hung page fails fast
+TIMEOUT_MS = 15_000  # a hung page fails fast, a busy CI machine (4 workers, 2 cores) does not
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"  # git-ignored
 

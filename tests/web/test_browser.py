@@ -31,6 +31,7 @@ from tests.web.test_pages import category
 def check(page: Page, name: str, *, expected: tuple[str, ...] = ()) -> None:
     """What every page must be: accessible, free of console errors (a CSP violation is
     one), and photographed. Slack's own sign-in page (the emulator's) has no favicon."""
+    page.wait_for_load_state()
     assert_accessible(page)
     assert_no_console_errors(page, ignore=(r"127\.0\.0\.1:\d+/favicon\.ico", *expected))
     screenshot(page, name)
@@ -138,6 +139,7 @@ def test_the_marketing_teams_day_in_the_browser(web: Web, page_factory: PageFact
     image_url = page.url
 
     page.get_by_role("link", name="Edit details").click()
+    expect(page.get_by_role("heading", name="Edit details")).to_be_visible()
     check(page, "edit")
     page.go_back()
 
@@ -212,6 +214,8 @@ def test_everything_works_with_the_keyboard(web: Web, page_factory: PageFactory)
 
     tab_to(page, page.get_by_role("link", name="Upload", exact=True))
     page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Upload images")).to_be_visible()
+    page.wait_for_load_state()
     tab_to(page, page.locator("#files"))
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Space")
