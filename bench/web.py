@@ -108,11 +108,15 @@ class BenchDirectory:
     def is_private(self, team_id: str, conversation_id: str) -> bool | None:
         return conversation_id in VOCAB.private
 
-    def everyone(self, team_id: str) -> list[tuple[str, str]] | None:
-        return sorted(self._names.items())
+    def everyone(self, team_id: str) -> list[tuple[str, Any]] | None:
+        return [(user_id, self.person(team_id, user_id)) for user_id in sorted(self._names)]
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
         return conversation_id.lower() if conversation_id in self._members else None
+
+    def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
+        mine = self.conversations_of(team_id, user_id) or frozenset()
+        return {c: c.lower() for c in mine}
 
 
 @dataclass
