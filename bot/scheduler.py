@@ -11,7 +11,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import delete
 
-from bot import channels
+from bot import channels, uploads
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import ProcessedEvent
@@ -92,6 +92,7 @@ JOBS = {
     "remind_approvers": (remind_approvers, {"minutes": 5}),
     "recheck_channels": (recheck_channels, {"minutes": 10}),
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
+    "prune_uploads": (uploads.prune, {"hours": 1}),
 }
 
 

@@ -170,6 +170,29 @@ def _mark_duplicate(services: Services, person: Person, image_id: int) -> int | 
         return found.image_id
 
 
+def prune(services: Services, *, grace_seconds: float = 3600.0) -> int:
+    """Delete uploaded files nothing needs any more: their ingest ended (stored or failed),
+    or no job ever pointed at them and they are older than `grace_seconds` (a request that
+    died half-way). Files of jobs still queued or running stay for their next attempt."""
+    folder = uploads_dir(services)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    old = time.time() - grace_seconds
+    for path in folder.iterdir():
+        if not path.is_file():
+            continue
+        with session_scope(services.factory) as session:
+            state = session.scalar(
+                select(IngestJob.state).where(IngestJob.download_url == SCHEME + path.name)
+            )
+        done = state in (IngestState.STORED, IngestState.FAILED)
+        if done or (state is None and path.stat().st_mtime < old):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def uploads_dir(services: Services) -> Path:
     return services.settings.media_dir.parent / "uploads"
 
