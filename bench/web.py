@@ -144,6 +144,8 @@ class Web:
 
 def open_web(url: str, work: Path) -> Web:
     from bot.config import Settings
+    from bot.services import utc_now
+    from bot.signin import start_session
     from bot.wiring import build_services
     from handlers.web import create_web
 
@@ -157,8 +159,9 @@ def open_web(url: str, work: Path) -> Web:
     clients = {}
     for user in (MEMBER, GUEST):
         client = app.test_client()
+        session_id = start_session(services.factory, team_id=TEAM, user_id=user, now=utc_now())
         with client.session_transaction() as session:
-            session["team"], session["user"] = TEAM, user
+            session["sid"] = session_id
         clients[user] = client
     return Web(services, app, clients)
 

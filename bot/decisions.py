@@ -21,6 +21,7 @@ from storage.models import Image
 
 NOT_THE_POSTER = "Only the person who posted this image, or an admin, can send it for approval."
 GONE = "That image is no longer in the library."
+NO_SUCH_REQUEST = "This approval request no longer exists."
 
 
 def may_ask(actor: Person, image: Image) -> bool:
@@ -70,6 +71,21 @@ def ask_for_approval(
     return request
 
 
+def _check_in_sight(services: Services, actor: Person, *, request_id: int) -> None:
+    """An admin acting in someone's place must be able to see the image, like anyone
+    else: a request about an image they cannot see is, to them, one that does not exist.
+    The approvers and the requester were checked when it was asked."""
+    request = approvals.get_request(services.factory, team_id=actor.team_id, request_id=request_id)
+    if request is None:
+        raise ApprovalError(NO_SUCH_REQUEST)
+    involved = actor.user_id == request.requested_by or actor.user_id in request.approvers
+    if (
+        not involved
+        and visible_image(services.factory, image_id=request.image_id, viewer=actor.viewer) is None
+    ):
+        raise ApprovalError(NO_SUCH_REQUEST)
+
+
 def decide(
     services: Services,
     actor: Person,
@@ -82,6 +98,7 @@ def decide(
     """`actor` approves or rejects (an approver, or an admin in their place). Every place
     the request is shown tells the truth afterwards, even for a repeat click on a settled
     request. ApprovalError when they may not decide."""
+    _check_in_sight(services, actor, request_id=request_id)
     result = approvals.decide(
         services.factory,
         team_id=actor.team_id,
@@ -101,6 +118,7 @@ def decide(
 
 def cancel(services: Services, actor: Person, *, request_id: int) -> Decision:
     """The requester (or an admin) withdraws an open request; the image goes back to draft."""
+    _check_in_sight(services, actor, request_id=request_id)
     result = approvals.cancel(
         services.factory,
         team_id=actor.team_id,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 IMAGE_FILETYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif"})
+WEB_FILE_PREFIX = "web-"  # the file ids of images uploaded on the web (Slack's are F...)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import RequestView, cancel_for_image, request_view
 from bot.details import forget_tags
-from bot.domain import slack_ts_time
+from bot.domain import WEB_FILE_PREFIX, slack_ts_time
 from bot.duplicates import Duplicate, find_duplicate, hamming
 from bot.ingest_queue import lock_content
 from storage.db import session_scope
@@ -80,8 +80,9 @@ def preview_for(image: Image, media: MediaStore, *, width: int = 360, height: in
         url = media.thumbnail_url(image.storage_key, width=width, height=height)
         if url:
             return Preview(alt=alt, image_url=url, link=media.original_url(image.storage_key))
-    # Slack can show its own copy of a png/jpg/gif the bot can see.
-    if (image.format or "").upper() in ("JPEG", "PNG", "GIF"):
+    # Slack can show its own copy of a png/jpg/gif the bot can see (not of a web upload).
+    from_slack = not image.slack_file_id.startswith(WEB_FILE_PREFIX)
+    if from_slack and (image.format or "").upper() in ("JPEG", "PNG", "GIF"):
         return Preview(alt=alt, slack_file_id=image.slack_file_id)
     return Preview(alt=alt)
 

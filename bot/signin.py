@@ -13,15 +13,48 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import session_scope
-from storage.models import SignInLink
+from storage.models import SignInLink, WebSession
 
 LINK_LIFETIME = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=12)  # then sign in again, however active
 
 
 @dataclass(frozen=True)
 class SignedIn:
     team_id: str
     user_id: str
+
+
+def start_session(
+    factory: sessionmaker[Session], *, team_id: str, user_id: str, now: datetime
+) -> str:
+    """A new web session for `user_id`: the random id for the cookie."""
+    session_id = secrets.token_urlsafe(32)
+    with session_scope(factory) as session:
+        session.add(
+            WebSession(id_hash=_hash(session_id), team_id=team_id, user_id=user_id, created_at=now)
+        )
+    return session_id
+
+
+def session_of(
+    factory: sessionmaker[Session], session_id: str, *, now: datetime
+) -> SignedIn | None:
+    """Who a web session belongs to, while it has not ended or expired."""
+    with session_scope(factory) as session:
+        row = session.get(WebSession, _hash(session_id))
+        if row is None or row.ended_at is not None or row.created_at <= now - SESSION_LIFETIME:
+            return None
+        return SignedIn(team_id=row.team_id, user_id=row.user_id)
+
+
+def end_session(factory: sessionmaker[Session], session_id: str, *, now: datetime) -> None:
+    with session_scope(factory) as session:
+        session.execute(
+            update(WebSession)
+            .where(WebSession.id_hash == _hash(session_id), WebSession.ended_at.is_(None))
+            .values(ended_at=now)
+        )
 
 
 def _hash(token: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.domain import Post, PostedFile
+from bot.domain import WEB_FILE_PREFIX, Post, PostedFile
 from bot.duplicates import find_duplicate
 from bot.library import record_posted_files
 from bot.people import Person
@@ -44,6 +44,10 @@ GUESTS_PICK_A_CONVERSATION = (
     "Guests can only share images with a conversation they are in: choose one."
 )
 NOT_A_MEMBER = "You can only share an upload with a conversation you are in."
+PRIVACY_UNKNOWN = (
+    "Slack did not say right now who may see that conversation, so nothing was uploaded. "
+    "Try again in a minute."
+)
 
 
 class UploadRefused(Exception):
@@ -76,7 +80,10 @@ def audience_for(services: Services, person: Person, choice: str) -> Audience:
     if choice not in services.people.conversations_of(person.team_id, person.user_id):
         raise UploadRefused(NOT_A_MEMBER)
     private = services.directory.is_private(person.team_id, choice)
-    return Audience(choice, private=private is not False)  # unknown: members only
+    if private is None:
+        # Guessing "private" would mark the whole channel (and its earlier images) private.
+        raise UploadRefused(PRIVACY_UNKNOWN)
+    return Audience(choice, private=private)
 
 
 def receive(
@@ -105,7 +112,7 @@ def receive(
         ),
         files=[
             PostedFile(
-                file_id=f"web-{token[:24]}",
+                file_id=f"{WEB_FILE_PREFIX}{secrets.token_hex(8)}",
                 name=name[:255] or "upload",
                 mimetype=content_type,
                 size=size,

@@ -81,7 +81,10 @@ class Cursor:
             when = datetime.fromtimestamp(float(found.group(2)), tz=UTC)
         except (ValueError, OverflowError, OSError):
             return None
-        return cls(when, int(found.group(3)), backwards=found.group(1) == "b")
+        image_id = int(found.group(3))
+        if image_id > 2**63 - 1:  # no row has it: a mangled cursor
+            return None
+        return cls(when, image_id, backwards=found.group(1) == "b")
 
 
 @dataclass(frozen=True)

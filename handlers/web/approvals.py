@@ -13,6 +13,7 @@ from bot.approvals import ApprovalError, RequestView
 from bot.decisions import cancel, decide
 from bot.home import titles
 from handlers.web.context import person, services, signed_in
+from handlers.web.pages import MAX_ID
 
 bp = Blueprint("approvals", __name__)
 
@@ -44,6 +45,8 @@ def _page(problem: str = "") -> str:
 @bp.post("/approvals/<int:request_id>/decide")
 @signed_in
 def decide_request(request_id: int) -> Any:
+    if request_id > MAX_ID:
+        abort(404)
     decision = request.form.get("decision", "")
     if decision not in ("approved", "rejected"):
         abort(400)
@@ -58,6 +61,8 @@ def decide_request(request_id: int) -> Any:
 @bp.post("/approvals/<int:request_id>/cancel")
 @signed_in
 def cancel_request(request_id: int) -> Any:
+    if request_id > MAX_ID:
+        abort(404)
     try:
         cancel(services(), person(), request_id=request_id)
     except ApprovalError as exc:

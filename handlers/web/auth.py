@@ -28,7 +28,7 @@ from slack_sdk.errors import SlackApiError
 from werkzeug.wrappers import Response
 
 from bot.config import Settings
-from bot.signin import redeem
+from bot.signin import end_session, redeem, session_of, start_session
 from handlers.web.context import services
 from handlers.web.security import RateLimit, local_path
 
@@ -42,24 +42,33 @@ _jwks: dict[str, jwt.PyJWKClient] = {}
 
 
 def load_person() -> None:
-    """Before every request: who is signed in, as the library sees them now."""
-    team_id, user_id = session.get("team"), session.get("user")
-    if not (team_id and user_id):
+    """Before every request: who is signed in (a session the server still holds: signing
+    out ends it), as the library sees them now."""
+    session_id = session.get("sid")
+    if not isinstance(session_id, str):
         return
     library = services()
-    facts = library.people.facts(team_id, user_id)
+    signed = session_of(library.factory, session_id, now=library.clock())
+    if signed is None:
+        session.clear()
+        return
+    facts = library.people.facts(signed.team_id, signed.user_id)
     if facts.deleted or facts.is_bot:
         session.clear()
         return
-    g.person = library.people.person(team_id, user_id)
-    g.person_name = facts.name or user_id
+    g.person = library.people.person(signed.team_id, signed.user_id)
+    g.person_name = facts.name or signed.user_id
 
 
 def _sign_in(team_id: str, user_id: str, next_path: str) -> Response:
-    """Start a new session (a new cookie: nothing from before sign-in carries over)."""
+    """Start a new session (a new cookie and id: nothing from before sign-in carries
+    over)."""
+    library = services()
     session.clear()
     session.permanent = True
-    session.update(team=team_id, user=user_id)
+    session["sid"] = start_session(
+        library.factory, team_id=team_id, user_id=user_id, now=library.clock()
+    )
     return redirect(local_path(next_path))
 
 
@@ -100,14 +109,15 @@ def callback() -> Any:
     expected = session.pop("oidc", None)
     if not settings.sign_in_with_slack or not isinstance(expected, dict):
         return _refused("This sign-in link has expired. Start again.")
-    if not hmac.compare_digest(str(expected["state"]), request.args.get("state", "")):
+    given_state = request.args.get("state", "").encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(str(expected["state"]).encode(), given_state):
         return _refused("This sign-in did not start here. Start again.")
     if request.args.get("error"):
         return _refused("Sign-in was cancelled in Slack.")
     code = request.args.get("code", "")
     try:
         claims = _exchange(settings, code, nonce=str(expected["nonce"]))
-    except (SlackApiError, jwt.PyJWTError, KeyError) as exc:
+    except (SlackApiError, jwt.PyJWTError, KeyError, OSError) as exc:
         log.warning("sign in with Slack failed: %s", type(exc).__name__)
         return _refused("Slack did not confirm who you are. Try again.")
     team_id = str(claims.get("https://slack.com/team_id", ""))
@@ -140,6 +150,9 @@ def redeem_link() -> Any:
 
 @bp.post("/logout")
 def logout() -> Response:
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        end_session(services().factory, session_id, now=services().clock())
     session.clear()
     return redirect(url_for("auth.login"))
 
@@ -169,7 +182,7 @@ def _exchange(settings: Settings, code: str, *, nonce: str) -> dict[str, Any]:
         issuer=ISSUER,
         options={"require": ["exp", "iat", "aud", "iss", "sub"]},
     )
-    if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
+    if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
         raise jwt.InvalidTokenError("nonce mismatch")
     return claims
 

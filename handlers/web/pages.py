@@ -5,6 +5,7 @@ looks the image up through the visibility rule first: an image someone may not s
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import date
 from typing import Any
@@ -26,8 +27,9 @@ from bot.people import Person
 from bot.pixels import InvalidImage
 from bot.uploads import WORKSPACE
 from handlers.web.context import person, services, signed_in
+from handlers.web.security import media_headers
 from storage.db import session_scope
-from storage.media import CloudinaryStore, LocalStore, MediaError
+from storage.media import CONTENT_TYPES, CloudinaryStore, LocalStore, MediaError
 from storage.models import Category, Image
 from storage.query import STATUSES, parse
 from storage.search import COUNT_CAP, Cursor
@@ -35,6 +37,7 @@ from storage.search import COUNT_CAP, Cursor
 bp = Blueprint("pages", __name__)
 
 PER_PAGE = 48
+MAX_ID = 2**63 - 1
 # name: (width, height, crop) - the ready-made sizes of every image
 RENDITIONS = {
     "grid": (480, 360, True),
@@ -96,6 +99,8 @@ def _term(value: str) -> str:
 
 
 def _visible(image_id: int) -> Image:
+    if image_id > MAX_ID:  # what no database column holds is an image that does not exist
+        abort(404)
     image = visible_image(services().factory, image_id=image_id, viewer=person().viewer)
     if image is None or image.storage_key is None:
         abort(404)
@@ -193,16 +198,30 @@ def rendition(image_id: int, size: str) -> Response:
     try:
         if size == "original":
             path = store.path_for(key)
-            name = image.file_name or path.name
+            suffix = path.suffix[1:]  # of the format the bytes were checked to be
+            name = f"{_file_stem(image)}.{suffix}"
         else:
             width, height, crop = RENDITIONS[size]
             path = store.thumbnail_path(key, width=width, height=height, crop=crop)
-            name = f"{(image.title or 'image')[:80]}-{size}.jpg"
+            suffix, name = "jpg", f"{_file_stem(image)}-{size}.jpg"
     except (FileNotFoundError, InvalidImage, MediaError):
         abort(404)
-    response = send_file(path, as_attachment=download, download_name=name, conditional=True)
+    # The type comes from what the bytes are, never from a name someone typed: an image
+    # that is also valid HTML or script must not run on this site.
+    response = send_file(
+        path,
+        mimetype=CONTENT_TYPES[suffix],
+        as_attachment=download,
+        download_name=name,
+        conditional=True,
+    )
     response.headers["Cache-Control"] = "private, max-age=86400"
-    return response
+    return media_headers(response)
+
+
+def _file_stem(image: Image) -> str:
+    stem = re.sub(r"[^\w.-]+", "-", image.title or image.file_name or "image").strip("-.")
+    return stem[:80] or "image"
 
 
 @bp.route("/images/<int:image_id>/edit", methods=["GET", "POST"])

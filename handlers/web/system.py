@@ -74,6 +74,7 @@ def media(key: str) -> Response:
         return _plain("No preview for this image\n", 404)
     response = send_file(path, mimetype=mimetype, max_age=3600, conditional=True)
     response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
 

@@ -18,7 +18,7 @@ from bot.editing import edit_refusal, save
 from bot.finder import visible_image
 from bot.uploads import UploadRefused, audience_for, receive, uploads_dir
 from handlers.web.context import person, services, signed_in
-from handlers.web.pages import details_from_form
+from handlers.web.pages import MAX_ID, details_from_form
 
 bp = Blueprint("upload", __name__)
 
@@ -115,7 +115,7 @@ def batch_details() -> Any:
         image_ids = sorted({int(i) for i in request.values.get("ids", "").split(",") if i})
     except ValueError:
         abort(404)
-    if not image_ids or len(image_ids) > MAX_BATCH:
+    if not image_ids or len(image_ids) > MAX_BATCH or max(image_ids) > MAX_ID:
         abort(404)
     visible = [visible_image(library.factory, image_id=i, viewer=me.viewer) for i in image_ids]
     if None in visible or edit_refusal(

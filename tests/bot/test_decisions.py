@@ -265,10 +265,12 @@ def test_someone_not_named_may_not_decide_and_nobody_is_told(
     services: Services, notifier: RecordingNotifier
 ) -> None:
     request = ask(services, POSTER, draft(services), [MEMBER])
-    for outsider in (GUEST, "UNOBODY"):
-        with pytest.raises(ApprovalError) as refused:
-            decide(services, outsider, request.id, "approved")
-        assert str(refused.value) == NOT_AN_APPROVER
+    with pytest.raises(ApprovalError) as refused:
+        decide(services, GUEST, request.id, "approved")  # in the channel: sees the image
+    assert str(refused.value) == NOT_AN_APPROVER
+    # Someone who cannot see the image is not even told that the request exists.
+    with pytest.raises(ApprovalError, match="This approval request no longer exists"):
+        decide(services, "UNOBODY", request.id, "approved")
     # The approver's id, acting from another workspace, finds no such request there.
     elsewhere = services.people.person("T0ELSEWHERE", MEMBER)
     with pytest.raises(ApprovalError, match="This approval request no longer exists"):
@@ -393,3 +395,20 @@ def test_with_no_notifier_connected_requests_are_still_asked_decided_and_cancell
         )
     finally:
         services.shutdown()
+
+
+def test_an_admin_cannot_decide_or_cancel_a_request_about_an_image_they_cannot_see(
+    services: Services, notifier: RecordingNotifier
+) -> None:
+    image_id = draft(services, channel=SECRET)  # the admin is not in it
+    request = ask(services, POSTER, image_id, [MEMBER])
+    for act in (
+        lambda: decide(services, ADMIN, request.id, "rejected", reason="no"),
+        lambda: decisions.cancel(
+            services, services.people.person(TEAM, ADMIN), request_id=request.id
+        ),
+    ):
+        with pytest.raises(ApprovalError, match="This approval request no longer exists"):
+            act()
+    assert notifier.kinds == ["approval_requested"]
+    decide(services, MEMBER, request.id, "approved")  # the approver still can

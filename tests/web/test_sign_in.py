@@ -170,3 +170,14 @@ def test_the_session_key_is_made_once_and_kept_and_https_cookies_are_secure(
         assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
     finally:
         services.shutdown()
+
+
+def test_signing_out_ends_the_session_on_the_server_too(web: Web) -> None:
+    """A copy of the cookie taken before signing out (another tab, a stolen one) is worth
+    nothing afterwards."""
+    browser = web.sign_in(MEMBER)
+    copied = "; ".join(f"{c.name}={c.value}" for c in browser.jar)
+    assert browser.request("GET", "/", headers={"Cookie": copied}).url.endswith("/")
+    browser.post("/logout")
+    replay = web.browser().request("GET", "/", headers={"Cookie": copied}, follow=False)
+    assert replay.status == 302 and "/login" in replay.headers["Location"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import random
 import re
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -259,14 +261,19 @@ def test_someone_from_another_workspace_is_refused_at_sign_in(
 
 
 def session_cookie(web: Web, team_id: str, user_id: str) -> str:
-    """A session cookie the app would have set for `user_id` of `team_id`, signed with the
-    app's key (kept in its data directory)."""
+    """A session cookie the app would have set for `user_id` of `team_id`: a session the
+    server holds, in a cookie signed with the app's key (kept in its data directory)."""
+    from bot.signin import start_session
+
+    session_id = start_session(
+        web.live.db.factory, team_id=team_id, user_id=user_id, now=web.live.db.clock()
+    )
     forger = Flask("forger")
     key_file = Path(web.live.env["MEDIA_DIR"]).parent / ".secret-key"
     forger.secret_key = bytes.fromhex(key_file.read_text().strip())
     serializer = SecureCookieSessionInterface().get_signing_serializer(forger)
     assert serializer is not None
-    value = serializer.dumps({"team": team_id, "user": user_id, "_permanent": True})
+    value = serializer.dumps({"sid": session_id, "_permanent": True})
     return f"imglib_session={value}"
 
 
@@ -579,3 +586,53 @@ def test_nothing_is_served_or_taken_without_signing_in(web: Web) -> None:
     assert image_rows(web) == before
     image = web.live.image(image_id)
     assert image is not None and image.status != "archived"
+
+
+def test_nonsense_in_addresses_is_a_clear_answer_never_a_server_error(web: Web) -> None:
+    member = web.sign_in(MEMBER)
+    huge = "9" * 23
+    for path in (
+        f"/images/{huge}",
+        f"/images/{huge}/thumb",
+        f"/upload/details?ids={huge}",
+        f"/?after=f0:{huge}",
+        "/login/callback?state=%C3%A9&code=x",
+    ):
+        answer = member.get(path)
+        assert answer.status in (200, 400, 404), (path, answer.status)
+    refused = member.post(f"/approvals/{huge}/decide", {"decision": "approved"})
+    assert refused.status == 404
+
+
+def test_an_image_that_is_also_a_web_page_is_served_as_an_image(web: Web) -> None:
+    """A PNG carrying a script in a text chunk, uploaded as page.html, must never be served
+    as HTML (it would run on this site with the viewer's session)."""
+    png = png_with_text(b"<script>alert(document.domain)</script>")
+    poster = web.sign_in(POSTER)
+    answer = poster.upload([("page.html", png)]).json()
+    assert answer["state"] == "stored", answer
+    served = poster.get(f"/images/{answer['image_id']}/original")
+    assert served.status == 200 and served.headers["Content-Type"] == "image/png"
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    download = poster.get(f"/images/{answer['image_id']}/original?download=1")
+    assert ".png" in download.headers["Content-Disposition"]
+    assert ".html" not in download.headers["Content-Disposition"]
+
+
+def png_with_text(text: bytes) -> bytes:
+    """A real 8x8 PNG with `text` in a tEXt chunk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + b"\x80\x20\x20" * 8 for _ in range(8))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"Comment\x00" + text)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

@@ -1,4 +1,4 @@
-"""sign-in links: one-time links into the web library
+"""web sign-in: one-time links into the web library, and web sessions kept on the server
 
 Revision ID: 0006
 Revises: 0005
@@ -26,6 +26,16 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
 
+    op.create_table(
+        "web_sessions",
+        sa.Column("id_hash", sa.String(64), primary_key=True),
+        sa.Column("team_id", sa.String(32), nullable=False),
+        sa.Column("user_id", sa.String(32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("web_sessions")
     op.drop_table("sign_in_links")
