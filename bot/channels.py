@@ -24,6 +24,18 @@ log = logging.getLogger(__name__)
 RECHECK_AFTER = timedelta(days=1)
 
 
+def public_conversations(factory: sessionmaker[Session], *, team_id: str) -> frozenset[str]:
+    """The conversations the library knows to be public."""
+    with session_scope(factory) as session:
+        return frozenset(
+            session.scalars(
+                select(Channel.channel_id).where(
+                    Channel.team_id == team_id, Channel.is_private.is_(False)
+                )
+            )
+        )
+
+
 def set_privacy(
     factory: sessionmaker[Session], *, team_id: str, channel_id: str, private: bool, now: datetime
 ) -> bool:

@@ -48,6 +48,7 @@ class Settings:
     media_dir: Path = Path(DEFAULT_MEDIA_DIR)
     public_base_url: str | None = None
     port: int = 3000
+    trusted_proxies: int = 0
     max_image_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 100_000_000
     ingest_workers: int = 4
@@ -199,6 +200,7 @@ class Settings:
             media_dir=Path(env.get("MEDIA_DIR", DEFAULT_MEDIA_DIR)),
             public_base_url=public_base_url,
             port=_int(env, "PORT", 3000, low=1, high=65535),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, low=0, high=5),
             max_image_bytes=_int(env, "MAX_IMAGE_MB", 50, low=1, high=1024) * 1024 * 1024,
             max_image_pixels=_int(env, "MAX_IMAGE_MEGAPIXELS", 100, low=1, high=1000) * 1_000_000,
             ingest_workers=_int(env, "INGEST_WORKERS", default_workers, low=1, high=32),

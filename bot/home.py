@@ -13,6 +13,7 @@ from bot.prompts import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import Image, IngestJob, IngestState
+from storage.visibility import Viewer, visible_to
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,20 @@ def _item(image: Image, media: MediaStore) -> HomeImage:
         has_details=image.details_added_at is not None,
         preview=preview_for(image, media),
     )
+
+
+def visible_titles(
+    factory: sessionmaker[Session], *, viewer: Viewer, image_ids: list[int]
+) -> dict[int, str]:
+    """The titles of those of these images `viewer` may see, by id."""
+    if not image_ids:
+        return {}
+    with session_scope(factory) as session:
+        return dict(
+            session.execute(
+                select(Image.id, Image.title).where(Image.id.in_(image_ids), visible_to(viewer))
+            ).all()
+        )
 
 
 def titles(factory: sessionmaker[Session], *, team_id: str, image_ids: list[int]) -> dict[int, str]:

@@ -17,6 +17,7 @@ from bot.admin import (
     unwatch,
     watched_channels,
 )
+from bot.channels import public_conversations
 from handlers.web.context import admins_only, person, services
 
 bp = Blueprint("admin", __name__)
@@ -38,10 +39,20 @@ def admin_page(problem: str = "", status: int = 200) -> Any:
         }
         for user_id, facts in everyone
     ]
+    public = public_conversations(library.factory, team_id=me.team_id)
+
+    def shown(channel_id: str) -> bool:
+        """A private channel's name only for its members (Slack shows others none)."""
+        if channel_id in public or channel_id in me.viewer.channels:
+            return True
+        return library.directory.is_private(me.team_id, channel_id) is False
+
     channels = [
         {
             "id": w.channel_id,
-            "name": library.people.conversation_name(me.team_id, w.channel_id) or w.channel_id,
+            "name": library.people.conversation_name(me.team_id, w.channel_id)
+            if shown(w.channel_id)
+            else None,
             "category": w.category,
         }
         for w in watched_channels(library.factory, team_id=me.team_id)

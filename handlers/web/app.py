@@ -88,8 +88,11 @@ def create_web(
             return error
         return _error_page(code, MESSAGES.get(code, error.description or "Something went wrong."))
 
-    # Behind Heroku's router (one proxy): the scheme the browser used, for Secure cookies.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
+    # Behind proxies (Heroku's router: TRUSTED_PROXIES=1), the browser's address and scheme
+    # are in their X-Forwarded-* headers; believed only from that many proxies.
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app
 
 

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from bot.approval_queue import pending_for, requested_by
 from bot.approvals import ApprovalError, RequestView
 from bot.decisions import cancel, decide
-from bot.home import titles
+from bot.home import visible_titles
 from handlers.web.context import person, services, signed_in
 from handlers.web.pages import MAX_ID
 
@@ -34,8 +34,9 @@ def _page(problem: str = "") -> str:
         "approvals.html",
         waiting=waiting,
         mine=mine,
-        titles=titles(
-            library.factory, team_id=me.team_id, image_ids=[r.image_id for r in requests]
+        # Only of images this person may still see (they may have left the channel since).
+        titles=visible_titles(
+            library.factory, viewer=me.viewer, image_ids=[r.image_id for r in requests]
         ),
         names={u: library.people.facts(me.team_id, u).name or u for u in people},
         problem=problem,

@@ -104,10 +104,10 @@ def login() -> Any:
 
 @bp.get("/login/callback")
 def callback() -> Any:
-    _too_many()
     settings = services().settings
     expected = session.pop("oidc", None)
     if not settings.sign_in_with_slack or not isinstance(expected, dict):
+        _too_many()  # (a callback this browser started was counted at its start)
         return _refused("This sign-in link has expired. Start again.")
     given_state = request.args.get("state", "").encode("utf-8", "surrogateescape")
     if not hmac.compare_digest(str(expected["state"]).encode(), given_state):

@@ -260,6 +260,21 @@ def edit(image_id: int) -> Any:
     ), (400 if errors else 200)
 
 
+def pickable_people(me: Person, conversations: set[str]) -> list[tuple[str, str]]:
+    """Whom `me` may name as an approver, by name: everyone in the workspace, but for a
+    guest (who is not shown the directory in Slack either) only the people in the images'
+    conversations."""
+    people = services().people
+    everyone = [(u, f.name or u) for u, f in people.everyone(me.team_id) if u != me.user_id]
+    if not me.is_guest:
+        return everyone
+    shared: set[str] | None = None
+    for conversation in conversations:
+        members = set(people.members(me.team_id, conversation) or ())
+        shared = members if shared is None else shared & members
+    return [(u, name) for u, name in everyone if u in (shared or set())]
+
+
 def details_from_form(form: Any, titles: dict[int, str]) -> DetailsInput:
     """The details form's fields as the library takes them (the Slack modal's rules)."""
     problems: dict[str, str] = {}
@@ -313,7 +328,7 @@ def request_approval(image_id: int) -> Any:
             error = str(exc)
         else:
             return redirect(url_for("pages.image_page", image_id=image.id, asked=1))
-    people = [(u, f.name) for u, f in library.people.everyone(me.team_id) if u != me.user_id]
+    people = pickable_people(me, {image.channel_id})
     return render_template(
         "approval_form.html", image=image, people=people, chosen=chosen, error=error
     ), (400 if error else 200)

@@ -5,6 +5,7 @@ sign-in attempts."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import threading
 import time
 from collections import deque
@@ -32,10 +33,15 @@ CSP = "; ".join(
 
 
 def secret_key(settings: Settings) -> bytes:
-    """SECRET_KEY when set; else one generated once and kept in the data directory, so the
-    embedded default needs nothing and sessions survive restarts."""
+    """SECRET_KEY when set; else derived from the signing secret (every web process of an
+    HTTP deployment has it, whatever its disk); else one generated once and kept in the
+    data directory, so the embedded default needs nothing and sessions survive restarts."""
     if settings.secret_key:
         return settings.secret_key.encode()
+    if settings.slack_signing_secret:
+        return hmac.new(
+            settings.slack_signing_secret.encode(), b"image-library web sessions", hashlib.sha256
+        ).digest()
     return kept_key(settings.media_dir.parent / ".secret-key")
 
 

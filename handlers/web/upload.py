@@ -18,7 +18,7 @@ from bot.editing import edit_refusal, save
 from bot.finder import visible_image
 from bot.uploads import UploadRefused, audience_for, receive, uploads_dir
 from handlers.web.context import person, services, signed_in
-from handlers.web.pages import MAX_ID, details_from_form
+from handlers.web.pages import MAX_ID, details_from_form, pickable_people
 
 bp = Blueprint("upload", __name__)
 
@@ -149,7 +149,7 @@ def batch_details() -> Any:
                 if len(image_ids) > 1
                 else url_for("pages.image_page", image_id=first, saved=1)
             )
-    people = [(u, f.name) for u, f in library.people.everyone(me.team_id) if u != me.user_id]
+    people = pickable_people(me, {i.channel_id for i in visible if i is not None})
     return render_template(
         "batch_details.html",
         ids=",".join(map(str, image_ids)),

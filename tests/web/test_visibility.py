@@ -22,7 +22,9 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import func, select
 
+from bot.config import Settings
 from bot.uploads import GUESTS_PICK_A_CONVERSATION, NOT_A_MEMBER
+from handlers.web.security import secret_key
 from storage.db import session_scope
 from storage.models import ApprovalRequest, Category, Image, WatchedChannel
 from tests.conftest import (
@@ -262,15 +264,14 @@ def test_someone_from_another_workspace_is_refused_at_sign_in(
 
 def session_cookie(web: Web, team_id: str, user_id: str) -> str:
     """A session cookie the app would have set for `user_id` of `team_id`: a session the
-    server holds, in a cookie signed with the app's key (kept in its data directory)."""
+    server holds, in a cookie signed with the app's key."""
     from bot.signin import start_session
 
     session_id = start_session(
         web.live.db.factory, team_id=team_id, user_id=user_id, now=web.live.db.clock()
     )
     forger = Flask("forger")
-    key_file = Path(web.live.env["MEDIA_DIR"]).parent / ".secret-key"
-    forger.secret_key = bytes.fromhex(key_file.read_text().strip())
+    forger.secret_key = secret_key(Settings.from_env(web.live.env, dotenv=False))
     serializer = SecureCookieSessionInterface().get_signing_serializer(forger)
     assert serializer is not None
     value = serializer.dumps({"sid": session_id, "_permanent": True})
@@ -636,3 +637,19 @@ def png_with_text(text: bytes) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+def test_a_guest_picks_approvers_only_among_the_people_of_their_conversation(web: Web) -> None:
+    web.slack.add_channel(
+        "G0GUESTS", "agency-room", is_private=True, members=[GUEST, POSTER, "UBOT"]
+    )
+    guest = web.sign_in(GUEST)
+    answer = guest.upload([("location.jpg", jpeg(seed=71))], audience="G0GUESTS").json()
+    assert answer["state"] == "stored", answer
+    form = guest.get(f"/images/{answer['image_id']}/approval")
+    offered = set(re.findall(r'name="approvers" value="(U\w+)"', form.text))
+    assert offered == {POSTER}  # not the rest of the workspace's directory
+    batch = guest.get(f"/upload/details?ids={answer['image_id']}")
+    assert set(re.findall(r'name="approvers" value="(U\w+)"', batch.text)) == {POSTER}
+    member = web.sign_in(MEMBER)
+    assert member.get(f"/images/{answer['image_id']}").status == 404
