@@ -114,6 +114,9 @@ class BenchDirectory:
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
         return conversation_id.lower() if conversation_id in self._members else None
 
+    def app_is_in(self, team_id: str, conversation_id: str) -> bool | None:
+        return conversation_id in self._members
+
     def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
         mine = self.conversations_of(team_id, user_id) or frozenset()
         return {c: c.lower() for c in mine}

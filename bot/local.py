@@ -40,3 +40,6 @@ class LocalDirectory:
 
     def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
         return {}
+
+    def app_is_in(self, team_id: str, conversation_id: str) -> bool | None:
+        return None

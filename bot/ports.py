@@ -56,6 +56,11 @@ class Directory(Protocol):
 
     def conversation_name(self, team_id: str, conversation_id: str) -> str | None: ...
 
+    def app_is_in(self, team_id: str, conversation_id: str) -> bool | None:
+        """Whether the app is a member of the conversation (it hears only those), or None
+        when the platform would not say."""
+        ...
+
     def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
         """The conversations `user_id` is in (those of `conversations_of`) with their names,
         in one question: for choosing one on a door that has no picker of its own."""

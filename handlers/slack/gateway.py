@@ -205,6 +205,15 @@ class SlackGateway:
             return None
         return frozenset(str(c["id"]) for p in pages for c in p["channels"] or [])
 
+    def app_is_in(self, team_id: str, conversation_id: str) -> bool | None:
+        """Whether the bot is in the conversation (conversations.info's is_member)."""
+        try:
+            info = self.client(team_id).conversations_info(channel=conversation_id)["channel"]
+        except SlackApiError as exc:
+            log.info("conversations.info %s: %s", conversation_id, exc.response.get("error"))
+            return False if exc.response.get("error") == "channel_not_found" else None
+        return bool(info.get("is_member"))
+
     def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
         """Those conversations by id with their names (DMs and group DMs have none: left
         out), from the same users.conversations pages."""

@@ -15,6 +15,7 @@ from bot.admin import (
     rename_category,
     set_approvers,
     unwatch,
+    watch,
     watched_channels,
 )
 from bot.channels import public_conversations
@@ -39,26 +40,26 @@ def admin_page(problem: str = "", status: int = 200) -> Any:
         }
         for user_id, facts in everyone
     ]
+    mine = library.people.conversations_named(me.team_id, me.user_id)
     public = public_conversations(library.factory, team_id=me.team_id)
 
-    def shown(channel_id: str) -> bool:
+    def name_of(channel_id: str) -> str | None:
         """A private channel's name only for its members (Slack shows others none)."""
-        if channel_id in public or channel_id in me.viewer.channels:
-            return True
-        return library.directory.is_private(me.team_id, channel_id) is False
+        if channel_id in mine:
+            return mine[channel_id]
+        if channel_id in public or library.directory.is_private(me.team_id, channel_id) is False:
+            return library.people.conversation_name(me.team_id, channel_id)
+        return None
 
     channels = [
-        {
-            "id": w.channel_id,
-            "name": library.people.conversation_name(me.team_id, w.channel_id)
-            if shown(w.channel_id)
-            else None,
-            "category": w.category,
-        }
+        {"id": w.channel_id, "name": name_of(w.channel_id), "category": w.category}
         for w in watched_channels(library.factory, team_id=me.team_id)
     ]
+    watched = {c["id"] for c in channels}
+    watchable = sorted((name, c) for c, name in mine.items() if c not in watched)
     return render_template(
         "admin.html",
+        watchable=watchable,
         categories=categories,
         people=people,
         channels=channels,
@@ -116,6 +117,39 @@ def categories() -> Any:
     except AdminError as exc:
         return admin_page(str(exc), 400)
     return redirect(url_for("admin.admin_page", done=done))
+
+
+@bp.post("/admin/channels/watch")
+@admins_only
+def watch_channel() -> Any:
+    """Watch one of the admin's channels: the app must be in it (Slack sends an app the
+    messages of its own channels only)."""
+    me, library = person(), services()
+    channel_id = request.form.get("channel", "")
+    name = library.people.conversations_named(me.team_id, me.user_id).get(channel_id)
+    if name is None:
+        return admin_page("Choose one of your channels.", 400)
+    inside = library.directory.app_is_in(me.team_id, channel_id)
+    if inside is None:
+        return admin_page("Slack did not say whether I am in that channel. Try again.", 400)
+    if not inside:
+        return admin_page(
+            f"I am not in #{name}, so I would not see its images. Invite me there first "
+            "(/invite @Image Library), then watch it.",
+            400,
+        )
+    try:
+        watch(
+            library.factory,
+            team_id=me.team_id,
+            channel_id=channel_id,
+            category_name=request.form.get("category") or None,
+            actor_id=me.user_id,
+            now=library.clock(),
+        )
+    except AdminError as exc:
+        return admin_page(str(exc), 400)
+    return redirect(url_for("admin.admin_page", done=f"Watching #{name}."))
 
 
 @bp.post("/admin/channels/<channel_id>/unwatch")

@@ -97,7 +97,7 @@ class FakeDirectory:
         `members`, `conversations_of` and `is_private` None. The protocol gives `guests` no
         way to say it does not know: it answers an empty set, as the Slack gateway does."""
         known = ("person", "guests", "members", "conversations_of", "is_private", "everyone")
-        if method not in (*known, "conversation_name", "conversations_named"):
+        if method not in (*known, "conversation_name", "conversations_named", "app_is_in"):
             raise ValueError(f"the Directory protocol has no method {method}")
         self._silent.add((method, key))
 
@@ -147,6 +147,11 @@ class FakeDirectory:
             return None
         people = [(u, f) for u, f in self.people.items() if not (f.is_bot or f.deleted)]
         return sorted(people, key=lambda person: person[1].name.casefold())
+
+    def app_is_in(self, team_id: str, conversation_id: str) -> bool | None:
+        if not self._ask("app_is_in", team_id, conversation_id):
+            return None
+        return conversation_id in self.conversations
 
     def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
         if not self._ask("conversations_named", team_id, user_id) or user_id not in self.people:

@@ -14,7 +14,7 @@ from handlers.slack.approvals import ids as approvals_ids
 from storage.db import session_scope
 from storage.models import ApprovalRequest, Category
 from tests import images
-from tests.conftest import ADMIN, GUEST, MEMBER, POSTER, TEAM
+from tests.conftest import ADMIN, GUEST, MEMBER, POSTER, PRIVATE_CHANNEL, TEAM
 from tests.live import wait_until
 from tests.web.conftest import Browser, Web
 
@@ -215,3 +215,23 @@ def test_admin_manages_categories_and_sees_roles(web: Web) -> None:
     assert "Merged Press into Live events" in merged.text
     problem = boss.post("/admin/categories", {"action": "add", "name": "Live events"})
     assert problem.status == 400 and 'class="problem"' in problem.text
+
+
+def test_admin_watches_a_channel_the_app_is_in_and_is_told_to_invite_it_otherwise(
+    web: Web,
+) -> None:
+    web.slack.add_channel("C0NOAPP", "press-room", members=[ADMIN, POSTER])
+    category(web, "Press")
+    boss = web.sign_in(ADMIN)
+    page = boss.get("/admin")
+    assert f'<option value="{PRIVATE_CHANNEL}">#launch-secret</option>' in page.text
+    refused = boss.post("/admin/channels/watch", {"channel": "C0NOAPP"})
+    assert refused.status == 400 and "Invite me there first" in refused.text
+    watched = boss.post("/admin/channels/watch", {"channel": PRIVATE_CHANNEL, "category": "Press"})
+    assert "Watching #launch-secret" in watched.text
+    assert "#launch-secret → Press" in watched.text
+    web.live.post(web.live.add_jpeg("F0PRESS", seed=77), channel=PRIVATE_CHANNEL)
+    stored = wait_until(web.live.stored, what="the image from the newly watched channel")
+    assert stored[0].channel_id == PRIVATE_CHANNEL
+    stranger = boss.post("/admin/channels/watch", {"channel": "C0SOMEWHERE"})
+    assert stranger.status == 400 and "Choose one of your channels" in stranger.text
