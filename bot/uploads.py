@@ -219,9 +219,16 @@ class UploadedFiles:
         if not url.startswith(SCHEME):
             return self._inner.fetch(team_id, url, dest_dir=dest_dir, max_bytes=max_bytes)
         token = url.removeprefix(SCHEME)
-        source = self._folder / token
-        if not _TOKEN.fullmatch(token) or not source.is_file():
+        if not _TOKEN.fullmatch(token):
             raise DownloadError("the uploaded file is gone; upload it again", retryable=False)
+        source = self._folder / token
+        if not source.is_file():
+            # Kept on the disk of the web process that took it: a worker elsewhere leaves
+            # the retry to that process's own polling (the attempts cap still ends it).
+            raise DownloadError(
+                "the uploaded file is on another machine's disk; its web process will retry",
+                retryable=True,
+            )
         if source.stat().st_size > max_bytes:
             raise DownloadError(
                 f"the file is over {max_bytes // (1024 * 1024)} MB, the limit for the library",

@@ -150,5 +150,11 @@ def test_only_upload_tokens_are_read_from_the_uploads_folder(tmp_path: Path) -> 
     (tmp_path / "secret").write_bytes(b"not yours")
     files = UploadedFiles(FakeFiles(), folder)
     for url in ("upload:../secret", "upload:", "upload:a/b", "upload:" + "x" * 19):
-        with pytest.raises(DownloadError, match="upload it again"):
+        with pytest.raises(DownloadError, match="upload it again") as refused:
             files.fetch(TEAM, url, dest_dir=tmp_path / "dl", max_bytes=1024)
+        assert not refused.value.retryable
+    # A well-formed token whose file is not on this disk (taken by another web process):
+    # retried, so that process's own polling can finish it.
+    with pytest.raises(DownloadError, match="another machine") as elsewhere:
+        files.fetch(TEAM, "upload:" + "y" * 32, dest_dir=tmp_path / "dl", max_bytes=1024)
+    assert elsewhere.value.retryable
