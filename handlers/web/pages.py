@@ -59,9 +59,10 @@ def library() -> str:
     page = finder.search(services(), me, query, cursor=cursor, per_page=PER_PAGE)
     total = f"{COUNT_CAP}+" if page.total > COUNT_CAP else str(page.total)
     more = url_for("pages.library", q=text or None, after=page.older.encode()) if page.older else ""
-    template = "grid_items.html" if request.args.get("fragment") else "library.html"
+    if request.args.get("fragment"):  # the next tiles, for Load more: no chips, no counts
+        return render_template("grid_items.html", page=page, more=more)
     return render_template(
-        template,
+        "library.html",
         q=text,
         query=query,
         page=page,

@@ -254,3 +254,27 @@ def test_everything_works_with_the_keyboard(web: Web, page_factory: PageFactory)
     approver.keyboard.press("Enter")
     expect(approver.locator(".notice")).to_contain_text("Decision saved")
     assert_no_console_errors(page, ignore=(r"127\.0\.0\.1:\d+/favicon\.ico",))
+
+
+def test_load_more_appends_the_next_tiles_and_tags_are_suggested_as_you_type(
+    web: Web, page_factory: PageFactory
+) -> None:
+    from tests.web.test_pages import upload
+
+    poster = web.sign_in(POSTER)
+    ids = upload(poster, 50)
+    poster.get(f"/images/{ids[0]}/edit")
+    poster.post(f"/images/{ids[0]}/edit", {"title": "Tagged", "tags": "cmo, keynote"})
+    web.slack.sign_in_as(None)  # the browser below signs in through Slack's page
+    page = page_factory(base_url=web.url)
+    sign_in_through_slack(page, "pat")
+    expect(page.locator(".tile")).to_have_count(48)
+    page.get_by_role("link", name="Load more").click()
+    expect(page.locator(".tile")).to_have_count(50)
+    expect(page.get_by_role("link", name="Load more")).to_have_count(0)
+    assert page.url.endswith("/")  # appended in place, the address unchanged
+    page.goto(f"/images/{ids[1]}/edit")
+    page.get_by_label("Tags").press_sequentially("key")
+    expect(page.locator("#tag-suggestions option")).to_have_count(1)
+    assert page.locator("#tag-suggestions option").get_attribute("value") == "keynote"
+    assert_no_console_errors(page, ignore=(r"127\.0\.0\.1:\d+/favicon\.ico",))
