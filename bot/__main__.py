@@ -12,11 +12,14 @@ import signal
 import sys
 import threading
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.config import ConfigError, Settings
 from bot.logs import RedactingGunicornLogger, configure_logging
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger("bot")
 
@@ -32,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="upgrade the database schema to the latest version")
     link = sub.add_parser("login-link", help="print a one-time sign-in link for the web library")
     link.add_argument("--user", default="owner", help='a Slack user id, or "owner" (no Slack)')
+    token = sub.add_parser("token", help="API tokens: `token create` prints a new one, once")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="a personal access token for the JSON API")
+    create.add_argument("--user", required=True, help='a Slack user id, or "owner" (no Slack)')
+    create.add_argument("--name", required=True, help="what the token is for (shown in lists)")
+    create.add_argument("--days", type=int, default=None, help="expire after this many days")
     args = parser.parse_args(argv)
 
     try:
@@ -45,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return migrate(settings)
     if args.command == "login-link":
         return login_link(settings, args.user)
+    if args.command == "token":
+        return create_token(settings, args.user, args.name, args.days)
     if args.command == "run":
         if migrate(settings):
             return 1
@@ -69,28 +80,74 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
+def _person_named(settings: Settings, services: Services, user: str) -> tuple[str, str] | None:
+    """(team, user) for `user` ("owner", or a Slack user id Slack knows), or None, said."""
+    from bot.local import LOCAL_OWNER, LOCAL_TEAM
+
+    if user == "owner":
+        if settings.slack_bot_token:
+            print("With Slack connected, name a person: --user U012ABCDEF", file=sys.stderr)
+            return None
+        return LOCAL_TEAM, LOCAL_OWNER
+    from bot.wiring import slack_gateway
+
+    team_id = slack_gateway(settings).team_id() or ""
+    if not team_id or services.directory.person(team_id, user).deleted:
+        print(f"Slack does not know {user} in this workspace.", file=sys.stderr)
+        return None
+    return team_id, user
+
+
+def create_token(settings: Settings, user: str, name: str, days: int | None) -> int:
+    """Print a new personal access token for `user`, once (scripts, CI, the local owner)."""
+    from datetime import timedelta
+
+    from bot import tokens
+    from bot.wiring import build_services
+
+    if days is not None and days < 1:
+        print("--days must be 1 or more.", file=sys.stderr)
+        return 2
+    services = build_services(settings)
+    try:
+        who = _person_named(settings, services, user)
+        if who is None:
+            return 2
+        now = services.clock()
+        try:
+            _, token = tokens.create(
+                services.factory,
+                team_id=who[0],
+                user_id=who[1],
+                name=name,
+                now=now,
+                expires_at=now + timedelta(days=days) if days else None,
+            )
+        except tokens.TokenError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+    finally:
+        services.shutdown()
+    print(token, flush=True)
+    print(
+        "This is the only time the token is shown. Send it as `Authorization: Bearer <token>`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def login_link(settings: Settings, user: str) -> int:
     """Print a one-time link that signs `user` in to the web library (15 minutes, once)."""
-    from bot.local import LOCAL_OWNER, LOCAL_TEAM
     from bot.signin import create_link_token
     from bot.wiring import build_services
 
     services = build_services(settings)
     try:
-        if user == "owner":
-            if settings.slack_bot_token:
-                print("With Slack connected, name a person: --user U012ABCDEF", file=sys.stderr)
-                return 2
-            team_id, user_id = LOCAL_TEAM, LOCAL_OWNER
-        else:
-            from bot.wiring import slack_gateway
-
-            team_id, user_id = slack_gateway(settings).team_id() or "", user
-            if not team_id or services.directory.person(team_id, user_id).deleted:
-                print(f"Slack does not know {user} in this workspace.", file=sys.stderr)
-                return 2
+        who = _person_named(settings, services, user)
+        if who is None:
+            return 2
         token = create_link_token(
-            services.factory, team_id=team_id, user_id=user_id, now=services.clock()
+            services.factory, team_id=who[0], user_id=who[1], now=services.clock()
         )
     finally:
         services.shutdown()

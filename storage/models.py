@@ -355,3 +355,81 @@ class WebSession(Base):
     user_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A personal access token for the JSON API: it acts as its person. Only a hash of the
+    token is kept; `prefix` (the first characters) lets its owner recognise it in a list."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_team_user", "team_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """A client's `Idempotency-Key` on an API upload and the answer it got, so a retried
+    request gets the same answer instead of storing the images twice. `status` is None
+    while the first request is still working."""
+
+    __tablename__ = "idempotency_keys"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None]
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ReviewLink(Base):
+    """An approver outside Slack (a client): a signed link to a review page. Their votes are
+    `approval_votes` rows whose `approver_id` is `review:<id>`, so they count under a
+    request's policy like anyone's. Only a hash of the link's token is kept."""
+
+    __tablename__ = "review_links"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class UploadLink(Base):
+    """A link through which people outside the workspace (an agency) upload into one
+    category, under one conversation's rules (or the workspace's). Only a hash is kept."""
+
+    __tablename__ = "upload_links"
+    __table_args__ = (Index("ix_upload_links_team", "team_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(200))
+    category_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("categories.id", ondelete="SET NULL")
+    )
+    conversation_id: Mapped[str] = mapped_column(String(32))
+    conversation_private: Mapped[bool] = mapped_column(Boolean)
+    notify_channel: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(32))
+    max_files: Mapped[int | None]
+    files_received: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
