@@ -50,7 +50,7 @@ def add_headers(response: Response) -> Response:
     headers.setdefault("Content-Security-Policy", CSP)
     headers["X-Frame-Options"] = "DENY"
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "same-origin"
+    headers.setdefault("Referrer-Policy", "same-origin")
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if request.is_secure:
@@ -81,7 +81,7 @@ def local_path(target: str | None, default: str = "/") -> str:
 
 
 class RateLimit:
-    """At most `limit` attempts per `window` seconds per client address (sign-in)."""
+    """At most `limit` attempts per `window` seconds per key (a client address, a token)."""
 
     def __init__(self, limit: int, window: float) -> None:
         self._limit = limit
@@ -90,6 +90,11 @@ class RateLimit:
         self._lock = threading.Lock()
 
     def allow(self, key: str) -> bool:
+        return self.wait(key) == 0.0
+
+    def wait(self, key: str) -> float:
+        """0.0 when `key` may go ahead now (the attempt is counted); otherwise the seconds
+        until it may (for `Retry-After`), and the attempt is not counted."""
         now = time.monotonic()
         with self._lock:
             if len(self._seen) > 10_000:
@@ -98,9 +103,9 @@ class RateLimit:
             while hits and hits[0] <= now - self._window:
                 hits.popleft()
             if len(hits) >= self._limit:
-                return False
+                return max(hits[0] + self._window - now, 0.001)
             hits.append(now)
-            return True
+            return 0.0
 
 
 def asset_versions(app: Flask) -> dict[str, str]:
