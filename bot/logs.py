@@ -14,6 +14,9 @@ SECRET_PATTERNS = (
     re.compile(r"xapp-[A-Za-z0-9-]+"),
     re.compile(r"(?i)(bearer\s+)[^\s'\"]+"),
     re.compile(r"cloudinary://[^@\s]+@"),
+    re.compile(r"\bil_[A-Za-z0-9_-]{20,}"),  # API tokens (bot.tokens)
+    # Review and upload links are credentials in a path (debug request logs, errors).
+    re.compile(r"(/(?:review|u)/)[A-Za-z0-9_-]{32,64}"),
 )
 
 

@@ -93,6 +93,24 @@ def test_log_filter_redacts_tokens_from_any_record() -> None:
     assert "[redacted]" in shown
 
 
+def test_log_filter_redacts_api_tokens_and_the_secrets_in_link_paths() -> None:
+    token = "il_" + "a1B2-_" * 7
+    link = "Q" * 43
+    record = logging.LogRecord(
+        "bot",
+        logging.INFO,
+        __file__,
+        1,
+        "minted %s; GET /review/%s and POST /u/%s/files failed",
+        (token, link, link),
+        None,
+    )
+    RedactSecrets([]).filter(record)
+    shown = record.getMessage()
+    assert token not in shown and link not in shown
+    assert "GET /review/[redacted] and POST /u/[redacted]/files" in shown
+
+
 def test_database_password_is_neither_in_repr_nor_in_logs() -> None:
     s = settings(DATABASE_URL="postgres://library:db-very-secret@db.example.com:5432/library")
     assert "db-very-secret" not in repr(s)
