@@ -76,7 +76,7 @@ def revoke(link_id: int) -> Any:
     me, library = person(), services()
     if not revoke_link(library.factory, me, link_id=link_id, now=library.clock()):
         abort(404)
-    return admin.admin_page(done="Upload link turned off: it takes no more files.")
+    return admin.admin_page(done="Upload link revoked: it takes no more files.")
 
 
 # -- The agency's side ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ with an Add details button that opens the details modal."""
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 import uuid
@@ -23,6 +24,7 @@ from tests.conftest import ADMIN, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNE
 from tests.live import RealClock
 from tests.web.conftest import Answer, Browser, Web
 from tests.web.test_pages import category
+from tests.web.test_visibility import small_web  # noqa: F401 - a fixture
 
 LINK = re.compile(r'id="created-link" class="link-field" value="([^"]+)"')
 
@@ -248,3 +250,14 @@ def test_the_notice_can_go_to_a_channel_the_app_is_in(web: Web) -> None:
     ]
     assert post.params["channel"] == PUBLIC_CHANNEL
     assert "1 image uploaded through" in post.params["text"]
+
+
+def test_a_file_over_the_size_cap_is_refused_and_uses_no_slot(small_web: Web) -> None:  # noqa: F811
+    path = make_link(small_web, max_files="1")
+    noise = random.Random(3)
+    answer = send(small_web.browser(), path, "huge.jpg", noise.randbytes(1024 * 1024 + 100_000))
+    assert answer.status == 413, (answer.status, answer.text[:300])
+    assert answer.json()["error"] == "the file is over 1 MB, the limit for the library"
+    assert link_images(small_web) == [] and the_link(small_web).files_received == 0
+    fine = send(small_web.browser(), path, "fine.jpg", images.jpeg(seed=90))
+    assert fine.json()["state"] == "stored"
