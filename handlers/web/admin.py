@@ -20,7 +20,7 @@ from bot.admin import (
     watched_channels,
 )
 from bot.channels import public_conversations
-from bot.upload_links import DEFAULT_DAYS, MAX_DAYS, list_links
+from bot.upload_links import DEFAULT_DAYS, MAX_DAYS, LinkView, list_links
 from handlers.web.context import admins_only, person, services
 
 bp = Blueprint("admin", __name__)
@@ -28,7 +28,7 @@ bp = Blueprint("admin", __name__)
 
 @bp.get("/admin")
 @admins_only
-def admin_page(problem: str = "", status: int = 200, *, created: str = "", done: str = "") -> Any:
+def admin_page(problem: str = "", status: int = 200, *, created: str = "") -> Any:
     """`created`: a new upload link, shown in this answer only."""
     me, library = person(), services()
     categories = list_categories(library.factory, team_id=me.team_id, viewer=me.viewer)
@@ -67,7 +67,7 @@ def admin_page(problem: str = "", status: int = 200, *, created: str = "", done:
         people=people,
         channels=channels,
         problem=problem,
-        done=done or request.args.get("done", ""),
+        done=request.args.get("done", ""),
         **_upload_links(name_of, mine),
         created_link=created,
     ), status
@@ -81,9 +81,7 @@ def _upload_links(name_of: Callable[[str], str | None], mine: dict[str, str]) ->
         {
             "link": link,
             "state": link.state(now),
-            "audience": "everyone in the workspace"
-            if link.for_workspace
-            else f"#{name_of(link.conversation_id) or 'a private channel you are not in'}",
+            "audience": _audience(link, name_of),
         }
         for link in list_links(library.factory, me)
     ]
@@ -92,6 +90,13 @@ def _upload_links(name_of: Callable[[str], str | None], mine: dict[str, str]) ->
         "link_conversations": sorted((name, c) for c, name in mine.items()),
         "link_days": (DEFAULT_DAYS, MAX_DAYS),
     }
+
+
+def _audience(link: LinkView, name_of: Callable[[str], str | None]) -> str:
+    if link.for_workspace:
+        return "everyone in the workspace"
+    name = name_of(link.conversation_id)
+    return f"#{name}" if name else "a private channel you are not in"
 
 
 @bp.post("/admin/categories")

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -76,7 +76,9 @@ def revoke(link_id: int) -> Any:
     me, library = person(), services()
     if not revoke_link(library.factory, me, link_id=link_id, now=library.clock()):
         abort(404)
-    return admin.admin_page(done="Upload link revoked: it takes no more files.")
+    return redirect(
+        url_for("admin.admin_page", done="Upload link revoked: it takes no more files.")
+    )
 
 
 # -- The agency's side ----------------------------------------------------------------------
