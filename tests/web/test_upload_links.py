@@ -131,9 +131,11 @@ def test_agency_uploads_images_and_refused_files_say_why(web: Web) -> None:
             select(AuditEvent).where(AuditEvent.action == "uploaded_through_link")
         ).one()
         assert audit.image_id == image.id and audit.detail["label"] == image.uploader_name
-    # The admin finds it in the library under the link's name.
-    found = web.sign_in(ADMIN).get("/?q=Northwind")
-    assert "lisbon 1" in found.text
+    # The admin finds it in the library under the link's name; its history names the link.
+    boss = web.sign_in(ADMIN)
+    assert "lisbon 1" in boss.get("/?q=Northwind").text
+    history = boss.get(f"/images/{image.id}").text
+    assert "uploaded through link (Northwind Studio, Lisbon shoot)" in history
 
 
 def test_parallel_uploads_never_pass_the_most_files_and_a_full_link_takes_nothing(
