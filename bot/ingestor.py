@@ -279,7 +279,8 @@ class Ingestor:
             if image.shoot_date is None and facts.shoot_date is not None:
                 image.shoot_date = facts.shoot_date
                 image.sort_at = facts.shoot_date
-            image.uploader_name = uploader_name[:255]
+            # A name given at upload (an upload link's label) is kept.
+            image.uploader_name = image.uploader_name or uploader_name[:255]
             image.storage_key, image.delivery_url = key, url
             image.updated_at = now
             job.state, job.lease_until, job.last_error = IngestState.STORED, None, None

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bot.approval_queue import Nudge
     from bot.approvals import RequestView
     from bot.domain import PostedFile
+    from bot.link_notices import LinkNotice
     from bot.prompts import PromptPlan
     from bot.reminders import DetailsReminder
 
@@ -123,4 +124,9 @@ class Notifier(Protocol):
 
     def home_changed(self, team_id: str, user_id: str) -> None:
         """What a person's own overview shows has changed (called coalesced)."""
+        ...
+
+    def link_uploads(self, notice: LinkNotice) -> None:
+        """Images came through an upload link: tell its admin (or channel), with a way to
+        add their details."""
         ...

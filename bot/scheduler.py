@@ -76,6 +76,21 @@ def recheck_channels(services: Services) -> int:
     )
 
 
+def announce_link_uploads(services: Services) -> int:
+    """One notice per upload link whose uploads have paused, for the images stored since
+    its last one. Returns how many images were announced."""
+    from bot.link_notices import claim_link_notices, mark_announced
+
+    notifier = services.notifier
+    if notifier is None:
+        return 0  # keep them unannounced until Slack is connected
+    notices = claim_link_notices(services.factory, now=services.clock())
+    for notice in notices:
+        notifier.link_uploads(notice)
+        mark_announced(services.factory, notice, now=services.clock())
+    return sum(len(n.image_ids) for n in notices)
+
+
 def prune_processed_events(services: Services) -> int:
     with session_scope(services.factory) as session:
         result = session.execute(
@@ -93,6 +108,7 @@ JOBS = {
     "recheck_channels": (recheck_channels, {"minutes": 10}),
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
     "prune_uploads": (uploads.prune, {"hours": 1}),
+    "announce_link_uploads": (announce_link_uploads, {"seconds": 30}),
 }
 
 

@@ -94,9 +94,12 @@ def receive(
     name: str,
     content_type: str,
     audience: Audience,
+    category_id: int | None = None,
+    uploader_name: str = "",
 ) -> UploadResult:
     """Take the file at `path` (moved into the uploads folder) into the library for
-    `person`, ingest it now and say how it went."""
+    `person`, ingest it now and say how it went. `category_id` and `uploader_name` (kept
+    instead of the person's own name) are for files that arrive on someone's behalf."""
     token = secrets.token_urlsafe(24)
     kept = uploads_dir(services) / token
     kept.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +128,11 @@ def receive(
         require_watched=False,
     )
     [job_id] = job_ids
+    if category_id is not None or uploader_name:
+        with session_scope(services.factory) as session:
+            job = session.get_one(IngestJob, job_id)
+            image = session.get_one(Image, job.image_id)
+            image.category_id, image.uploader_name = category_id, uploader_name[:255]
     # Run it here, now; a poller (the worker's) that claimed it first runs it instead.
     if services.ingestor.run(job_id) is None:
         _wait_for(services, job_id)

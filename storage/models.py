@@ -433,3 +433,21 @@ class UploadLink(Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class UploadLinkImage(Base):
+    """An image that came through an upload link, and whether its notice went out: the
+    notice job claims rows (`notice_claimed_until`, a lease) and stamps `announced_at` once
+    the notice is sent, so a restart neither loses nor repeats one."""
+
+    __tablename__ = "upload_link_images"
+    __table_args__ = (Index("ix_upload_link_images_pending", "announced_at", "link_id"),)
+
+    image_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    link_id: Mapped[int] = mapped_column(Id, ForeignKey("upload_links.id", ondelete="CASCADE"))
+    team_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    notice_claimed_until: Mapped[datetime | None]
+    announced_at: Mapped[datetime | None]

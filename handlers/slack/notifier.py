@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from bot.approval_queue import Nudge
 from bot.approvals import RequestView
+from bot.link_notices import LinkNotice
 from bot.prompts import PromptPlan
 from bot.reminders import DetailsReminder
 from bot.services import Services
 from handlers.slack.approvals.send import send_nudge, send_request, show_outcome
 from handlers.slack.capture.send import tell_poster
-from handlers.slack.details.send import remind_about_details
+from handlers.slack.details.send import announce_link_uploads, remind_about_details
 from handlers.slack.gateway import SlackGateway
 from handlers.slack.home.send import publish_home
 
@@ -42,3 +43,6 @@ class SlackNotifier:
         publish_home(
             self._services, self._gateway.client(team_id), team_id=team_id, user_id=user_id
         )
+
+    def link_uploads(self, notice: LinkNotice) -> None:
+        announce_link_uploads(self._gateway.client(notice.team_id), notice)

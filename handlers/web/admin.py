@@ -3,6 +3,7 @@ channels, and who has which role. Admins only; for anyone else the page does not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
@@ -19,6 +20,7 @@ from bot.admin import (
     watched_channels,
 )
 from bot.channels import public_conversations
+from bot.upload_links import DEFAULT_DAYS, MAX_DAYS, LinkView, list_links
 from handlers.web.context import admins_only, person, services
 
 bp = Blueprint("admin", __name__)
@@ -26,7 +28,8 @@ bp = Blueprint("admin", __name__)
 
 @bp.get("/admin")
 @admins_only
-def admin_page(problem: str = "", status: int = 200) -> Any:
+def admin_page(problem: str = "", status: int = 200, *, created: str = "") -> Any:
+    """`created`: a new upload link, shown in this answer only."""
     me, library = person(), services()
     categories = list_categories(library.factory, team_id=me.team_id, viewer=me.viewer)
     everyone = library.people.everyone(me.team_id)
@@ -65,7 +68,35 @@ def admin_page(problem: str = "", status: int = 200) -> Any:
         channels=channels,
         problem=problem,
         done=request.args.get("done", ""),
+        **_upload_links(name_of, mine),
+        created_link=created,
     ), status
+
+
+def _upload_links(name_of: Callable[[str], str | None], mine: dict[str, str]) -> dict[str, Any]:
+    """The upload links section: the form's choices and the team's links."""
+    me, library = person(), services()
+    now = library.clock()
+    links = [
+        {
+            "link": link,
+            "state": link.state(now),
+            "audience": _audience(link, name_of),
+        }
+        for link in list_links(library.factory, me)
+    ]
+    return {
+        "upload_links": links,
+        "link_conversations": sorted((name, c) for c, name in mine.items()),
+        "link_days": (DEFAULT_DAYS, MAX_DAYS),
+    }
+
+
+def _audience(link: LinkView, name_of: Callable[[str], str | None]) -> str:
+    if link.for_workspace:
+        return "everyone in the workspace"
+    name = name_of(link.conversation_id)
+    return f"#{name}" if name else "a private channel you are not in"
 
 
 @bp.post("/admin/categories")

@@ -31,6 +31,7 @@ from bot.approval_queue import Nudge
 from bot.approvals import RequestView
 from bot.config import Settings
 from bot.domain import Post, PostedFile
+from bot.link_notices import LinkNotice
 from bot.ports import UNKNOWN_PERSON, Downloaded, DownloadError, FileSource, Notifier, PersonFacts
 from bot.prompts import PromptPlan
 from bot.reminders import DetailsReminder
@@ -299,6 +300,9 @@ class RecordingNotifier:
 
     def home_changed(self, team_id: str, user_id: str) -> None:
         self._add(Told("home_changed", (team_id, user_id)))
+
+    def link_uploads(self, notice: LinkNotice) -> None:
+        self._add(Told("link_uploads", notice))
 
 
 # -- Time ---------------------------------------------------------------------------------------

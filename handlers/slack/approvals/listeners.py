@@ -163,7 +163,12 @@ def show_history(
     rows = []
     for event in history(services.factory, team_id=team_id, image_id=image.id):
         detail = event.detail or {}
-        extra = detail.get("reason") or ", ".join(detail.get("changed") or []) or ""
+        extra = (
+            detail.get("reason")
+            or ", ".join(detail.get("changed") or [])
+            or detail.get("label")  # an upload link's
+            or ""
+        )
         rows.append(
             (event.created_at.strftime("%Y-%m-%d %H:%M"), event.actor_id, event.action, str(extra))
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_sdk import WebClient
 
 from bot.details_form import details_form
+from bot.link_notices import LinkNotice
 from bot.prompts import PromptPlan
 from bot.reminders import DetailsReminder
 from bot.services import Services
@@ -82,4 +83,39 @@ def remind_about_details(client: WebClient, reminder: DetailsReminder) -> None:
         lambda: client.chat_postMessage(
             channel=reminder.user_id, text=f"Your {noun} still without details", blocks=body
         ),
+    )
+
+
+def announce_link_uploads(client: WebClient, notice: LinkNotice) -> None:
+    """One message per burst of uploads through a link, to its admin's DM or channel."""
+    count = len(notice.image_ids)
+    noun = "1 image" if count == 1 else f"{count} images"
+    into = f" into *{escape(notice.category)}*" if notice.category else ""
+    text = f"{noun} uploaded through {escape(notice.label)}"
+    shown = notice.image_ids[:MAX_TITLES_IN_MODAL]
+    more = (
+        f" The button opens the first {len(shown)}; find the rest in the library."
+        if count > len(shown)
+        else ""
+    )
+    body = [
+        section(
+            f":inbox_tray: {noun} uploaded through *{escape(notice.label)}*{into}. "
+            f"They are drafts until someone adds their details.{more}"
+        ),
+        {
+            "type": "actions",
+            "elements": [
+                button(
+                    "Add details",
+                    ids.ADD_DETAILS,
+                    ",".join(str(i) for i in shown),
+                    style="primary",
+                )
+            ],
+        },
+    ]
+    send(
+        "chat.postMessage",
+        lambda: client.chat_postMessage(channel=notice.channel, text=text[:3000], blocks=body),
     )

@@ -39,6 +39,7 @@ function setUpUpload() {
   const next = document.getElementById("upload-next");
   const detailsLink = document.getElementById("details-link");
   const submit = document.getElementById("upload-submit");
+  const filesLeft = document.getElementById("files-left");
   const saved = [];
   submit.hidden = true;
 
@@ -57,7 +58,8 @@ function setUpUpload() {
     list.appendChild(item);
     const body = new FormData();
     body.append("files", file);
-    body.append("audience", document.getElementById("audience").value);
+    const audience = document.getElementById("audience");  // none on an upload link's page
+    if (audience) body.append("audience", audience.value);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
     xhr.setRequestHeader("Accept", "application/json");
@@ -70,6 +72,7 @@ function setUpUpload() {
       bar.value = 100;
       let answer = {};
       try { answer = JSON.parse(xhr.responseText); } catch (err) { answer = {}; }
+      if (answer.left && filesLeft) filesLeft.textContent = answer.left;
       if (xhr.status === 200 && answer.state === "stored") {
         item.className = "result result-stored";
         status.textContent = "saved";
@@ -104,7 +107,7 @@ function setUpUpload() {
       while (queue.length) await uploadOne(queue.shift());
     });
     await Promise.all(workers);
-    if (saved.length) {
+    if (saved.length && detailsLink) {
       detailsLink.href = `/upload/details?ids=${saved.join(",")}`;
       next.hidden = false;
       detailsLink.focus();
@@ -150,6 +153,18 @@ function setUpTagSuggestions() {
   });
 }
 
+// A "Copy" button next to a read-only field (the new upload link, shown once).
+function setUpCopy() {
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const field = document.getElementById(button.dataset.copy);
+      field.select();
+      try { await navigator.clipboard.writeText(field.value); button.textContent = "Copied"; }
+      catch (err) { button.textContent = "Select and copy"; }
+    });
+  });
+}
+
 function setUpConfirm() {
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => {
@@ -162,5 +177,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpLoadMore();
   setUpUpload();
   setUpConfirm();
+  setUpCopy();
   setUpTagSuggestions();
 });

@@ -82,8 +82,33 @@ def upgrade() -> None:
     )
     op.create_index("ix_upload_links_team", "upload_links", ["team_id", "id"])
 
+    op.create_table(
+        "upload_link_images",
+        sa.Column(
+            "image_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.ForeignKey("images.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column(
+            "link_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.ForeignKey("upload_links.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("team_id", sa.String(32), nullable=False),
+        sa.Column("created_at", WHEN, nullable=False),
+        sa.Column("notice_claimed_until", WHEN, nullable=True),
+        sa.Column("announced_at", WHEN, nullable=True),
+    )
+    op.create_index(
+        "ix_upload_link_images_pending", "upload_link_images", ["announced_at", "link_id"]
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_upload_link_images_pending", "upload_link_images")
+    op.drop_table("upload_link_images")
     op.drop_table("upload_links")
     op.drop_table("review_links")
     op.drop_index("ix_idempotency_keys_created_at", "idempotency_keys")
