@@ -8,8 +8,9 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.approvals import ApprovalError, cancel_for_image, get_request, request_view
+from bot.approvals import ApprovalError, get_request, request_view
 from bot.approvers import check_approvers
+from bot.cancellation import cancel_for_image
 from bot.details import DetailsError, DetailsInput, SavedDetails, can_edit, save_details, validate
 from bot.people import People, Person
 from bot.prompts import discard_image, keep_duplicate

@@ -124,3 +124,15 @@ class Notifier(Protocol):
     def home_changed(self, team_id: str, user_id: str) -> None:
         """What a person's own overview shows has changed (called coalesced)."""
         ...
+
+
+class MailError(Exception):
+    """An e-mail was not accepted for delivery; the message says why (never a password)."""
+
+
+class Mailer(Protocol):
+    """Sending e-mail (client review links, their reminders)."""
+
+    def send(self, *, to: str, subject: str, body: str) -> None:
+        """Hand one plain-text message to the mail server. MailError when it refuses."""
+        ...

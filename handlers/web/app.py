@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.services import Services
-from handlers.web import admin, approvals, auth, pages, system, upload
+from handlers.web import admin, approvals, auth, pages, review, system, upload
 from handlers.web.security import add_headers, asset_versions, secret_key
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and the form fields beside the file
@@ -61,6 +61,7 @@ def create_web(
         upload.bp,
         approvals.bp,
         admin.bp,
+        review.bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(system.slack_events)  # Slack signs its requests instead
