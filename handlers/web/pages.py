@@ -128,7 +128,8 @@ def image_page(image_id: int) -> str:
         open_request = open_request_for(session, team_id=me.team_id, image_id=image.id)
         request_shown = request_view(session, open_request) if open_request else None
     events = history(library.factory, team_id=me.team_id, image_id=image.id)
-    names = _names(me, {image.uploader_id, *(e.actor_id for e in events)})
+    approvers = request_shown.workspace_approvers if request_shown is not None else []
+    names = _names(me, {image.uploader_id, *approvers, *(e.actor_id for e in events)})
     if request_shown is not None:
         names |= {a: f"{n} (client)" for a, n in request_shown.outside.items()}
     return render_template(
