@@ -74,23 +74,43 @@ def ask_for_approval(
             approvers=approvers,
             image=image,
         )
-    request, links = reviews.request_with_reviewers(
-        services.factory,
-        team_id=actor.team_id,
-        image_id=image_id,
-        requested_by=actor.user_id,
-        approvers=approvers,
-        reviewers=reviewers,
-        policy=policy_of(services.factory, image),
-        note=note,
-        due_at=due_at,
-        now=services.clock(),
-    )
+    policy, now = policy_of(services.factory, image), services.clock()
+    links: list[NewLink] = []
+    if reviewers:
+        request, links = reviews.request_with_reviewers(
+            services.factory,
+            team_id=actor.team_id,
+            image_id=image_id,
+            requested_by=actor.user_id,
+            approvers=approvers,
+            reviewers=reviewers,
+            policy=policy,
+            note=note,
+            due_at=due_at,
+            now=now,
+        )
+    else:
+        request = approvals.request_approval(
+            services.factory,
+            team_id=actor.team_id,
+            image_id=image_id,
+            requested_by=actor.user_id,
+            approvers=approvers,
+            policy=policy,
+            note=note,
+            due_at=due_at,
+            now=now,
+        )
     if on_saved is not None:
         on_saved(request)
     if services.notifier is not None:
         services.notifier.approval_requested(request)
-    return Asked(request, [_email_link(services, actor, request, link) for link in links])
+    what = reviews.request_titles(services.factory, request)
+    sent = [
+        email_link(services, actor, link, what=what, note=request.note, due_at=request.due_at)
+        for link in links
+    ]
+    return Asked(request, sent)
 
 
 def review_base_url(services: Services) -> str:
@@ -99,25 +119,35 @@ def review_base_url(services: Services) -> str:
     return settings.public_base_url or f"http://localhost:{settings.port}"
 
 
-def _email_link(services: Services, actor: Person, request: RequestView, link: NewLink) -> NewLink:
+def email_link(
+    services: Services,
+    actor: Person,
+    link: NewLink,
+    *,
+    what: str,
+    note: str = "",
+    due_at: datetime | None = None,
+) -> NewLink:
+    """E-mail a client their link when SMTP is configured (`what`: “Title”, or “3 images”);
+    the link marked `emailed`, or as it was when it could not be sent (it is then handed to
+    the requester to forward)."""
     mailer = services.mailer
     if mailer is None:
         return link
-    title = reviews.request_titles(services.factory, request)
     asker = services.people.facts(actor.team_id, actor.user_id).name or "A colleague"
     url = reviews.review_url(review_base_url(services), link.token)
     lines = [
         f"Hello {link.name},",
         "",
-        f"{asker} asks you to review {title}.",
-        *([f"Their note: {request.note}"] if request.note else []),
-        *([f"Please decide by {request.due_at.date().isoformat()}."] if request.due_at else []),
+        f"{asker} asks you to review {what}.",
+        *([f"Their note: {note}"] if note else []),
+        *([f"Please decide by {due_at.date().isoformat()}."] if due_at else []),
         "",
         f"Open this link to see it and approve or reject it: {url}",
         f"The link is yours alone and works until {link.expires_at.date().isoformat()}.",
     ]
     try:
-        mailer.send(to=link.email, subject=f"Please review {title}", body="\n".join(lines))
+        mailer.send(to=link.email, subject=f"Please review {what}", body="\n".join(lines))
     except MailError as exc:
         log.warning("review link %s not e-mailed: %s", link.link_id, exc)
         return link

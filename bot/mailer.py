@@ -32,10 +32,13 @@ class SmtpMailer:
 
     def send(self, *, to: str, subject: str, body: str) -> None:
         message = EmailMessage()
-        message["From"] = self._sender
-        message["To"] = to
-        message["Subject"] = subject
-        message.set_content(body)
+        try:
+            message["From"] = self._sender
+            message["To"] = to
+            message["Subject"] = " ".join(subject.split())  # no line breaks in a header
+            message.set_content(body)
+        except ValueError as exc:
+            raise MailError(f"the message could not be made ({exc})") from None
         context = ssl.create_default_context()
         try:
             if self._tls:

@@ -25,7 +25,7 @@ from bot.editing import archive, save, settle_duplicate
 from bot.finder import visible_image
 from bot.people import Person
 from bot.pixels import InvalidImage
-from bot.reviews import outside_line, parse_reviewers, review_url
+from bot.reviews import Reviewer, outside_line, parse_reviewers, review_url
 from bot.uploads import WORKSPACE
 from handlers.web.context import person, services, signed_in
 from handlers.web.security import media_headers
@@ -303,6 +303,11 @@ def details_from_form(form: Any, titles: dict[int, str]) -> DetailsInput:
     category = form.get("category", "").strip()
     if category and not category.isdigit():
         problems["category"] = "Choose a category from the list."
+    reviewers: list[Reviewer] = []
+    try:
+        reviewers = parse_reviewers(form.get("outside", "")[:5000])
+    except ApprovalError as exc:
+        problems["reviewers"] = str(exc)
     if problems:
         raise DetailsError(problems)
     return DetailsInput(
@@ -312,6 +317,7 @@ def details_from_form(form: Any, titles: dict[int, str]) -> DetailsInput:
         shoot_date=shoot,
         description=form.get("description", ""),
         approvers=tuple(form.getlist("approvers")),
+        reviewers=reviewers,
     )
 
 
@@ -352,7 +358,8 @@ def request_approval(image_id: int) -> Any:
                 base = library.settings.public_base_url or request.host_url
                 return render_template(
                     "review_links_made.html",
-                    image=image,
+                    what=f"\u201c{image.title or image.file_name}\u201d",
+                    back=url_for("pages.image_page", image_id=image.id, asked=1),
                     links=[(link, review_url(base, link.token)) for link in asked.links],
                 )
             shown = {"asked": 1, "emailed": len(asked.links) or None}

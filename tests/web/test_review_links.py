@@ -351,3 +351,26 @@ def test_with_smtp_the_client_is_emailed_their_link_and_the_password_stays_secre
     path = re.search(r"http://localhost:\d+(/review/[A-Za-z0-9_-]{43})", mail.body).group(1)  # type: ignore[union-attr]
     assert "Hello Clara" in web.browser().get(path).text
     assert smtp.password not in web.live.app.logs()
+
+
+def test_one_link_covers_every_image_of_a_batch_asked_from_the_details_form(web: Web) -> None:
+    poster = web.sign_in(POSTER)
+    ids = upload(poster, 2, seed=130)
+    poster.get(f"/upload/details?ids={','.join(map(str, ids))}")
+    fields = [("ids", ",".join(map(str, ids))), ("tags", "q4"), ("outside", "bad line")]
+    fields += [(f"title-{i}", f"Batch {n}") for n, i in enumerate(ids)]
+    refused = poster.post("/upload/details", fields)
+    assert refused.status == 400 and 'id="outside-error"' in refused.text
+    saved = poster.post("/upload/details", [*fields[:2], ("outside", CLARA), *fields[3:]])
+    assert saved.status == 200 and "Approval requested for 2 images" in saved.text
+    [path] = links_on(saved)
+    clara = web.browser()
+    page = clara.get(path)
+    assert "Batch 0" in page.text and "Batch 1" in page.text
+    first, second = re.findall(r'action="/review/[A-Za-z0-9_-]+/(\d+)"', page.text)
+    clara.post(f"{path}/{first}", {"decision": "approved"})
+    clara.post(f"{path}/{second}", {"decision": "rejected", "reason": "Off brand"})
+    statuses = [(i := web.live.image(image_id)) and i.status for image_id in ids]
+    assert statuses == ["approved", "rejected"]
+    page = clara.get(path)
+    assert page.text.count("This request is settled") == 2
