@@ -19,11 +19,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import session_scope
-from storage.models import ApprovalRequest, ApprovalVote, AuditEvent, Image, ImageStatus
+from storage.models import (
+    ApprovalRequest,
+    ApprovalVote,
+    AuditEvent,
+    Image,
+    ImageStatus,
+    ReviewLink,
+)
 
 MAX_REASON_LENGTH = 500
 MAX_NOTE_LENGTH = 1000
 NOT_AN_APPROVER = "You are not an approver of this request."
+# An approver outside Slack (a client with a review link) votes as `review:<link id>`.
+OUTSIDE = "review:"
 OWN_REQUEST = (
     "You asked for this approval, so you cannot decide it; an approver or another admin can."
 )
@@ -63,10 +72,16 @@ class RequestView:
     decided_at: datetime | None
     created_at: datetime
     votes: list[VoteView] = field(default_factory=list)
+    outside: dict[str, str] = field(default_factory=dict)  # `review:<id>` -> the client's name
 
     @property
     def approvers(self) -> list[str]:
         return [v.approver_id for v in self.votes]
+
+    @property
+    def workspace_approvers(self) -> list[str]:
+        """The approvers who are people of the workspace (not clients with a link)."""
+        return [a for a in self.approvers if not a.startswith(OUTSIDE)]
 
     @property
     def approved_by(self) -> list[str]:
@@ -85,8 +100,13 @@ class Decision:
 
 
 def request_view(session: Session, request: ApprovalRequest) -> RequestView:
-    votes = session.scalars(
-        select(ApprovalVote).where(ApprovalVote.request_id == request.id).order_by(ApprovalVote.id)
+    query = select(ApprovalVote).where(ApprovalVote.request_id == request.id)
+    votes = list(session.scalars(query.order_by(ApprovalVote.id)))
+    links = [int(v.approver_id[len(OUTSIDE) :]) for v in votes if v.approver_id.startswith(OUTSIDE)]
+    names = (
+        session.execute(select(ReviewLink.id, ReviewLink.name).where(ReviewLink.id.in_(links)))
+        if links
+        else []
     )
     return RequestView(
         id=request.id,
@@ -111,6 +131,7 @@ def request_view(session: Session, request: ApprovalRequest) -> RequestView:
             )
             for v in votes
         ],
+        outside={f"{OUTSIDE}{link_id}": name for link_id, name in names} if links else {},
     )
 
 
@@ -180,7 +201,7 @@ def create_request(
             ApprovalVote(team_id=image.team_id, request_id=request.id, approver_id=approver)
         )
     image.status = ImageStatus.PENDING
-    _audit(
+    audit(
         session,
         image.team_id,
         image.id,
@@ -237,8 +258,10 @@ def decide(
     reason: str | None,
     is_admin: bool,
     now: datetime,
+    reviewer: str | None = None,
 ) -> Decision:
-    """Record `user_id`'s decision. Raises ApprovalError when they may not decide."""
+    """Record `user_id`'s decision (`reviewer`: the name a client with a review link gave,
+    kept in the audit). Raises ApprovalError when they may not decide."""
     if decision not in ("approved", "rejected"):
         raise ApprovalError("Unknown decision.")
     reason = (reason or "").strip()
@@ -278,16 +301,17 @@ def decide(
             votes.append(mine)
         mine.decision, mine.reason = decision, reason or None
         mine.decided_by, mine.decided_at = user_id, now
-        _audit(
+        audit(
             session,
             team_id,
             request.image_id,
             user_id,
             decision,
-            {"request": request.id, "reason": reason or None, "as_admin": as_admin},
+            {"request": request.id, "reason": reason or None, "as_admin": as_admin}
+            | ({"reviewer": reviewer} if reviewer else {}),
             now,
         )
-        settled_as = _outcome(request.policy, votes, override=as_admin)
+        settled_as = outcome(request.policy, votes, override=as_admin)
         if settled_as is not None:
             request.state, request.decided_at = settled_as, now
             image = session.get(Image, request.image_id)
@@ -300,7 +324,7 @@ def decide(
         )
 
 
-def _outcome(policy: str, votes: list[ApprovalVote], *, override: bool) -> str | None:
+def outcome(policy: str, votes: list[ApprovalVote], *, override: bool) -> str | None:
     """What the votes so far settle the request as, or None while it stays open."""
     decisions = [v.decision for v in votes]
     if "rejected" in decisions:
@@ -310,65 +334,7 @@ def _outcome(policy: str, votes: list[ApprovalVote], *, override: bool) -> str |
     return "approved" if all(d == "approved" for d in decisions) else None
 
 
-def cancel(
-    factory: sessionmaker[Session],
-    *,
-    team_id: str,
-    request_id: int,
-    user_id: str,
-    is_admin: bool,
-    now: datetime,
-    reason: str = "cancelled",
-) -> Decision:
-    """Cancel an open request (its requester or an admin). The image goes back to draft."""
-    with session_scope(factory) as session:
-        request = session.scalar(
-            select(ApprovalRequest)
-            .where(ApprovalRequest.team_id == team_id, ApprovalRequest.id == request_id)
-            .with_for_update()
-        )
-        if request is None:
-            raise ApprovalError("This approval request no longer exists.")
-        if request.requested_by != user_id and not is_admin:
-            raise ApprovalError("Only the person who asked, or an admin, can cancel it.")
-        if request.state != "open":
-            return Decision(request_view(session, request), settled=False, counted=False)
-        request.state, request.decided_at = "cancelled", now
-        image = session.get(Image, request.image_id)
-        if image is not None and image.status == ImageStatus.PENDING:
-            image.status = ImageStatus.DRAFT
-        _audit(
-            session,
-            team_id,
-            request.image_id,
-            user_id,
-            "approval_cancelled",
-            {"request": request.id, "why": reason},
-            now,
-        )
-        return Decision(request_view(session, request), settled=True, counted=True)
-
-
-def cancel_for_image(
-    session: Session, *, image: Image, actor_id: str, now: datetime
-) -> ApprovalRequest | None:
-    """Deleting or archiving an image cancels its open request (caller's transaction)."""
-    request = open_request_for(session, team_id=image.team_id, image_id=image.id)
-    if request is not None:
-        request.state, request.decided_at = "cancelled", now
-        _audit(
-            session,
-            image.team_id,
-            image.id,
-            actor_id,
-            "approval_cancelled",
-            {"request": request.id, "why": "image removed"},
-            now,
-        )
-    return request
-
-
-def _audit(
+def audit(
     session: Session,
     team_id: str,
     image_id: int | None,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from email.utils import parseaddr
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from sqlalchemy.engine import make_url
 
@@ -47,6 +48,9 @@ class Settings:
     media_signing_key: str | None = _secret()
     media_dir: Path = Path(DEFAULT_MEDIA_DIR)
     public_base_url: str | None = None
+    # The URL carries the mail server's password.
+    smtp_url: str | None = _secret()
+    smtp_from: str | None = None
     port: int = 3000
     trusted_proxies: int = 0
     max_image_bytes: int = 50 * 1024 * 1024
@@ -85,6 +89,8 @@ class Settings:
             self.slack_client_secret,
             self.secret_key,
             make_url(self.database_url).password,
+            self.smtp_url,
+            unquote(urlparse(self.smtp_url).password or "") if self.smtp_url else None,
         )
         return [str(value) for value in candidates if value]
 
@@ -168,6 +174,8 @@ class Settings:
                 raise ConfigError("PUBLIC_BASE_URL must be an http(s) URL")
             public_base_url = public_base_url.rstrip("/")
 
+        smtp_url, smtp_from = _smtp(env)
+
         admin_ids = frozenset(
             part.strip() for part in env.get("SLACK_ADMIN_IDS", "").split(",") if part.strip()
         )
@@ -199,6 +207,8 @@ class Settings:
             media_signing_key=media_signing_key,
             media_dir=Path(env.get("MEDIA_DIR", DEFAULT_MEDIA_DIR)),
             public_base_url=public_base_url,
+            smtp_url=smtp_url,
+            smtp_from=smtp_from,
             port=_int(env, "PORT", 3000, low=1, high=65535),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, low=0, high=5),
             max_image_bytes=_int(env, "MAX_IMAGE_MB", 50, low=1, high=1024) * 1024 * 1024,
@@ -248,3 +258,25 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be more than 0, got {raw!r}")
     return value
+
+
+def _smtp(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """SMTP_URL and SMTP_FROM, checked together (the sender only matters with a server)."""
+    smtp_url, smtp_from = env.get("SMTP_URL"), env.get("SMTP_FROM")
+    if smtp_url:
+        parsed_smtp = urlparse(smtp_url)
+        try:
+            parsed_smtp.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError("SMTP_URL has a port that is not a number") from None
+        if parsed_smtp.scheme not in ("smtp", "smtps") or not parsed_smtp.hostname:
+            raise ConfigError(
+                "SMTP_URL must look like smtp://USER:PASSWORD@HOST:587 or "
+                "smtps://USER:PASSWORD@HOST:465"
+            )
+        if not smtp_from or "@" not in parseaddr(smtp_from)[1]:
+            raise ConfigError(
+                "SMTP_FROM must be set to the sender's address when SMTP_URL is set, "
+                "e.g. Image library <images@example.com>"
+            )
+    return smtp_url, smtp_from if smtp_url else None

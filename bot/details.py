@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.approvals import create_request
+from bot.approvals import ApprovalError, create_request
+from bot.reviews import NewLink, Reviewer, check_reviewers, issue_links
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -82,6 +83,7 @@ class DetailsInput:
     shoot_date: date | None = None
     description: str = ""
     approvers: Sequence[str] = ()
+    reviewers: Sequence[Reviewer] = ()  # clients outside Slack: one review link each
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class SavedDetails:
     shoot_date: date | None
     details: DetailsInput  # as validated and saved
     approval_request_ids: list[int] = field(default_factory=list)
+    # One link per client, named on every request made: its token is known only here.
+    review_links: list[NewLink] = field(default_factory=list)
 
 
 def validate(details: DetailsInput, *, today: date) -> DetailsInput:
@@ -121,6 +125,11 @@ def validate(details: DetailsInput, *, today: date) -> DetailsInput:
     if len(description) > MAX_DESCRIPTION_LENGTH:
         errors["description"] = f"At most {MAX_DESCRIPTION_LENGTH} characters, please."
     approvers = list(dict.fromkeys(details.approvers))
+    reviewers: list[Reviewer] = []
+    try:
+        reviewers = check_reviewers(details.reviewers)
+    except ApprovalError as exc:
+        errors["reviewers"] = str(exc)
     if errors:
         raise DetailsError(errors)
     return DetailsInput(
@@ -130,6 +139,7 @@ def validate(details: DetailsInput, *, today: date) -> DetailsInput:
         shoot_date=details.shoot_date,
         description=description,
         approvers=[a for a in approvers if a],
+        reviewers=reviewers,
     )
 
 
@@ -142,7 +152,8 @@ def save_details(
     now: datetime,
 ) -> SavedDetails:
     """Save validated details on every image in `details.titles`, keep the tag vocabulary's
-    use counts right, record an approval request when approvers were named, and audit it."""
+    use counts right, record an approval request when approvers (or clients: one review
+    link each, covering every request) were named, and audit it."""
     with session_scope(factory) as session:
         images = list(
             session.scalars(
@@ -163,6 +174,7 @@ def save_details(
             if category is None:
                 raise DetailsError({"category": "That category was removed; pick another."})
         request_ids = []
+        links: list[NewLink] = []
         for image in images:
             _retag(session, team_id=team_id, old=image.tags, new=list(details.tags), now=now)
             changed = {
@@ -199,12 +211,20 @@ def save_details(
             )
             # Only a draft is sent for approval from this form: editing the details of an
             # image that is pending, approved or rejected does not reset its approval.
-            if details.approvers and image.status == ImageStatus.DRAFT:
+            if (details.approvers or details.reviewers) and image.status == ImageStatus.DRAFT:
+                if details.reviewers and not links:
+                    links = issue_links(
+                        session,
+                        team_id=team_id,
+                        reviewers=details.reviewers,
+                        created_by=actor_id,
+                        now=now,
+                    )
                 request = create_request(
                     session,
                     image=image,
                     requested_by=actor_id,
-                    approvers=details.approvers,
+                    approvers=[*details.approvers, *(link.approver_id for link in links)],
                     policy=category.approval_policy if category else "any",
                     note="",
                     due_at=None,
@@ -218,6 +238,7 @@ def save_details(
             shoot_date=details.shoot_date,
             details=details,
             approval_request_ids=request_ids,
+            review_links=links,
         )
 
 

@@ -4,15 +4,19 @@ them, whom they may ask to approve, then the save and who is told."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.approvals import ApprovalError, cancel_for_image, get_request, request_view
+from bot.approvals import ApprovalError, get_request, request_view
 from bot.approvers import check_approvers
+from bot.cancellation import cancel_for_image
+from bot.decisions import email_link
 from bot.details import DetailsError, DetailsInput, SavedDetails, can_edit, save_details, validate
 from bot.people import People, Person
 from bot.prompts import discard_image, keep_duplicate
+from bot.reviews import request_titles
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import AuditEvent, Image, ImageStatus
@@ -116,6 +120,17 @@ def save(
                 notifier.approval_requested(request)
     for person in {actor.user_id, *posters_of(services.factory, actor.team_id, image_ids)}:
         services.refresh_home(actor.team_id, person)
+    if saved.review_links:
+        # One link covers every request made: the e-mail names them all at once.
+        count = len(saved.approval_request_ids)
+        first = get_request(
+            services.factory, team_id=actor.team_id, request_id=saved.approval_request_ids[0]
+        )
+        what = f"{count} images"
+        if count == 1 and first is not None:
+            what = request_titles(services.factory, first)
+        links = [email_link(services, actor, link, what=what) for link in saved.review_links]
+        saved = replace(saved, review_links=links)
     return saved
 
 

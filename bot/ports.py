@@ -130,3 +130,15 @@ class Notifier(Protocol):
         """Images came through an upload link: tell its admin (or channel), with a way to
         add their details."""
         ...
+
+
+class MailError(Exception):
+    """An e-mail was not accepted for delivery; the message says why (never a password)."""
+
+
+class Mailer(Protocol):
+    """Sending e-mail (client review links, their reminders)."""
+
+    def send(self, *, to: str, subject: str, body: str) -> None:
+        """Hand one plain-text message to the mail server. MailError when it refuses."""
+        ...

@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.approvals import RequestView, cancel_for_image, request_view
+from bot.approvals import RequestView, request_view
+from bot.cancellation import cancel_for_image
 from bot.details import forget_tags
 from bot.domain import WEB_FILE_PREFIX, slack_ts_time
 from bot.duplicates import Duplicate, find_duplicate, hamming

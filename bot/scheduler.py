@@ -11,7 +11,9 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import delete
 
-from bot import channels, uploads
+from bot import channels, reviews, uploads
+from bot.approvals import OUTSIDE, RequestView
+from bot.ports import MailError
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import ProcessedEvent
@@ -62,7 +64,35 @@ def remind_approvers(services: Services) -> int:
     )
     for nudge in nudges:
         notifier.approval_nudge(nudge)
+        remind_clients(services, nudge.request)
     return len(nudges)
+
+
+def remind_clients(services: Services, request: RequestView) -> None:
+    """Clients still to decide are reminded by e-mail when SMTP is configured (otherwise not
+    at all: their link is with them). The token is not kept, so the e-mail points to the
+    first one."""
+    mailer, now = services.mailer, services.clock()
+    waiting = [
+        int(v.approver_id[len(OUTSIDE) :])
+        for v in request.votes
+        if v.decision is None and v.approver_id.startswith(OUTSIDE)
+    ]
+    if mailer is None or not waiting:
+        return
+    title = reviews.request_titles(services.factory, request)
+    for link in reviews.links_of(services.factory, link_ids=waiting).values():
+        if link.revoked_at is not None or link.expires_at <= now:
+            continue
+        body = (
+            f"Hello {link.name},\n\nA reminder: your decision on {title} is still awaited. "
+            "Open the review link from our first e-mail to approve or reject it. It works "
+            f"until {link.expires_at.date().isoformat()}."
+        )
+        try:
+            mailer.send(to=link.email, subject=f"Reminder: please review {title}", body=body)
+        except MailError as exc:
+            log.warning("reminder for review link %s not e-mailed: %s", link.id, exc)
 
 
 def recheck_channels(services: Services) -> int:

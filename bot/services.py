@@ -27,7 +27,7 @@ from bot.config import Settings
 from bot.ingest_runner import IngestRunner
 from bot.ingestor import IngestLimits, Ingestor, IngestOutcome
 from bot.people import People
-from bot.ports import Directory, FileSource, Notifier
+from bot.ports import Directory, FileSource, Mailer, Notifier
 from bot.prompts import claim_prompt, hide_duplicates
 from storage.db import session_scope
 from storage.media import MediaStore
@@ -61,6 +61,8 @@ class Services:
     # None until a front door that can tell people is connected: then reminders and
     # prompts wait in the database instead of being claimed and lost.
     notifier: Notifier | None = None
+    # None unless SMTP_URL is set: then client review links are e-mailed.
+    mailer: Mailer | None = None
     clock: Callable[[], datetime] = utc_now
     _runner: IngestRunner | None = None
     _home: Coalescer[tuple[str, str]] | None = None

@@ -16,6 +16,7 @@ from slack_bolt import App
 from bot import imaging
 from bot.config import Settings
 from bot.local import LOCAL_TEAM, LocalDirectory
+from bot.mailer import SmtpMailer
 from bot.services import Services, media_signing_key, utc_now
 from bot.uploads import UploadedFiles
 from handlers.slack.app import create_app
@@ -55,6 +56,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
     )
     if settings.slack_bot_token:
         services.notifier = SlackNotifier(services, gateway)
+    if settings.smtp_url and settings.smtp_from:
+        services.mailer = SmtpMailer(settings.smtp_url, sender=settings.smtp_from)
     return services
 
 

@@ -14,7 +14,17 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.services import Services
-from handlers.web import admin, approvals, auth, pages, system, tokens, upload, upload_link
+from handlers.web import (
+    admin,
+    approvals,
+    auth,
+    pages,
+    review,
+    system,
+    tokens,
+    upload,
+    upload_link,
+)
 from handlers.web.security import add_headers, asset_versions, secret_key
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and the form fields beside the file
@@ -63,6 +73,7 @@ def create_web(
         admin.bp,
         tokens.bp,
         upload_link.bp,
+        review.bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(system.slack_events)  # Slack signs its requests instead

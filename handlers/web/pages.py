@@ -25,6 +25,7 @@ from bot.editing import archive, save, settle_duplicate
 from bot.finder import visible_image
 from bot.people import Person
 from bot.pixels import InvalidImage
+from bot.reviews import Reviewer, outside_line, parse_reviewers, review_url
 from bot.uploads import WORKSPACE
 from handlers.web.context import person, services, signed_in
 from handlers.web.security import media_headers
@@ -127,19 +128,29 @@ def image_page(image_id: int) -> str:
         open_request = open_request_for(session, team_id=me.team_id, image_id=image.id)
         request_shown = request_view(session, open_request) if open_request else None
     events = history(library.factory, team_id=me.team_id, image_id=image.id)
-    names = _names(me, {image.uploader_id, *(e.actor_id for e in events)})
+    approvers = request_shown.workspace_approvers if request_shown is not None else []
+    names = _names(me, {image.uploader_id, *approvers, *(e.actor_id for e in events)})
+    if request_shown is not None:
+        names |= {a: f"{n} (client)" for a, n in request_shown.outside.items()}
     return render_template(
         "image.html",
         image=image,
         category=category.name if category else None,
         conversation=_conversation_label(me, image),
         events=events,
+        outside_lines={
+            e.id: line
+            for e in events
+            if (line := outside_line(e.action, e.actor_id, e.detail or {})) is not None
+        },
         names=names,
         open_request=request_shown,
         similar=_similar(me, image),
         downloads=DOWNLOADS,
         may_edit=can_edit(image, user_id=me.user_id, is_admin=me.is_admin),
         may_ask=may_ask(me, image) and request_shown is None,
+        may_revoke=request_shown is not None
+        and (me.is_admin or request_shown.requested_by == me.user_id),
         duplicate_of=_duplicate_shown(me, image),
     )
 
@@ -154,8 +165,11 @@ def _duplicate_shown(me: Person, image: Image) -> Image | None:
 
 
 def _names(me: Person, user_ids: set[str]) -> dict[str, str]:
+    """Workspace people by name (clients' `review:` ids are named by their requests)."""
     people = services().people
-    return {u: people.facts(me.team_id, u).name or u for u in user_ids}
+    return {
+        u: people.facts(me.team_id, u).name or u for u in user_ids if not u.startswith("review:")
+    }
 
 
 def _conversation_label(me: Person, image: Image) -> str:
@@ -289,6 +303,11 @@ def details_from_form(form: Any, titles: dict[int, str]) -> DetailsInput:
     category = form.get("category", "").strip()
     if category and not category.isdigit():
         problems["category"] = "Choose a category from the list."
+    reviewers: list[Reviewer] = []
+    try:
+        reviewers = parse_reviewers(form.get("outside", "")[:5000])
+    except ApprovalError as exc:
+        problems["reviewers"] = str(exc)
     if problems:
         raise DetailsError(problems)
     return DetailsInput(
@@ -298,6 +317,7 @@ def details_from_form(form: Any, titles: dict[int, str]) -> DetailsInput:
         shoot_date=shoot,
         description=form.get("description", ""),
         approvers=tuple(form.getlist("approvers")),
+        reviewers=reviewers,
     )
 
 
@@ -317,22 +337,37 @@ def archive_image(image_id: int) -> Response:
 def request_approval(image_id: int) -> Any:
     me, library = person(), services()
     image = _visible(image_id)
-    error = ""
+    errors: dict[str, str] = {}
     chosen: list[str] = []
     if request.method == "POST":
         chosen = request.form.getlist("approvers")
         try:
-            ask_for_approval(
-                library, me, image_id=image.id, approvers=chosen, note=request.form.get("note", "")
+            asked = ask_for_approval(
+                library,
+                me,
+                image_id=image.id,
+                approvers=chosen,
+                note=request.form.get("note", ""),
+                reviewers=parse_reviewers(request.form.get("outside", "")[:5000]),
             )
         except ApprovalError as exc:
-            error = str(exc)
+            errors[exc.field if exc.field == "reviewers" else "approvers"] = str(exc)
         else:
-            return redirect(url_for("pages.image_page", image_id=image.id, asked=1))
+            if any(not link.emailed for link in asked.links):
+                # The only time these tokens exist in the clear: shown once, never stored.
+                base = library.settings.public_base_url or request.host_url
+                return render_template(
+                    "review_links_made.html",
+                    what=f"\u201c{image.title or image.file_name}\u201d",
+                    back=url_for("pages.image_page", image_id=image.id, asked=1),
+                    links=[(link, review_url(base, link.token)) for link in asked.links],
+                )
+            shown = {"asked": 1, "emailed": len(asked.links) or None}
+            return redirect(url_for("pages.image_page", image_id=image.id, **shown))
     people = pickable_people(me, {image.channel_id})
     return render_template(
-        "approval_form.html", image=image, people=people, chosen=chosen, error=error
-    ), (400 if error else 200)
+        "approval_form.html", image=image, people=people, chosen=chosen, errors=errors
+    ), (400 if errors else 200)
 
 
 @bp.post("/images/<int:image_id>/duplicate")

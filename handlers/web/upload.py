@@ -16,6 +16,7 @@ from bot.details import DetailsError
 from bot.details_form import details_form
 from bot.editing import edit_refusal, save
 from bot.finder import visible_image
+from bot.reviews import review_url
 from bot.uploads import UploadRefused, audience_for, receive, uploads_dir
 from handlers.web.context import person, services, signed_in
 from handlers.web.pages import MAX_ID, details_from_form, pickable_people
@@ -139,16 +140,27 @@ def batch_details() -> Any:
         values = {k: request.form.get(k, "") for k in values}
         chosen = request.form.getlist("approvers")
         try:
-            save(library, me, details_from_form(request.form, titles))
+            saved = save(library, me, details_from_form(request.form, titles))
         except DetailsError as exc:
             errors = exc.fields
         else:
             first = image_ids[0]
-            return redirect(
+            back = (
                 url_for("pages.library", saved=len(image_ids))
                 if len(image_ids) > 1
                 else url_for("pages.image_page", image_id=first, saved=1)
             )
+            if any(not link.emailed for link in saved.review_links):
+                # One link per client covers every image asked: shown once, never stored.
+                base = library.settings.public_base_url or request.host_url
+                count = len(saved.approval_request_ids)
+                return render_template(
+                    "review_links_made.html",
+                    what=f"{count} image{'s' if count != 1 else ''}",
+                    back=back,
+                    links=[(link, review_url(base, link.token)) for link in saved.review_links],
+                )
+            return redirect(back)
     people = pickable_people(me, {i.channel_id for i in visible if i is not None})
     return render_template(
         "batch_details.html",

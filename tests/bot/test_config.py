@@ -121,3 +121,21 @@ def test_database_password_is_neither_in_repr_nor_in_logs() -> None:
     )
     RedactSecrets(s.secret_values).filter(record)
     assert "db-very-secret" not in record.getMessage()
+
+
+def test_smtp_needs_a_sender_and_its_password_is_a_secret() -> None:
+    with pytest.raises(ConfigError, match="SMTP_FROM"):
+        settings(SMTP_URL="smtp://mailer:pa%40ss-word@mail.example.com:587")
+    with pytest.raises(ConfigError, match="SMTP_URL must look like"):
+        settings(SMTP_URL="http://mail.example.com", SMTP_FROM="a@example.com")
+    s = settings(
+        SMTP_URL="smtp://mailer:pa%40ss-word@mail.example.com:587",
+        SMTP_FROM="Images <images@example.com>",
+    )
+    assert "pa%40ss-word" not in repr(s) and "pa@ss-word" in s.secret_values
+    record = logging.LogRecord(
+        "smtplib", logging.ERROR, __file__, 1, "login failed with %s", ("pa@ss-word",), None
+    )
+    RedactSecrets(s.secret_values).filter(record)
+    assert "pa@ss-word" not in record.getMessage()
+    assert settings(SMTP_FROM="a@example.com").smtp_from is None  # no server, no sender

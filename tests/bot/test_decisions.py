@@ -52,7 +52,7 @@ def ask(
         image_id=image_id,
         approvers=approvers,
         **kwargs,  # type: ignore[arg-type]
-    )
+    ).request
 
 
 def decide(

@@ -179,7 +179,7 @@ def test_discarding_a_duplicate_cancels_its_request_and_the_cards_say_so(
     image_id = draft(services)
     request = decisions.ask_for_approval(
         services, services.people.person(TEAM, POSTER), image_id=image_id, approvers=[MEMBER]
-    )
+    ).request
     discarded = editing.settle_duplicate(
         services, services.people.person(TEAM, ADMIN), image_id=image_id, keep=False
     )

@@ -288,13 +288,13 @@ def test_approvers_are_nudged_each_day_and_the_admins_after_three(
         poster,
         image_id=seed.add(services.factory, "Waiting", uploader=POSTER, status="draft"),
         approvers=[MEMBER],
-    )
+    ).request
     decided = decisions.ask_for_approval(
         services,
         poster,
         image_id=seed.add(services.factory, "Decided", uploader=POSTER, status="draft"),
         approvers=[ADMIN],
-    )
+    ).request
     decisions.decide(
         services,
         services.people.person(TEAM, ADMIN),
@@ -332,7 +332,7 @@ def test_with_no_notifier_prompts_reminders_and_nudges_wait_unclaimed(
         quiet.people.person(TEAM, POSTER),
         image_id=seed.add(quiet.factory, "Waiting", uploader=POSTER, status="draft"),
         approvers=[MEMBER],
-    )
+    ).request
     clock.advance(hours=25)
     assert scheduler.remind_about_details(quiet) == 0
     assert scheduler.remind_approvers(quiet) == 0

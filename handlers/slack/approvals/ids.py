@@ -15,6 +15,7 @@ REASON_BLOCK = "reason"
 NOTE_BLOCK = "note"
 DUE_BLOCK = "due"
 APPROVERS_BLOCK = "approvers"
+OUTSIDE_BLOCK = "approvals.outside"
 
 # What the same things were called before ids named their surface (see handlers.slack.routing).
 OLD = {

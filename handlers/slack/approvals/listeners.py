@@ -16,8 +16,10 @@ from bot import decisions
 from bot.approval_queue import card_image, history
 from bot.approvals import ApprovalError, RequestView
 from bot.approvers import default_approvers
+from bot.reviews import outside_line, parse_reviewers
 from bot.services import Services
 from handlers.slack.approvals import ids
+from handlers.slack.approvals.send import hand_over_links
 from handlers.slack.approvals.views import (
     approval_card,
     history_blocks,
@@ -122,14 +124,15 @@ def ask(
 
 
 def ask_submitted(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext, client: WebClient
 ) -> None:
     services = services_of(context)
     actor = services.people.person(str(context.team_id), str(body["user"]["id"]))
     values = view["state"]["values"]
     due = (values.get(ids.DUE_BLOCK, {}).get("value") or {}).get("selected_date")
+    outside = str((values.get(ids.OUTSIDE_BLOCK, {}).get("value") or {}).get("value") or "")
     try:
-        decisions.ask_for_approval(
+        asked = decisions.ask_for_approval(
             services,
             actor,
             image_id=_int(json.loads(view.get("private_metadata") or "{}").get("image")),
@@ -140,13 +143,18 @@ def ask_submitted(
             due_at=(
                 datetime.combine(date.fromisoformat(due), time(23, 59), tzinfo=UTC) if due else None
             ),
+            reviewers=parse_reviewers(outside),
             on_saved=lambda _: ack(),  # the modal closes before the approvers are asked
         )
     except ApprovalError as exc:
-        block = {"due": ids.DUE_BLOCK, "reason": ids.NOTE_BLOCK}.get(
-            exc.field or "", ids.APPROVERS_BLOCK
-        )
+        block = {
+            "due": ids.DUE_BLOCK,
+            "reason": ids.NOTE_BLOCK,
+            "reviewers": ids.OUTSIDE_BLOCK,
+        }.get(exc.field or "", ids.APPROVERS_BLOCK)
         ack(response_action="errors", errors={block: str(exc)})
+        return
+    hand_over_links(services, client, user_id=actor.user_id, links=asked.links)
 
 
 def show_history(
@@ -163,6 +171,10 @@ def show_history(
     rows = []
     for event in history(services.factory, team_id=team_id, image_id=image.id):
         detail = event.detail or {}
+        line = outside_line(event.action, event.actor_id, detail)
+        if line is not None:  # a client's decision: "Approved by Clara (client, via ...)"
+            rows.append((event.created_at.strftime("%Y-%m-%d %H:%M"), "", line, ""))
+            continue
         extra = (
             detail.get("reason")
             or ", ".join(detail.get("changed") or [])

@@ -9,8 +9,10 @@ from slack_sdk.web import SlackResponse
 
 from bot.approval_queue import REMOVED, Nudge, card_image, record_card, thread_of
 from bot.approvals import RequestView
+from bot.decisions import review_base_url
+from bot.reviews import NewLink, review_url
 from bot.services import Services
-from handlers.slack.approvals.views import approval_card, approval_status
+from handlers.slack.approvals.views import approval_card, approval_status, approvers_line
 from handlers.slack.blocks import Block, escape, section
 from handlers.slack.gateway import send
 
@@ -26,7 +28,7 @@ def send_request(services: Services, client: WebClient, request: RequestView) ->
     if image is None:
         return
     text, card = approval_card(request, image)
-    for approver in request.approvers:
+    for approver in request.workspace_approvers:  # clients have their review link instead
         sent = post_card(client, channel=approver, text=text, body=card)
         if sent is None:
             continue
@@ -37,7 +39,7 @@ def send_request(services: Services, client: WebClient, request: RequestView) ->
             channel=str(sent["channel"]),
             ts=str(sent["ts"]),
         )
-    people = ", ".join(f"<@{a}>" for a in request.approvers)
+    people = approvers_line(request, request.approvers)
     send(
         "chat.postMessage",
         lambda: client.chat_postMessage(
@@ -54,8 +56,38 @@ def send_request(services: Services, client: WebClient, request: RequestView) ->
             ),
             ignore=("not_in_channel", "channel_not_found"),
         )
-    for user in {request.requested_by, *request.approvers}:
+    for user in {request.requested_by, *request.workspace_approvers}:
         services.refresh_home(request.team_id, user)
+
+
+def hand_over_links(
+    services: Services, client: WebClient, *, user_id: str, links: list[NewLink]
+) -> None:
+    """Tell the requester, privately, about their clients' links: which were e-mailed, and
+    the others to forward (the only time anyone sees them). Never in a channel."""
+    if not links:
+        return
+    lines = []
+    emailed = [link for link in links if link.emailed]
+    if emailed:
+        names = ", ".join(escape(f"{link.name} <{link.email}>") for link in emailed)
+        lines.append(f"E-mailed a review link to {names}.")
+    by_hand = [link for link in links if not link.emailed]
+    if by_hand:
+        lines.append(
+            "Forward each of these review links to its person (anyone holding a link can "
+            "approve or reject with it; it works until "
+            f"{by_hand[0].expires_at.date().isoformat()}):"
+        )
+        base = review_base_url(services)
+        lines += [
+            f"\u2022 {escape(f'{link.name} <{link.email}>')}: {review_url(base, link.token)}"
+            for link in by_hand
+        ]
+    send(
+        "chat.postMessage",
+        lambda: client.chat_postMessage(channel=user_id, text="\n".join(lines)),
+    )
 
 
 def post_card(
@@ -102,7 +134,7 @@ def show_outcome(
                 "chat.postMessage",
                 lambda: client.chat_postMessage(channel=request.requested_by, text=line),
             )
-    for user in {request.requested_by, *request.approvers}:
+    for user in {request.requested_by, *request.workspace_approvers}:
         services.refresh_home(request.team_id, user)
 
 
@@ -114,7 +146,8 @@ def send_nudge(services: Services, client: WebClient, nudge: Nudge) -> None:
     )
     title = escape(image.title if image else "an image")
     waiting = [v.approver_id for v in request.votes if v.decision is None]
-    for approver in waiting:
+    # Clients are reminded by e-mail, if at all (bot.scheduler), never in Slack.
+    for approver in (a for a in waiting if a in request.workspace_approvers):
         send(
             "chat.postMessage",
             lambda a=approver: client.chat_postMessage(
@@ -124,13 +157,17 @@ def send_nudge(services: Services, client: WebClient, nudge: Nudge) -> None:
             ),
         )
     # Under `all`, an approver who has left can never decide: the admins must.
-    gone = [a for a in waiting if services.people.facts(request.team_id, a).deleted]
+    gone = [
+        a
+        for a in waiting
+        if a in request.workspace_approvers and services.people.facts(request.team_id, a).deleted
+    ]
     stuck = request.policy == "all" and bool(gone)
     if (nudge.escalate or stuck) and image is not None:
-        who = ", ".join(f"<@{a}>" for a in waiting) or "nobody"
+        who = approvers_line(request, waiting) or "nobody"
         if stuck:
             why = (
-                f"{', '.join(f'<@{a}>' for a in gone)} left the workspace, and every approver "
+                f"{approvers_line(request, gone)} left the workspace, and every approver "
                 "must approve"
             )
         else:

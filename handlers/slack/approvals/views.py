@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.approval_queue import CardImage
-from bot.approvals import RequestView
+from bot.approvals import OUTSIDE, RequestView
 from handlers.slack.approvals import ids
 from handlers.slack.blocks import (
     OPEN_ORIGINAL,
@@ -70,25 +70,35 @@ def approval_card(request: RequestView, image: CardImage) -> tuple[str, list[Blo
     return f"Approval request: {escape(image.title or 'an image')}", blocks
 
 
+def who(request: RequestView, approver_id: str) -> str:
+    """An approver as mrkdwn: a mention, or a client's name (never a broken `<@review:3>`)."""
+    if approver_id.startswith(OUTSIDE):
+        return f"{escape(request.outside.get(approver_id) or 'a client')} (client)"
+    return f"<@{approver_id}>"
+
+
+def approvers_line(request: RequestView, approvers: Sequence[str]) -> str:
+    return ", ".join(who(request, a) for a in approvers)
+
+
 def approval_status(request: RequestView) -> str:
     """One line of truth about a request, the same on every card and thread."""
     when = request.decided_at.strftime("%Y-%m-%d %H:%M UTC") if request.decided_at else ""
     if request.state == "approved":
-        people = ", ".join(f"<@{a}>" for a in request.approved_by) or "an admin"
+        people = approvers_line(request, request.approved_by) or "an admin"
         return f":white_check_mark: Approved by {people} at {when}"
     if request.state == "rejected":
         rejection = request.rejection
-        who = f"<@{rejection.approver_id}>" if rejection else "an approver"
+        by = who(request, rejection.approver_id) if rejection else "an approver"
         reason = f": {escape(rejection.reason)}" if rejection and rejection.reason else ""
-        return f":no_entry: Rejected by {who}{reason}"
+        return f":no_entry: Rejected by {by}{reason}"
     if request.state == "cancelled":
         return f":heavy_multiplication_x: Request cancelled {when}".rstrip()
     waiting = [a for a in request.approvers if a not in request.approved_by]
     if request.policy == "all" and request.approved_by:
-        done = ", ".join(f"<@{a}>" for a in request.approved_by)
-        rest = ", ".join(f"<@{a}>" for a in waiting)
-        return f"Approved so far by {done}; waiting for {rest}"
-    return ":hourglass_flowing_sand: Waiting for " + ", ".join(f"<@{a}>" for a in waiting)
+        done = approvers_line(request, request.approved_by)
+        return f"Approved so far by {done}; waiting for {approvers_line(request, waiting)}"
+    return ":hourglass_flowing_sand: Waiting for " + approvers_line(request, waiting)
 
 
 def reject_modal(request_id: int, metadata: dict[str, Any]) -> Block:
@@ -131,8 +141,27 @@ def request_modal(image_id: int, *, title: str, approvers: Sequence[str]) -> Blo
             {
                 "type": "input",
                 "block_id": ids.APPROVERS_BLOCK,
+                "optional": True,  # clients alone may decide (the use case wants someone)
                 "label": plain("Approvers", 2000),
                 "element": approvers_element,
+            },
+            {
+                "type": "input",
+                "block_id": ids.OUTSIDE_BLOCK,
+                "optional": True,
+                "label": plain("People outside Slack", 2000),
+                "hint": plain(
+                    "One per line: Clara Silva <clara@example.com>. Each gets a private link "
+                    "to approve or reject.",
+                    2000,
+                ),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": 3000,
+                    "placeholder": plain("Clara Silva <clara@example.com>", 150),
+                },
             },
             {
                 "type": "input",
@@ -155,9 +184,11 @@ def request_modal(image_id: int, *, title: str, approvers: Sequence[str]) -> Blo
 def history_blocks(
     title: str, events: Sequence[tuple[str, str, str, str]]
 ) -> tuple[str, list[Block]]:
-    """(when, actor id, action, detail) rows: who uploaded, edited, asked, decided."""
+    """(when, actor id, action, detail) rows: who uploaded, edited, asked, decided. A client's
+    decision comes as (when, "", the whole line, "")."""
     lines = [
-        f"\u2022 {when} \u2014 <@{actor}> {escape(action.replace('_', ' '))}"
+        f"\u2022 {when} \u2014 "
+        + (f"<@{actor}> {escape(action.replace('_', ' '))}" if actor else escape(action))
         + (f" ({escape(detail)})" if detail else "")
         for when, actor, action, detail in events[-40:]
     ]
