@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
-from flask.blueprints import BlueprintSetupState
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -189,8 +188,3 @@ def files_left(link: LinkView) -> str:
         return f"You can send images until {until}."
     noun = "file" if remaining == 1 else "files"
     return f"You can send {remaining} more {noun} until {until}."
-
-
-@bp.record_once
-def _exempt_from_csrf(state: BlueprintSetupState) -> None:
-    state.app.extensions["csrf"].exempt(take_file)

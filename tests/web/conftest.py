@@ -173,3 +173,20 @@ def web(
     )
     yield Web(running)
     running.db.shutdown()
+
+
+@pytest.fixture
+def routed_web(
+    database_url: str, slack: SlackEmulator, tmp_path: Path, run_app: Callable[..., AppProcess]
+) -> Iterator[Web]:
+    """The web door behind one router (TRUSTED_PROXIES=1), as on Heroku: a request whose
+    X-Forwarded-Proto says https is an https request to the app."""
+    running = start_live(
+        database_url=database_url,
+        slack=slack,
+        tmp_path=tmp_path,
+        run_app=run_app,
+        extra_env={**web_env(slack), "TRUSTED_PROXIES": "1"},
+    )
+    yield Web(running)
+    running.db.shutdown()

@@ -374,3 +374,29 @@ def test_one_link_covers_every_image_of_a_batch_asked_from_the_details_form(web:
     assert statuses == ["approved", "rejected"]
     page = clara.get(path)
     assert page.text.count("This request is settled") == 2
+
+
+def test_over_https_a_client_decides_though_their_page_sends_no_referrer(
+    routed_web: Web,
+) -> None:
+    """Flask-WTF refuses an https form post without a Referer (its strict check), and the
+    review page sends none, by design: the link's own token is what authorises the post."""
+    web = routed_web
+    image_id = slack_image(web, "F0REVIEWS", seed=67)
+    poster = web.sign_in(POSTER)
+    [path] = links_on(ask(poster, image_id))
+    clara = web.browser()
+    https = {"X-Forwarded-Proto": "https", "Referer": ""}
+    page = clara.get(path, headers=https)
+    assert page.status == 200 and page.headers["Referrer-Policy"] == "no-referrer"
+    decided = clara.post(
+        f"{path}/{request_of(page)}", {"decision": "approved", "name": "Clara"}, headers=https
+    )
+    assert decided.status == 200 and "your decision is recorded" in decided.text, decided.text
+    wait_until(
+        lambda: (
+            updates_saying(web, "Approved by Clara (client)")
+            or said(web).count("Approved by Clara (client)")
+        ),
+        what="Slack told",
+    )

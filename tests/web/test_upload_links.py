@@ -42,7 +42,9 @@ def make_link(web: Web, *, label: str = "Northwind Studio, Lisbon shoot", **form
     return found.group(1).removeprefix(web.url)
 
 
-def send(browser: Browser, path: str, name: str, content: bytes) -> Answer:
+def send(
+    browser: Browser, path: str, name: str, content: bytes, *, headers: dict[str, str] | None = None
+) -> Answer:
     """One file, as the page's script sends it."""
     boundary = uuid.uuid4().hex
     body = (
@@ -60,6 +62,7 @@ def send(browser: Browser, path: str, name: str, content: bytes) -> Answer:
         headers={
             "Content-Type": f"multipart/form-data; boundary={boundary}",
             "Accept": "application/json",
+            **(headers or {}),
         },
     )
 
@@ -263,3 +266,16 @@ def test_a_file_over_the_size_cap_is_refused_and_uses_no_slot(small_web: Web) ->
     assert link_images(small_web) == [] and the_link(small_web).files_received == 0
     fine = send(small_web.browser(), path, "fine.jpg", images.jpeg(seed=90))
     assert fine.json()["state"] == "stored"
+
+
+def test_over_https_the_agency_uploads_though_the_page_sends_no_referrer(
+    routed_web: Web,
+) -> None:
+    """Flask-WTF's CSRF check insists on a Referer over https; the link's page sends none,
+    and its token is what authorises the upload."""
+    path = make_link(routed_web)
+    agency = routed_web.browser()
+    https = {"X-Forwarded-Proto": "https", "Referer": ""}
+    assert agency.get(path, headers=https).status == 200
+    sent = send(agency, path, "lisbon-9.jpg", images.jpeg(seed=39), headers=https)
+    assert sent.status == 200 and sent.json()["state"] == "stored", sent.text
