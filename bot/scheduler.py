@@ -11,7 +11,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import delete
 
-from bot import channels, uploads
+from bot import channels, idempotency, uploads
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import ProcessedEvent
@@ -93,6 +93,7 @@ JOBS = {
     "recheck_channels": (recheck_channels, {"minutes": 10}),
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
     "prune_uploads": (uploads.prune, {"hours": 1}),
+    "prune_idempotency_keys": (idempotency.prune, {"hours": 1}),
 }
 
 

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.services import Services
-from handlers.web import admin, approvals, auth, pages, system, upload
+from handlers.web import admin, api, approvals, auth, pages, system, upload
 from handlers.web.security import add_headers, asset_versions, secret_key
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and the form fields beside the file
@@ -64,6 +64,7 @@ def create_web(
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(system.slack_events)  # Slack signs its requests instead
+    api.init_api(app, csrf)
     versions = asset_versions(app)
 
     def asset(name: str) -> str:
@@ -86,6 +87,8 @@ def create_web(
         code = error.code or 500
         if code in (301, 302, 303, 307, 308):
             return error
+        if api.is_api_request():
+            return api.problem_response(error)
         return _error_page(code, MESSAGES.get(code, error.description or "Something went wrong."))
 
     # Behind proxies (Heroku's router: TRUSTED_PROXIES=1), the browser's address and scheme
