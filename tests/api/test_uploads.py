@@ -3,8 +3,11 @@ an `Idempotency-Key` that makes a retried upload store its images once."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
+from bot.scheduler import run_all_once
 from storage.db import session_scope
 from storage.models import IdempotencyKey, Image
 from tests.api.conftest import ApiDoor
@@ -82,3 +85,15 @@ def test_a_retry_while_the_first_is_still_working_is_told_to_wait(api: ApiDoor) 
     assert busy.status == 409 and busy.headers["Retry-After"] == "2"
     assert busy.json()["type"].endswith("#problem-idempotency-key-in-use")
     assert image_rows(api) == 1
+
+
+def test_keys_older_than_a_day_are_forgotten(api: ApiDoor) -> None:
+    poster = api.client(POSTER)
+    assert poster.upload([("old.jpg", jpeg(seed=28))], key="old-key").status == 200
+    assert poster.upload([("new.jpg", jpeg(seed=29))], key="new-key").status == 200
+    with session_scope(api.live.db.factory) as session:
+        old = session.scalars(select(IdempotencyKey).where(IdempotencyKey.key == "old-key")).one()
+        old.created_at -= timedelta(hours=25)
+    assert run_all_once(api.live.db)["prune_idempotency_keys"] == 1
+    with session_scope(api.live.db.factory) as session:
+        assert list(session.scalars(select(IdempotencyKey.key))) == ["new-key"]

@@ -24,6 +24,7 @@ FORBIDDEN = (NOT_THE_POSTER, NOT_AN_APPROVER, OWN_REQUEST)
 
 
 @bp.get("/approvals")
+@bp.alt_response(304, response="NOT_MODIFIED")
 @bp.arguments(schemas.ApprovalListArgs, location="query")
 @bp.response(200, schemas.ApprovalsSchema)
 def approvals(args: dict[str, Any]) -> dict[str, Any]:

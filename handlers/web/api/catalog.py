@@ -16,6 +16,7 @@ bp = api_blueprint("catalog", "Categories and tags.")
 
 
 @bp.get("/categories")
+@bp.alt_response(304, response="NOT_MODIFIED")
 @bp.response(200, schemas.CategoriesSchema)
 def categories() -> dict[str, Any]:
     """The workspace's categories, with how many images in each you may see."""
@@ -29,6 +30,7 @@ def categories() -> dict[str, Any]:
 
 
 @bp.get("/tags")
+@bp.alt_response(304, response="NOT_MODIFIED")
 @bp.arguments(schemas.TagArgs, location="query")
 @bp.response(200, schemas.TagsSchema)
 def tags(args: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import time
 from datetime import UTC, date, datetime
 from typing import Any
 
+from flask import request
+
 from bot import finder
 from bot.approval_queue import history as image_history
 from bot.details import DetailsError, DetailsInput, can_edit
@@ -34,6 +36,7 @@ LINK_SECONDS = 15 * 60  # rendition links: long enough to download, too short to
 
 
 @bp.get("/images")
+@bp.alt_response(304, response="NOT_MODIFIED")
 @bp.arguments(schemas.SearchArgs, location="query")
 @bp.response(200, schemas.ImagePageSchema)
 def search(args: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +119,7 @@ def _editable(image_id: int) -> Image:
 
 
 @bp.get("/images/<int:image_id>")
+@bp.alt_response(304, response="NOT_MODIFIED")
 @bp.response(200, schemas.ImageSchema)
 @bp.alt_response(404, response="NOT_FOUND")
 def image(image_id: int) -> dict[str, Any]:
@@ -164,38 +168,46 @@ def archive_image(image_id: int) -> dict[str, Any]:
 
 
 @bp.get("/images/<int:image_id>/renditions")
+@bp.alt_response(304, response="NOT_MODIFIED")
 @bp.response(200, schemas.RenditionsSchema)
 @bp.alt_response(404, response="NOT_FOUND")
 def renditions(image_id: int) -> dict[str, Any]:
     """The original and the ready-made sizes as signed links that expire soon: ask again
     for fresh ones rather than keeping them."""
-    image = visible(image_id)
-    key = image.storage_key or ""
-    store = services().media
-    expires = int(time.time()) + LINK_SECONDS
-    items = [{"name": "original", "width": None, "height": None, "crop": False, "url": None}]
-    items += [
-        {"name": name, "width": w, "height": h, "crop": crop, "url": None}
-        for name, (w, h, crop) in RENDITIONS.items()
+    key = visible(image_id).storage_key or ""
+    sizes = [("original", 0, 0, False), *((n, w, h, c) for n, (w, h, c) in RENDITIONS.items())]
+    local = isinstance(services().media, LocalStore)
+    items = [
+        {
+            "name": name,
+            "width": width or None,
+            "height": height or None,
+            "crop": crop and not local,  # the local links fit a size in its box, uncropped
+            "url": _link(key, width=width, height=height, crop=crop),
+        }
+        for name, width, height, crop in sizes
     ]
-    for item in items:
-        width, height = item["width"] or 0, item["height"] or 0
-        if isinstance(store, CloudinaryStore):
-            item["url"] = (
-                store.rendition_url(key, width=width, height=height, crop=bool(item["crop"]))
-                if width
-                else store.signed_original(key)
-            )
-        elif isinstance(store, LocalStore):
-            # The local links fit a size within its box (they do not crop).
-            item["crop"] = False
-            item["url"] = store.signed_url(
-                key, width=width, height=height, ttl_seconds=LINK_SECONDS
-            )
+    expires = int(time.time()) + LINK_SECONDS
     return {"expires_at": datetime.fromtimestamp(expires, tz=UTC), "items": items}
 
 
+def _link(key: str, *, width: int, height: int, crop: bool) -> str:
+    store = services().media
+    if isinstance(store, CloudinaryStore):  # signed, as the web page's downloads
+        if not width:
+            return store.signed_original(key)
+        return store.rendition_url(key, width=width, height=height, crop=crop)
+    if isinstance(store, LocalStore):
+        base = request.host_url.rstrip("/")
+        url = store.signed_url(
+            key, width=width, height=height, ttl_seconds=LINK_SECONDS, base_url=base
+        )
+        return url or ""
+    fail(404)
+
+
 @bp.get("/images/<int:image_id>/history")
+@bp.alt_response(304, response="NOT_MODIFIED")
 @bp.response(200, schemas.HistorySchema)
 @bp.alt_response(404, response="NOT_FOUND")
 def history(image_id: int) -> dict[str, Any]:

@@ -181,9 +181,7 @@ class RenditionSchema(ma.Schema):
     width = ma.fields.Integer(required=True, allow_none=True)
     height = ma.fields.Integer(required=True, allow_none=True)
     crop = ma.fields.Boolean(required=True)
-    url = ma.fields.String(
-        required=True, allow_none=True, metadata={"description": "Null without PUBLIC_BASE_URL."}
-    )
+    url = ma.fields.String(required=True)
 
 
 class RenditionsSchema(ma.Schema):
