@@ -60,6 +60,7 @@ def test_the_openapi_document_and_its_docs_page(api: ApiDoor) -> None:
     spec = api.anonymous().get("/api/v1/openapi.json")
     assert spec.status == 200 and spec.json()["openapi"] == "3.1.0"
     assert "/api/v1/images/{image_id}/renditions" in spec.json()["paths"]
+    assert spec.json()["servers"] == [{"url": api.url}]  # PUBLIC_BASE_URL, for Postman
     page = api.anonymous().get("/api/docs")
     assert page.status == 200 and "GET /api/v1/images" in page.text
     assert "<script>" not in page.text and "cdn" not in page.text.lower()

@@ -5,16 +5,19 @@ that document here (the site's CSP allows no CDN and no inline script)."""
 from __future__ import annotations
 
 import http
+import json
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, render_template, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Response
 
 from handlers.web.api import approvals, catalog, images, uploads
 from handlers.web.api.guard import PREFIX
 from handlers.web.api.problems import PROBLEM_JSON, ProblemSchema, problem_response
+from handlers.web.context import services
 
 __all__ = ["init_api", "is_api_request", "problem_response"]
 
@@ -42,6 +45,13 @@ class LibraryApi(Api):  # type: ignore[misc]
         prepare_response(default, self.spec, PROBLEM_JSON)
         self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
 
+    def _openapi_json(self) -> Response:
+        """The document with this site's address as its server, so a client imported from
+        it (Postman: Import -> Link) calls the right host."""
+        spec = self.spec.to_dict()
+        spec["servers"] = [{"url": site_url()}]
+        return Response(json.dumps(spec, indent=2), mimetype="application/json")
+
 
 def init_api(app: Flask, csrf: CSRFProtect) -> None:
     """Mount the API on the web app. Its blueprints take no cookies, so no CSRF tokens."""
@@ -52,7 +62,6 @@ def init_api(app: Flask, csrf: CSRFProtect) -> None:
         OPENAPI_URL_PREFIX=PREFIX,
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
-            "servers": [{"url": "/"}],
             "security": [{"bearer": []}],
             "components": {"securitySchemes": SECURITY},
             "info": {"description": "The image library, for scripts and other tools."},
@@ -74,4 +83,8 @@ def is_api_request() -> bool:
 def api_docs() -> str:
     """The API's reference, from its OpenAPI document."""
     spec = current_app.extensions["library_api"].spec.to_dict()
-    return render_template("api_docs.html", spec=spec, base=request.host_url.rstrip("/"))
+    return render_template("api_docs.html", spec=spec, base=site_url())
+
+
+def site_url() -> str:
+    return services().settings.public_base_url or request.host_url.rstrip("/")
