@@ -11,7 +11,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import delete
 
-from bot import channels, reviews, uploads
+from bot import channels, idempotency, reviews, uploads
 from bot.approvals import OUTSIDE, RequestView
 from bot.ports import MailError
 from bot.services import Services
@@ -139,6 +139,7 @@ JOBS = {
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
     "prune_uploads": (uploads.prune, {"hours": 1}),
     "announce_link_uploads": (announce_link_uploads, {"seconds": 30}),
+    "prune_idempotency_keys": (idempotency.prune, {"hours": 1}),
 }
 
 

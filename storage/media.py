@@ -189,15 +189,23 @@ class LocalStore:
         return self.signed_url(key)
 
     def signed_url(
-        self, key: str, *, width: int = 0, height: int = 0, ttl_seconds: int = 7 * 24 * 3600
+        self,
+        key: str,
+        *,
+        width: int = 0,
+        height: int = 0,
+        ttl_seconds: int = 7 * 24 * 3600,
+        base_url: str | None = None,
     ) -> str | None:
-        """An expiring link to the original (or a thumbnail), or None without PUBLIC_BASE_URL."""
-        if not self._public_base_url:
+        """An expiring link to the original (or a thumbnail), or None without PUBLIC_BASE_URL
+        (or `base_url`: the address a request for the link came to)."""
+        base = self._public_base_url or base_url
+        if not base:
             return None
         expires = int(time.time()) + ttl_seconds
         query = {"e": str(expires), "w": str(width), "h": str(height)}
         query["s"] = self._signature(key, query)
-        return f"{self._public_base_url}/media/{key}?{urlencode(query)}"
+        return f"{base}/media/{key}?{urlencode(query)}"
 
     def verify_signed_path(self, path: str, query: str) -> tuple[str, int, int] | None:
         """Check a `/media/<key>?...` request; return (key, width, height) when valid."""

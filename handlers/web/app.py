@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from bot.services import Services
 from handlers.web import (
     admin,
+    api,
     approvals,
     auth,
     pages,
@@ -82,6 +83,7 @@ def create_web(
     # that these pages never send (they must not leak the token).
     csrf.exempt(review.decide)
     csrf.exempt(upload_link.take_file)
+    api.init_api(app, csrf)
     versions = asset_versions(app)
 
     def asset(name: str) -> str:
@@ -104,6 +106,8 @@ def create_web(
         code = error.code or 500
         if code in (301, 302, 303, 307, 308):
             return error
+        if api.is_api_request():
+            return api.problem_response(error)
         return _error_page(code, MESSAGES.get(code, error.description or "Something went wrong."))
 
     # Behind proxies (Heroku's router: TRUSTED_PROXIES=1), the browser's address and scheme
