@@ -77,3 +77,34 @@ def test_who_may_ask_decide_and_cancel(api: ApiDoor) -> None:
     cancelled = api.client(POSTER).post(f"{path}/cancel")
     assert cancelled.status == 200 and cancelled.json()["request"]["state"] == "cancelled"
     assert api.client(POSTER).get(f"/api/v1/images/{image_id}").json()["status"] == "draft"
+
+
+def test_a_client_named_through_the_api_gets_a_link_and_decides_on_it(api: ApiDoor) -> None:
+    from tests.web.conftest import Browser
+
+    image_id = post_image(api, seed=44, channel=PUBLIC_CHANNEL, user=POSTER)
+    bad = ask(api, image_id, [], reviewers=[{"name": "Clara", "email": "not-an-address"}])
+    assert bad.status == 422 and "does not look like an e-mail" in bad.json()["errors"]["reviewers"]
+    nobody = ask(api, image_id, [])
+    assert nobody.status == 422 and "approvers" in nobody.json()["errors"]
+
+    asked = ask(api, image_id, [], reviewers=[{"name": "Clara", "email": "clara@example.com"}])
+    assert asked.status == 201, asked.text
+    [link] = asked.json()["review_links"]
+    assert link["name"] == "Clara" and link["emailed"] is False  # no SMTP: handed over once
+    assert link["url"].startswith(api.url + "/review/")
+    [vote] = asked.json()["votes"]
+    assert vote["approver_id"] == link["approver_id"] and vote["client_name"] == "Clara"
+
+    clara = Browser(api.url)
+    page = clara.get(link["url"])
+    assert page.status == 200 and "Hello Clara" in page.text
+    request_id = asked.json()["id"]
+    decided = clara.post(link["url"] + f"/{request_id}", {"decision": "approved", "name": "Clara"})
+    assert decided.status == 200 and "your decision is recorded" in decided.text
+    mine = api.client(POSTER).get("/api/v1/approvals?role=requester&state=approved").json()
+    assert [r["id"] for r in mine["items"]] == [request_id]
+    assert mine["items"][0]["votes"][0]["decision"] == "approved"
+    history = api.client(POSTER).get(f"/api/v1/images/{image_id}/history").json()
+    summaries = [e["summary"] for e in history["items"]]
+    assert "Approved by Clara (client, via review link)" in summaries

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from flask import request
+
 from bot import decisions
 from bot.approval_list import requests_of
 from bot.approvals import NOT_AN_APPROVER, OWN_REQUEST, ApprovalError
 from bot.decisions import GONE, NO_SUCH_REQUEST, NOT_THE_POSTER
+from bot.reviews import Reviewer, review_url
 from handlers.web.api import schemas
 from handlers.web.api.guard import api_blueprint, person
 from handlers.web.api.images import visible
@@ -44,24 +47,41 @@ def approvals(args: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post("/images/<int:image_id>/approvals")
 @bp.arguments(schemas.ApprovalArgs)
-@bp.response(201, schemas.ApprovalSchema)
+@bp.response(201, schemas.AskedSchema)
 @bp.alt_response(403, response="FORBIDDEN")
 @bp.alt_response(404, response="NOT_FOUND")
 def ask(args: dict[str, Any], image_id: int) -> dict[str, Any]:
-    """Send an image for approval (its poster or an admin). Each approver gets a DM card."""
+    """Send an image for approval (its poster or an admin). Each approver gets a DM card;
+    each client (`reviewers`) a review link, e-mailed when the server sends mail and
+    otherwise returned here, once, for you to forward."""
     visible(image_id)
+    library = services()
     try:
-        request = decisions.ask_for_approval(
-            services(),
+        asked = decisions.ask_for_approval(
+            library,
             person(),
             image_id=image_id,
             approvers=list(dict.fromkeys(args["approvers"])),
             note=args["note"],
             due_at=args.get("due_at"),
+            reviewers=[Reviewer(r["name"], r["email"]) for r in args["reviewers"]],
         )
     except ApprovalError as exc:
         _refused(exc)
-    return request_view(request)
+    base = library.settings.public_base_url or request.host_url
+    return request_view(asked.request) | {
+        "review_links": [
+            {
+                "name": link.name,
+                "email": link.email,
+                "approver_id": link.approver_id,
+                "url": None if link.emailed else review_url(base, link.token),
+                "emailed": link.emailed,
+                "expires_at": link.expires_at,
+            }
+            for link in asked.links
+        ]
+    }
 
 
 @bp.post("/approvals/<int:request_id>/decision")

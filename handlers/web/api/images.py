@@ -18,6 +18,7 @@ from bot.approval_queue import history as image_history
 from bot.details import DetailsError, DetailsInput, can_edit
 from bot.editing import archive, save
 from bot.finder import visible_image
+from bot.reviews import outside_line
 from handlers.web.api import schemas
 from handlers.web.api.guard import api_blueprint, person
 from handlers.web.api.problems import fail
@@ -222,6 +223,7 @@ def history(image_id: int) -> dict[str, Any]:
                 "action": e.action,
                 "detail": e.detail,
                 "created_at": e.created_at,
+                "summary": outside_line(e.action, e.actor_id, e.detail or {}),
             }
             for e in events
         ]

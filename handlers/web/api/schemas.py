@@ -96,14 +96,28 @@ class ApprovalListArgs(ma.Schema):
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, 200))
 
 
+class ReviewerArgs(ma.Schema):
+    name = Text(load_default="", validate=ma.validate.Length(max=100))
+    email = Text(required=True, validate=ma.validate.Length(1, 254))
+
+
 class ApprovalArgs(ma.Schema):
     """An object, so fields can be added later without breaking clients."""
 
     approvers = ma.fields.List(
         ma.fields.String(validate=ma.validate.Regexp(USER_ID)),
-        required=True,
-        validate=ma.validate.Length(1, 20),
-        metadata={"description": "Slack user ids."},
+        load_default=list,
+        validate=ma.validate.Length(max=20),
+        metadata={"description": "Slack user ids (approvers, reviewers or both)."},
+    )
+    reviewers = ma.fields.List(
+        ma.fields.Nested(ReviewerArgs),
+        load_default=list,
+        validate=ma.validate.Length(max=10),
+        metadata={
+            "description": "People outside Slack (clients): each gets a review link, "
+            "e-mailed when the server sends mail, else returned once in `review_links`."
+        },
     )
     note = Text(load_default="", validate=ma.validate.Length(max=1000))
     due_at = ma.fields.AwareDateTime(allow_none=True)
@@ -195,6 +209,14 @@ class EventSchema(ma.Schema):
     action = ma.fields.String(required=True)
     detail = ma.fields.Dict(required=True)
     created_at = ma.fields.DateTime(required=True)
+    summary = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "A client's decision told in words: \"Approved by Clara "
+            '(client, via review link)".'
+        },
+    )
 
 
 class HistorySchema(ma.Schema):
@@ -217,7 +239,12 @@ class TagsSchema(ma.Schema):
 
 
 class VoteSchema(ma.Schema):
-    approver_id = ma.fields.String(required=True)
+    approver_id = ma.fields.String(
+        required=True, metadata={"description": "A Slack user id, or review:<id> for a client."}
+    )
+    client_name = ma.fields.String(
+        required=True, allow_none=True, metadata={"description": "A client's name."}
+    )
     decision = ma.fields.String(required=True, allow_none=True)
     reason = ma.fields.String(required=True, allow_none=True)
     decided_by = ma.fields.String(required=True, allow_none=True)
@@ -235,6 +262,23 @@ class ApprovalSchema(ma.Schema):
     decided_at = ma.fields.DateTime(required=True, allow_none=True)
     created_at = ma.fields.DateTime(required=True)
     votes = ma.fields.List(ma.fields.Nested(VoteSchema), required=True)
+
+
+class ReviewLinkSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    email = ma.fields.String(required=True)
+    approver_id = ma.fields.String(required=True, metadata={"description": "review:<id>"})
+    url = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Shown only here, and only when it was not e-mailed."},
+    )
+    emailed = ma.fields.Boolean(required=True)
+    expires_at = ma.fields.DateTime(required=True)
+
+
+class AskedSchema(ApprovalSchema):
+    review_links = ma.fields.List(ma.fields.Nested(ReviewLinkSchema), required=True)
 
 
 class ApprovalsSchema(ma.Schema):

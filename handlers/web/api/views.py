@@ -75,6 +75,7 @@ def request_view(request: RequestView) -> dict[str, Any]:
         "votes": [
             {
                 "approver_id": v.approver_id,
+                "client_name": request.outside.get(v.approver_id),
                 "decision": v.decision,
                 "reason": v.reason,
                 "decided_by": v.decided_by,
