@@ -18,15 +18,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.access import ReviewLink
 from storage.db import session_scope
-from storage.models import (
-    ApprovalRequest,
-    ApprovalVote,
-    AuditEvent,
-    Image,
-    ImageStatus,
-    ReviewLink,
-)
+from storage.models import ApprovalRequest, ApprovalVote, AuditEvent, Image, ImageStatus
 
 MAX_REASON_LENGTH = 500
 MAX_NOTE_LENGTH = 1000

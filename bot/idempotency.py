@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from storage.access import IdempotencyKey
 from storage.db import session_scope
-from storage.models import IdempotencyKey
 
 if TYPE_CHECKING:
     from bot.services import Services

@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.access import UploadLink, UploadLinkImage
 from storage.db import session_scope
-from storage.models import Category, IngestJob, IngestState, UploadLink, UploadLinkImage
+from storage.models import Category, IngestJob, IngestState
 
 QUIET = timedelta(seconds=60)
 LONGEST = timedelta(minutes=10)

@@ -33,8 +33,9 @@ from bot.approvals import (
     outcome,
     request_view,
 )
+from storage.access import ReviewLink
 from storage.db import session_scope
-from storage.models import ApprovalRequest, ApprovalVote, Image, ImageStatus, ReviewLink
+from storage.models import ApprovalRequest, ApprovalVote, Image, ImageStatus
 
 LINK_DAYS = 14
 MAX_REVIEWERS = 10

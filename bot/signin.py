@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.access import SignInLink, WebSession
 from storage.db import session_scope
-from storage.models import SignInLink, WebSession
 
 LINK_LIFETIME = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)  # then sign in again, however active

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.access import ApiToken
 from storage.db import session_scope
-from storage.models import ApiToken
 
 # "image library": lets secret scanners and people recognise one
 TOKEN_PREFIX = "il_"  # noqa: S105 (a marker, not a secret)

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.people import Person
 from bot.services import Services
 from bot.uploads import WORKSPACE, Audience, UploadRefused, UploadResult, audience_for, receive
+from storage.access import UploadLink, UploadLinkImage
 from storage.db import session_scope
-from storage.models import AuditEvent, Category, UploadLink, UploadLinkImage
+from storage.models import AuditEvent, Category
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 90

@@ -8,8 +8,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bot.scheduler import run_all_once
+from storage.access import IdempotencyKey
 from storage.db import session_scope
-from storage.models import IdempotencyKey, Image
+from storage.models import Image
 from tests.api.conftest import ApiDoor
 from tests.conftest import MEMBER, POSTER, PRIVATE_CHANNEL
 from tests.images import jpeg

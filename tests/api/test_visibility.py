@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from bot.uploads import GUESTS_PICK_A_CONVERSATION
+from storage.access import ApiToken
 from storage.db import session_scope
-from storage.models import ApiToken
 from tests.api.conftest import ApiDoor, post_image
 from tests.conftest import GUEST, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL
 from tests.images import jpeg

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select, update
 
 from handlers.slack.approvals import ids as approvals_ids
+from storage.access import ReviewLink
 from storage.db import session_scope
-from storage.models import ApprovalRequest, AuditEvent, Category, Image, ReviewLink
+from storage.models import ApprovalRequest, AuditEvent, Category, Image
 from tests.conftest import MEMBER, POSTER, PUBLIC_CHANNEL, AppProcess
 from tests.fakes.slack_api import SlackEmulator
 from tests.fakes.smtp_server import FakeSmtpServer

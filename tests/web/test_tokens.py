@@ -14,8 +14,8 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from bot import tokens
+from storage.access import ApiToken
 from storage.db import session_scope
-from storage.models import ApiToken
 from tests.conftest import MEMBER, POSTER, ROOT, TEAM, app_env
 from tests.web.browser import PageFactory
 from tests.web.conftest import Web

@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 from bot import scheduler
 from bot.upload_links import token_hash
 from handlers.slack.details import ids as details_ids
+from storage.access import UploadLink, UploadLinkImage
 from storage.db import session_scope
-from storage.models import AuditEvent, Image, ImageStatus, UploadLink, UploadLinkImage
+from storage.models import AuditEvent, Image, ImageStatus
 from tests import images
 from tests.conftest import ADMIN, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL, make_services
 from tests.live import RealClock
