@@ -198,6 +198,9 @@ def write_thumbnail(
     cost = check_fits(header, box)
     with budget().reserve(cost):
         image = reduced(source, header, box, orientation=orientation_of(header.exif))
+    if crop:  # smaller than the box: the largest centre cut of the box's shape, not upscaled
+        shrink = min(1.0, image.width / width, image.height / height)
+        width, height = max(1, round(width * shrink)), max(1, round(height * shrink))
     try:
         image = image.thumbnail_image(
             width, height=height, size="down", no_rotate=True, crop="centre" if crop else "none"

@@ -59,10 +59,11 @@ def media(key: str) -> Response:
     checked = store.verify_signed_path(request.path, request.query_string.decode())
     if checked is None:
         return _plain("This link is invalid or expired\n", 403)
-    key, width, height = checked
+    key, width, height, crop = checked
     try:
         if width and height:
-            path, mimetype = store.thumbnail_path(key, width=width, height=height), "image/jpeg"
+            path = store.thumbnail_path(key, width=width, height=height, crop=crop)
+            mimetype = "image/jpeg"
         else:
             path = store.path_for(key)
             mimetype = CONTENT_TYPES.get(path.suffix[1:], "application/octet-stream")

@@ -3,8 +3,10 @@ an `Idempotency-Key` that makes a retried upload store its images once."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from bot.scheduler import run_all_once
@@ -45,6 +47,13 @@ def test_several_files_are_answered_one_by_one_with_the_ingests_reasons(api: Api
     original = api.anonymous().get(renditions["items"][0]["url"].removeprefix(api.url))
     assert original.status == 200 and original.headers["Content-Type"] == "image/jpeg"
     assert original.body == jpeg(seed=21)
+    # The square size is cropped to a square (the web page's Square download), not fitted.
+    square = next(r for r in renditions["items"] if r["name"] == "square")
+    assert square["crop"] is True
+    squared = api.anonymous().get(square["url"].removeprefix(api.url))
+    assert squared.status == 200 and squared.headers["Content-Type"] == "image/jpeg"
+    with PILImage.open(io.BytesIO(squared.body)) as picture:
+        assert picture.width == picture.height
 
 
 def test_an_upload_for_a_conversation_the_uploader_is_not_in_is_refused(api: ApiDoor) -> None:

@@ -364,3 +364,18 @@ def test_slack_fetching_one_preview_several_times_at_once_decodes_once(tmp_path:
     with Image.open(paths[0]) as thumb:
         assert thumb.format == "JPEG"
         assert thumb.size == (360, 240)
+
+
+def test_a_cropped_size_of_a_smaller_image_is_its_largest_centre_cut(tmp_path: Path) -> None:
+    """Square 1080 of a 640 x 480 photo: a 480 x 480 square, not the photo unchanged."""
+    source = tmp_path / "small.jpg"
+    source.write_bytes(images.jpeg(640, 480, seed=3))
+    for (width, height), expected in (((1080, 1080), (480, 480)), ((300, 200), (300, 200))):
+        dest = tmp_path / f"{width}x{height}.jpg"
+        write_thumbnail(source, dest, width=width, height=height, crop=True)
+        with Image.open(dest) as made:
+            assert made.size == expected
+    fitted = tmp_path / "fitted.jpg"
+    write_thumbnail(source, fitted, width=1080, height=1080)
+    with Image.open(fitted) as made:
+        assert made.size == (640, 480)  # fitting never upscales either

@@ -151,7 +151,7 @@ def test_local_signed_urls_verify_and_expire(tmp_path: Path) -> None:
     assert url is not None
     _, rest = url.split("/media/", 1)
     path_part, query = rest.split("?", 1)
-    assert store.verify_signed_path("/media/" + path_part, query) == (key, 100, 80)
+    assert store.verify_signed_path("/media/" + path_part, query) == (key, 100, 80, False)
     tampered = query.replace("w=100", "w=200")
     assert store.verify_signed_path("/media/" + path_part, tampered) is None
     other = LocalStore(tmp_path / "m", signing_key=b"x" * 32, public_base_url="https://x.test")
@@ -159,6 +159,22 @@ def test_local_signed_urls_verify_and_expire(tmp_path: Path) -> None:
     expired = store.signed_url(key, ttl_seconds=-1)
     assert expired is not None
     assert store.verify_signed_path("/media/" + path_part, expired.split("?", 1)[1]) is None
+
+
+def test_a_cropped_link_signs_its_crop(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "m", signing_key=b"k" * 32, public_base_url="https://x.test")
+    path, info = original(tmp_path, images.jpeg(seed=11))
+    key = store.put(path, info).key
+    url = store.signed_url(key, width=1080, height=1080, crop=True)
+    assert url is not None and "c=1" in url
+    path_part, query = url.split("/media/", 1)[1].split("?", 1)
+    assert store.verify_signed_path("/media/" + path_part, query) == (key, 1080, 1080, True)
+    # Dropping the crop (or adding one to a fitted link) breaks the signature.
+    assert store.verify_signed_path("/media/" + path_part, query.replace("c=1&", "")) is None
+    fitted = store.signed_url(key, width=1080, height=1080)
+    assert fitted is not None
+    fitted_query = fitted.split("?", 1)[1]
+    assert store.verify_signed_path("/media/" + path_part, fitted_query + "&c=1") is None
 
 
 def test_local_store_without_public_url_offers_no_links(tmp_path: Path) -> None:

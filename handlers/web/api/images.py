@@ -177,13 +177,12 @@ def renditions(image_id: int) -> dict[str, Any]:
     for fresh ones rather than keeping them."""
     key = visible(image_id).storage_key or ""
     sizes = [("original", 0, 0, False), *((n, w, h, c) for n, (w, h, c) in RENDITIONS.items())]
-    local = isinstance(services().media, LocalStore)
     items = [
         {
             "name": name,
             "width": width or None,
             "height": height or None,
-            "crop": crop and not local,  # the local links fit a size in its box, uncropped
+            "crop": crop,
             "url": _link(key, width=width, height=height, crop=crop),
         }
         for name, width, height, crop in sizes
@@ -201,7 +200,7 @@ def _link(key: str, *, width: int, height: int, crop: bool) -> str:
     if isinstance(store, LocalStore):
         base = request.host_url.rstrip("/")
         url = store.signed_url(
-            key, width=width, height=height, ttl_seconds=LINK_SECONDS, base_url=base
+            key, width=width, height=height, crop=crop, ttl_seconds=LINK_SECONDS, base_url=base
         )
         return url or ""
     fail(404)
