@@ -33,6 +33,7 @@ import argparse
 import cProfile
 import gzip
 import io
+import json
 import pstats
 import re
 import sys
@@ -68,6 +69,7 @@ from bench.search import (  # noqa: E402 - needs ROOT on sys.path
 GOAL_MS = 50.0  # p95 per page shape, 1M images
 GOAL_WEIGHT_BYTES = 200 * 1024  # the library page without images, raw
 PER_PAGE = 48  # what the library page shows (handlers/web/pages.py)
+API = "api"  # the client that calls the JSON API with the member's token
 GZIP_LEVEL = 6  # what nginx, Heroku's router and most servers use
 MIN_ROUNDS = 30  # timed rounds at least, whatever the time budget
 DIAGNOSTIC_REQUESTS = 20  # per shape over the goal: without the counts, statements, profile
@@ -146,11 +148,14 @@ class Web:
 
 
 def open_web(url: str, work: Path) -> Web:
+    from bot import tokens
     from bot.config import Settings
     from bot.services import utc_now
     from bot.signin import start_session
     from bot.wiring import build_services
     from handlers.web import create_web
+    from handlers.web.api import guard
+    from handlers.web.security import RateLimit
 
     settings = Settings.from_env(
         {"DATABASE_URL": url, "MEDIA_DIR": str(work / "media"), "LOG_LEVEL": "WARNING"},
@@ -166,6 +171,14 @@ def open_web(url: str, work: Path) -> Web:
         with client.session_transaction() as session:
             session["sid"] = session_id
         clients[user] = client
+    # The JSON API as the member, with a personal access token; its rate limit (600 a minute
+    # per token) would stop a benchmark, so this process lifts it.
+    _, token = tokens.create(
+        services.factory, team_id=TEAM, user_id=MEMBER, name="bench", now=utc_now()
+    )
+    guard.per_token = RateLimit(limit=10**9, window=60.0)
+    clients[API] = app.test_client()
+    clients[API].environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     return Web(services, app, clients)
 
 
@@ -233,15 +246,35 @@ def build_shapes(web: Web) -> list[Shape]:
             expect=0,
         ),
         Shape("first_page_guest", "/", user=GUEST, baseline=searching("", user=GUEST)),
+        # The JSON API: the same searches as JSON, and one image.
+        Shape(
+            "api_first_page", f"/api/v1/images?limit={PER_PAGE}", user=API, baseline=searching("")
+        ),
+        Shape(
+            "api_tag",
+            f"/api/v1/images?q=tag:events&limit={PER_PAGE}",
+            user=API,
+            baseline=searching("tag:events"),
+        ),
+        Shape(
+            "api_image",
+            f"/api/v1/images/{image_id}",
+            user=API,
+            baseline=lambda: visible_image(
+                services.factory, image_id=image_id, viewer=people[MEMBER].viewer
+            ),
+            expect=0,
+        ),
     ]
     for shape in shapes:
         html = _ok(web.get(shape.url, shape.user), shape.url)
-        found = tiles(html)
+        found = len(json.loads(html).get("items", [])) if shape.user == API else tiles(html)
         if found < shape.expect:
             raise BenchError(f"{shape.name}: {found} tiles on {shape.url}, expected {shape.expect}")
         count = re.search(r'<p class="count" role="status">([^<]*)</p>', html)
         info(
-            f"{shape.name}: GET {shape.url} as {shape.user}: {len(html):,} bytes, {found} tiles"
+            f"{shape.name}: GET {shape.url} as {shape.user}: {len(html):,} bytes, {found} "
+            + ("items" if shape.user == API else "tiles")
             + (f", {count.group(1).strip()}" if count else "")
         )
     return shapes
