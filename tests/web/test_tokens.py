@@ -149,3 +149,7 @@ def test_in_a_browser_a_token_is_made_copied_from_its_field_and_revoked(
         page.get_by_role("button", name=f"Revoke CMS sync {size}").click()
         expect(page.get_by_role("status")).to_have_text("Token revoked.")
         check(page, "tokens")
+        page.get_by_role("link", name="JSON API").click()  # the reference, made from the spec
+        expect(page.get_by_role("heading", level=1)).to_contain_text("API")
+        expect(page.get_by_text("GET /api/v1/images", exact=True).first).to_be_visible()
+        check(page, "api-docs")

@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, current_app, render_template, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from flask_wtf.csrf import CSRFProtect
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from handlers.web.api import approvals, catalog, images, uploads
@@ -84,6 +85,17 @@ def api_docs() -> str:
     """The API's reference, from its OpenAPI document."""
     spec = current_app.extensions["library_api"].spec.to_dict()
     return render_template("api_docs.html", spec=spec, base=site_url())
+
+
+@docs.app_template_filter("code_spans")
+def code_spans(text: str | None) -> Markup:
+    """The document's descriptions mark names with backticks, as Markdown does: shown as
+    code, everything else escaped."""
+    pieces = (text or "").split("`")
+    if len(pieces) % 2 == 0:  # an unpaired backtick: the text as it is
+        return escape(text or "")
+    code = Markup("<code>{}</code>")
+    return Markup("").join(code.format(p) if i % 2 else escape(p) for i, p in enumerate(pieces))
 
 
 def site_url() -> str:
