@@ -1,19 +1,30 @@
 """Attacks on the outside doors over HTTP: a review link reaching past its own requests,
-tokens of one kind of link on the other's routes, HTML in a client's name, and the
-private headers on the error pages of those routes."""
+tokens of one kind of link on the other's routes, HTML and Slack markup in names and
+labels, members at the admin's upload-link routes, HTML named .jpg, and the private
+headers on the error pages of those routes."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from sqlalchemy import update
 
 from storage.access import ReviewLink
 from storage.db import session_scope
-from tests.conftest import MEMBER, POSTER
+from tests import images
+from tests.conftest import ADMIN, MEMBER, POSTER
+from tests.live import wait_until
 from tests.web.conftest import Answer, Web
 from tests.web.test_pages import upload
-from tests.web.test_review_links import ask, links_on, request_of
+from tests.web.test_review_links import (
+    ask,
+    links_on,
+    request_of,
+    slack_image,
+    updates_saying,
+)
+from tests.web.test_upload_links import make_link, send, the_link
 
 
 def private(answer: Answer) -> None:
@@ -81,3 +92,43 @@ def test_html_in_a_clients_name_is_escaped_on_their_page_and_the_approvals(web: 
         assert page.status == 200
         assert "<script>alert(1)" not in page.text and "<img src=x" not in page.text
     private(web.browser().get(path))
+
+
+def test_a_name_typed_on_the_review_page_reaches_slack_only_escaped(web: Web) -> None:
+    image_id = slack_image(web, "F0ATTACK1", seed=170)
+    poster = web.sign_in(POSTER)
+    [path] = links_on(ask(poster, image_id, approvers=(MEMBER,)))
+    wait_until(lambda: web.live.cards_recorded() >= 1, what="the member's card")
+    clara = web.browser()
+    request_id = request_of(clara.get(path))
+    evil = "<!channel> *x* <https://evil.example|y>"
+    clara.post(f"{path}/{request_id}", {"decision": "approved", "name": evil})
+    # The vote is the link's: Slack names Clara, never what was typed.
+    wait_until(lambda: updates_saying(web, "Approved by Clara (client)"), what="card updated")
+    everything = json.dumps([c.params for c in web.slack.calls])
+    assert "<!channel>" not in everything and "evil.example" not in everything
+    page = poster.get(f"/images/{image_id}")
+    assert "<https://evil" not in page.text and "<!channel>" not in page.text
+
+
+def test_upload_links_take_no_html_and_answer_members_no(web: Web) -> None:
+    evil = "<script>alert(1)</script> <!channel> <https://evil.example|y>"
+    path = make_link(web, label=evil)
+    boss = web.sign_in(ADMIN)
+    for page in (boss.get("/admin"), web.browser().get(path)):
+        assert page.status == 200 and "<script>alert(1)" not in page.text
+    # A member can neither make a link nor revoke the admin's.
+    member = web.sign_in(MEMBER)
+    member.get("/")
+    made = member.post("/admin/upload-links", {"label": "mine", "days": "7"})
+    assert made.status in (403, 404) and "/u/" not in made.text
+    member.post(f"/admin/upload-links/{the_link(web).id}/revoke")
+    assert the_link(web).revoked_at is None
+    # HTML named .jpg goes nowhere; a real image goes in as a draft.
+    agency = web.browser()
+    page = b"<html><script>alert(1)</script></html>"
+    refused = send(agency, path, "cover.jpg", page)
+    assert refused.json()["state"] == "failed", refused.text
+    assert send(agency, path, "a.jpg", images.jpeg(seed=180)).json()["state"] == "stored"
+    again = send(agency, path, "b.jpg", images.jpeg(seed=180))
+    assert not re.search(r"\d{1,9}", again.json().get("reason") or ""), again.text
