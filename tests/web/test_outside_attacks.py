@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 from sqlalchemy import update
 
-from storage.access import ReviewLink
+from bot import tokens
+from storage.access import ApiToken, ReviewLink
 from storage.db import session_scope
 from tests import images
-from tests.conftest import ADMIN, MEMBER, POSTER
+from tests.conftest import ADMIN, MEMBER, POSTER, TEAM
 from tests.live import wait_until
 from tests.web.conftest import Answer, Web
 from tests.web.test_pages import upload
@@ -132,3 +134,24 @@ def test_upload_links_take_no_html_and_answer_members_no(web: Web) -> None:
     assert send(agency, path, "a.jpg", images.jpeg(seed=180)).json()["state"] == "stored"
     again = send(agency, path, "b.jpg", images.jpeg(seed=180))
     assert not re.search(r"\d{1,9}", again.json().get("reason") or ""), again.text
+
+
+def test_nobody_revokes_anothers_api_token_and_its_name_is_escaped(web: Web) -> None:
+    view, _ = tokens.create(
+        web.live.db.factory,
+        team_id=TEAM,
+        user_id=POSTER,
+        name="<script>alert(1)</script>",
+        now=datetime.now(UTC),
+        expires_at=None,
+    )
+    poster = web.sign_in(POSTER)
+    page = poster.get("/tokens")
+    assert "<script>alert(1)" not in page.text and "&lt;script&gt;" in page.text
+    # Without the form's CSRF token, even the owner's post does nothing.
+    assert poster.post(f"/tokens/{view.id}/revoke", {}, csrf=False).status == 400
+    member = web.sign_in(MEMBER)
+    member.get("/tokens")
+    assert member.post(f"/tokens/{view.id}/revoke").status == 404
+    with session_scope(web.live.db.factory) as session:
+        assert session.get(ApiToken, view.id).revoked_at is None  # type: ignore[union-attr]
