@@ -237,7 +237,8 @@ def review_page(factory: sessionmaker[Session], *, token: str, now: datetime) ->
                 ReviewItem(
                     view,
                     title=(image.title or image.file_name or "Untitled") if image else "(removed)",
-                    has_media=bool(image and image.storage_key),
+                    # Bytes only while the request is open: settled or cancelled, it is over.
+                    has_media=bool(image and image.storage_key) and view.state == "open",
                     mine=next((v for v in view.votes if v.approver_id == approver), None),
                 )
             )
@@ -254,7 +255,7 @@ def media_key(
     if page is None or page.state != "active":
         return None
     item = next((i for i in page.items if i.request.id == request_id), None)
-    if item is None:
+    if item is None or not item.has_media:
         return None
     with session_scope(factory) as session:
         image = session.get(Image, item.request.image_id)

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Response, make_response, render_template, request
+from flask import Response, current_app, make_response, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from handlers.web.security import RateLimit
 
@@ -36,7 +37,10 @@ def outside_page(view: F) -> F:
             )
             response.headers["Retry-After"] = str(math.ceil(wait))
         else:
-            response = make_response(view(*args, **kwargs))
+            try:
+                response = make_response(view(*args, **kwargs))
+            except HTTPException as exc:  # a 404 or 410 of these routes is private too
+                response = make_response(current_app.handle_http_exception(exc))
         return _private(response)
 
     return cast(F, guarded)
