@@ -66,15 +66,23 @@ def upload_files() -> Any:
     return render_template("upload_done.html", results=results, ids=",".join(stored))
 
 
-def _take(file: FileStorage, audience: Any) -> dict[str, Any]:
-    """Stream one file to disk (Flask spooled it under the size cap), then ingest it."""
-    library = services()
-    folder = uploads_dir(library)
+def spool(file: FileStorage) -> tuple[Path, str]:
+    """Keep a posted file in the uploads folder (werkzeug spooled it under the size cap) for
+    the ingest; the file's own name, made one the database can keep (no folders, no control
+    characters, valid UTF-8). Every door that takes files (the page, the API, upload links)
+    comes through here."""
+    folder = uploads_dir(services())
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as out:
         file.save(out)
-        path = Path(out.name)
-    name = Path(file.filename or "upload").name
+    printable = "".join(c for c in Path(file.filename or "").name if c >= " " and c != "\x7f")
+    return Path(out.name), printable.encode("utf-8", "replace").decode("utf-8") or "upload"
+
+
+def _take(file: FileStorage, audience: Any) -> dict[str, Any]:
+    """Keep one file, then ingest it."""
+    library = services()
+    path, name = spool(file)
     try:
         result = receive(
             library,

@@ -10,8 +10,6 @@ Flask-WTF's CSRF check insists on over https.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -27,10 +25,11 @@ from bot.upload_links import (
     receive_through,
     revoke_link,
 )
-from bot.uploads import UploadRefused, uploads_dir
+from bot.uploads import UploadRefused
 from handlers.web import admin
 from handlers.web.context import admins_only, person, services
 from handlers.web.outside import LINK_TOKEN, outside_page
+from handlers.web.upload import spool
 
 bp = Blueprint("upload_link", __name__)
 
@@ -135,12 +134,7 @@ def take_file(token: str) -> Any:
 
 def _take(link: LinkView, file: FileStorage) -> dict[str, Any]:
     library = services()
-    name = Path(file.filename or "upload").name
-    folder = uploads_dir(library)
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as out:
-        file.save(out)
-        path = Path(out.name)
+    path, name = spool(file)
     try:
         result = receive_through(
             library, link, path=path, name=name, content_type=file.mimetype or ""

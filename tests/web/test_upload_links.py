@@ -280,3 +280,19 @@ def test_over_https_the_agency_uploads_though_the_page_sends_no_referrer(
     assert agency.get(path, headers=https).status == 200
     sent = send(agency, path, "lisbon-9.jpg", images.jpeg(seed=39), headers=https)
     assert sent.status == 200 and sent.json()["state"] == "stored", sent.text
+
+
+def test_a_file_name_with_control_characters_is_kept_cleaned_on_every_door(web: Web) -> None:
+    """Postgres refuses a NUL in text: the page's upload and a link's both keep the file
+    under its name without them, never a 500."""
+    odd = "cover\x00\x07 shot.jpg"
+    member = web.sign_in(MEMBER)
+    member.get("/upload")
+    page = member.upload([(odd, images.jpeg(seed=191))])
+    assert page.status == 200 and page.json()["state"] == "stored", page.text
+    assert page.json()["name"] == "cover shot.jpg"
+    link = send(web.browser(), make_link(web), odd, images.jpeg(seed=192))
+    assert link.status == 200 and link.json()["state"] == "stored", link.text
+    assert link.json()["name"] == "cover shot.jpg"
+    names = {i.file_name for i in web.live.stored()}
+    assert {"cover shot.jpg"} <= names and not any("\x00" in n for n in names)

@@ -6,8 +6,6 @@ twice."""
 from __future__ import annotations
 
 import hashlib
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import marshmallow as ma
@@ -17,11 +15,12 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from bot import idempotency
-from bot.uploads import Audience, UploadRefused, audience_for, receive, uploads_dir
+from bot.uploads import Audience, UploadRefused, audience_for, receive
 from handlers.web.api import schemas
 from handlers.web.api.guard import api_blueprint, person
 from handlers.web.api.problems import fail
 from handlers.web.context import services
+from handlers.web.upload import spool
 
 
 class _MultipartParser(FlaskParser):
@@ -135,14 +134,9 @@ def _upload(choice: str, files: list[FileStorage]) -> dict[str, Any]:
 
 
 def _take(file: FileStorage, audience: Audience) -> dict[str, Any]:
-    """Stream one file to disk (werkzeug spooled it under the size cap), then ingest it."""
+    """Keep one file, then ingest it."""
     library = services()
-    folder = uploads_dir(library)
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as out:
-        file.save(out)
-        path = Path(out.name)
-    name = _clean(Path(file.filename or "upload").name) or "upload"
+    path, name = spool(file)
     try:
         result = receive(
             library,
@@ -170,9 +164,3 @@ def _take(file: FileStorage, audience: Audience) -> dict[str, Any]:
         "reason": result.reason,
         "duplicate_of": result.duplicate_of,
     }
-
-
-def _clean(name: str) -> str:
-    """A file name the database can keep: no control characters, valid UTF-8."""
-    printable = "".join(c for c in name if c >= " " and c != "\x7f")
-    return printable.encode("utf-8", "replace").decode("utf-8")
