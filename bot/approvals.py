@@ -11,7 +11,7 @@ sends the notifications).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -222,7 +222,10 @@ def request_approval(
     note: str = "",
     due_at: datetime | None = None,
     now: datetime,
+    also: Callable[[Session], Sequence[str]] | None = None,
 ) -> RequestView:
+    """Open a request on the image, locked. `also` names more approvers from inside the same
+    transaction (the clients' review links, made only if the request is)."""
     with session_scope(factory) as session:
         image = session.scalar(
             select(Image).where(Image.team_id == team_id, Image.id == image_id).with_for_update()
@@ -233,7 +236,7 @@ def request_approval(
             session,
             image=image,
             requested_by=requested_by,
-            approvers=approvers,
+            approvers=[*approvers, *(also(session) if also else ())],
             policy=policy,
             note=note,
             due_at=due_at,

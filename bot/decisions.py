@@ -75,32 +75,18 @@ def ask_for_approval(
             image=image,
         )
     policy, now = policy_of(services.factory, image), services.clock()
-    links: list[NewLink] = []
-    if reviewers:
-        request, links = reviews.request_with_reviewers(
-            services.factory,
-            team_id=actor.team_id,
-            image_id=image_id,
-            requested_by=actor.user_id,
-            approvers=approvers,
-            reviewers=reviewers,
-            policy=policy,
-            note=note,
-            due_at=due_at,
-            now=now,
-        )
-    else:
-        request = approvals.request_approval(
-            services.factory,
-            team_id=actor.team_id,
-            image_id=image_id,
-            requested_by=actor.user_id,
-            approvers=approvers,
-            policy=policy,
-            note=note,
-            due_at=due_at,
-            now=now,
-        )
+    request, links = reviews.request_with_reviewers(
+        services.factory,
+        team_id=actor.team_id,
+        image_id=image_id,
+        requested_by=actor.user_id,
+        approvers=approvers,
+        reviewers=reviewers,
+        policy=policy,
+        note=note,
+        due_at=due_at,
+        now=now,
+    )
     if on_saved is not None:
         on_saved(request)
     if services.notifier is not None:

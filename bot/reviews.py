@@ -29,8 +29,8 @@ from bot.approvals import (
     RequestView,
     VoteView,
     audit,
-    create_request,
     outcome,
+    request_approval,
     request_view,
 )
 from storage.access import ReviewLink
@@ -194,26 +194,29 @@ def request_with_reviewers(
 ) -> tuple[RequestView, list[NewLink]]:
     """`bot.approvals.request_approval` with clients too: their links and the request are
     made in one transaction (no link for a request that was refused)."""
-    with session_scope(factory) as session:
-        image = session.scalar(
-            select(Image).where(Image.team_id == team_id, Image.id == image_id).with_for_update()
+    links: list[NewLink] = []
+
+    def issue(session: Session) -> list[str]:
+        links.extend(
+            issue_links(
+                session, team_id=team_id, reviewers=reviewers, created_by=requested_by, now=now
+            )
         )
-        if image is None:
-            raise ApprovalError("That image is no longer in the library.")
-        links = issue_links(
-            session, team_id=team_id, reviewers=reviewers, created_by=requested_by, now=now
-        )
-        request = create_request(
-            session,
-            image=image,
-            requested_by=requested_by,
-            approvers=[*approvers, *(link.approver_id for link in links)],
-            policy=policy,
-            note=note,
-            due_at=due_at,
-            now=now,
-        )
-        return request_view(session, request), links
+        return [link.approver_id for link in links]
+
+    request = request_approval(
+        factory,
+        team_id=team_id,
+        image_id=image_id,
+        requested_by=requested_by,
+        approvers=approvers,
+        policy=policy,
+        note=note,
+        due_at=due_at,
+        now=now,
+        also=issue,
+    )
+    return request, links
 
 
 def review_page(factory: sessionmaker[Session], *, token: str, now: datetime) -> ReviewPage | None:
