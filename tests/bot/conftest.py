@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.ports import FileSource
 from bot.services import Services
 from tests.bot.fakes import (
     FakeClock,
@@ -31,11 +32,16 @@ def notifier() -> RecordingNotifier:
 
 
 @pytest.fixture
+def files() -> FileSource:
+    return FakeFiles()
+
+
+@pytest.fixture
 def services(
-    tmp_path: Path, directory: FakeDirectory, notifier: RecordingNotifier
+    tmp_path: Path, directory: FakeDirectory, notifier: RecordingNotifier, files: FileSource
 ) -> Iterator[Services]:
     services = make_services(
-        tmp_path, directory=directory, files=FakeFiles(), notifier=notifier, clock=FakeClock()
+        tmp_path, directory=directory, files=files, notifier=notifier, clock=FakeClock()
     )
     yield services
     services.shutdown()

@@ -5,7 +5,6 @@ never lost to a crash between claim and send, never sent twice)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from bot import admin, scheduler
 from bot.link_notices import LEASE, LinkNotice, claim_link_notices, mark_announced
+from bot.ports import FileSource
 from bot.services import Services
 from bot.upload_links import LinkClosed, LinkError, LinkView, create_link, receive_through
 from bot.uploads import UploadedFiles, UploadResult
@@ -24,26 +24,15 @@ from tests.bot.fakes import (
     SHOOTS,
     TEAM,
     FakeClock,
-    FakeDirectory,
     FakeFiles,
     RecordingNotifier,
-    make_services,
 )
 
 
 @pytest.fixture
-def services(
-    tmp_path: Path, directory: FakeDirectory, notifier: RecordingNotifier
-) -> Iterator[Services]:
-    services = make_services(
-        tmp_path,
-        directory=directory,
-        files=UploadedFiles(FakeFiles(), tmp_path / "uploads"),
-        notifier=notifier,
-        clock=FakeClock(),
-    )
-    yield services
-    services.shutdown()
+def files(tmp_path: Path) -> FileSource:
+    """Web uploads read from the library's uploads folder, as wired in production."""
+    return UploadedFiles(FakeFiles(), tmp_path / "uploads")
 
 
 def clock(services: Services) -> FakeClock:

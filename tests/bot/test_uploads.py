@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from bot import uploads
 from bot.finder import visible_image
-from bot.ports import DownloadError
+from bot.ports import DownloadError, FileSource
 from bot.services import Services
 from bot.uploads import Audience, UploadedFiles, UploadRefused, audience_for, prune, receive
 from storage.media import MediaError, MediaInfo, MediaStore, StoredMedia
@@ -26,29 +25,16 @@ from tests.bot.fakes import (
     SECRET,
     TEAM,
     FakeClock,
-    FakeDirectory,
     FakeFiles,
-    RecordingNotifier,
-    make_services,
 )
 
 WORKSPACE = Audience(uploads.WORKSPACE, private=False)
 
 
 @pytest.fixture
-def services(
-    tmp_path: Path, directory: FakeDirectory, notifier: RecordingNotifier
-) -> Iterator[Services]:
-    """The library with web uploads read from its uploads folder, as wired in production."""
-    services = make_services(
-        tmp_path,
-        directory=directory,
-        files=UploadedFiles(FakeFiles(), tmp_path / "uploads"),
-        notifier=notifier,
-        clock=FakeClock(),
-    )
-    yield services
-    services.shutdown()
+def files(tmp_path: Path) -> FileSource:
+    """Web uploads read from the library's uploads folder, as wired in production."""
+    return UploadedFiles(FakeFiles(), tmp_path / "uploads")
 
 
 def upload(services: Services, who: str, data: bytes, name: str = "shot.jpg") -> Any:
