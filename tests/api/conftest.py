@@ -20,7 +20,7 @@ from bot import tokens
 from tests.conftest import TEAM, AppProcess, free_port
 from tests.fakes.slack_api import SlackEmulator
 from tests.live import Live, start_live, wait_until
-from tests.web.conftest import Answer, web_env
+from tests.web.conftest import Answer, multipart, web_env
 
 
 @dataclass
@@ -69,25 +69,12 @@ class Client:
         audience: str | None = None,
         key: str | None = None,
     ) -> Answer:
-        boundary = uuid.uuid4().hex
-        parts = []
-        if audience is not None:
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="audience"\r\n\r\n'
-                f"{audience}\r\n".encode()
-            )
-        for name, content in files:
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-                f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
-                + content
-                + b"\r\n"
-            )
-        parts.append(f"--{boundary}--\r\n".encode())
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        fields = [("audience", audience)] if audience is not None else []
+        body, content_type = multipart(fields, "file", files)
+        headers = {"Content-Type": content_type}
         if key is not None:
             headers["Idempotency-Key"] = key
-        return self.request("POST", "/api/v1/images", data=b"".join(parts), headers=headers)
+        return self.request("POST", "/api/v1/images", data=body, headers=headers)
 
 
 @dataclass

@@ -102,27 +102,37 @@ class Browser:
 
     def upload(self, files: list[tuple[str, bytes]], *, audience: str = "workspace") -> Answer:
         """Like the page's script: one file per request, JSON back."""
-        boundary = uuid.uuid4().hex
-        field_head = f'--{boundary}\r\nContent-Disposition: form-data; name="audience"'
-        parts = [f"{field_head}\r\n\r\n{audience}\r\n".encode()]
-        for name, content in files:
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-                f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
-                + content
-                + b"\r\n"
-            )
-        parts.append(f"--{boundary}--\r\n".encode())
+        body, content_type = multipart([("audience", audience)], "files", files)
         return self.request(
             "POST",
             "/upload",
-            data=b"".join(parts),
+            data=body,
             headers={
-                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Type": content_type,
                 "Accept": "application/json",
                 "X-CSRFToken": self.token,
             },
         )
+
+
+def multipart(
+    fields: list[tuple[str, str]], file_field: str, files: list[tuple[str, bytes]]
+) -> tuple[bytes, str]:
+    """A multipart/form-data body, as a browser or curl sends one, and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields
+    ]
+    for name, content in files:
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+            + content
+            + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import re
 import threading
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +22,7 @@ from storage.models import AuditEvent, Image, ImageStatus
 from tests import images
 from tests.conftest import ADMIN, MEMBER, POSTER, PRIVATE_CHANNEL, PUBLIC_CHANNEL, make_services
 from tests.live import RealClock
-from tests.web.conftest import Answer, Browser, Web
+from tests.web.conftest import Answer, Browser, Web, multipart
 from tests.web.test_pages import category
 from tests.web.test_visibility import small_web  # noqa: F401 - a fixture
 
@@ -47,21 +46,13 @@ def send(
     browser: Browser, path: str, name: str, content: bytes, *, headers: dict[str, str] | None = None
 ) -> Answer:
     """One file, as the page's script sends it."""
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        + content
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body, content_type = multipart([], "files", [(name, content)])
     return browser.request(
         "POST",
         f"{path}/files",
         data=body,
         headers={
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Type": content_type,
             "Accept": "application/json",
             **(headers or {}),
         },
