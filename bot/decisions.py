@@ -91,6 +91,8 @@ def ask_for_approval(
         on_saved(request)
     if services.notifier is not None:
         services.notifier.approval_requested(request)
+    if not links:
+        return Asked(request, [])
     what = reviews.request_titles(services.factory, request)
     sent = [
         email_link(services, actor, link, what=what, note=request.note, due_at=request.due_at)
