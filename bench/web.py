@@ -153,7 +153,7 @@ def open_web(url: str, work: Path) -> Web:
     from bot.services import utc_now
     from bot.signin import start_session
     from bot.wiring import build_services
-    from handlers.web import create_web
+    from handlers.web import Workspaces, create_web
     from handlers.web.api import guard
     from handlers.web.security import RateLimit
 
@@ -163,7 +163,7 @@ def open_web(url: str, work: Path) -> Web:
     )
     services = build_services(settings)
     services.directory = BenchDirectory()  # before `people` is first built on it
-    app = create_web(services, bolt_app=None, installed_team=lambda: TEAM)
+    app = create_web(services, bolt_app=None, workspaces=Workspaces.only(TEAM))
     clients = {}
     for user in (MEMBER, GUEST):
         client = app.test_client()

@@ -35,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="upgrade the database schema to the latest version")
     link = sub.add_parser("login-link", help="print a one-time sign-in link for the web library")
     link.add_argument("--user", default="owner", help='a Slack user id, or "owner" (no Slack)')
+    link.add_argument("--team", help="the person's workspace (installed in several: T0...)")
     token = sub.add_parser("token", help="API tokens: `token create` prints a new one, once")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="a personal access token for the JSON API")
     create.add_argument("--user", required=True, help='a Slack user id, or "owner" (no Slack)')
     create.add_argument("--name", required=True, help="what the token is for (shown in lists)")
     create.add_argument("--days", type=int, default=None, help="expire after this many days")
+    create.add_argument("--team", help="the person's workspace (installed in several: T0...)")
     args = parser.parse_args(argv)
 
     try:
@@ -53,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return migrate(settings)
     if args.command == "login-link":
-        return login_link(settings, args.user)
+        return login_link(settings, args.user, args.team)
     if args.command == "token":
-        return create_token(settings, args.user, args.name, args.days)
+        return create_token(settings, args.user, args.name, args.days, args.team)
     if args.command == "run":
         if migrate(settings):
             return 1
@@ -80,25 +82,39 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
-def _person_named(settings: Settings, services: Services, user: str) -> tuple[str, str] | None:
-    """(team, user) for `user` ("owner", or a Slack user id Slack knows), or None, said."""
+def _person_named(
+    settings: Settings, services: Services, user: str, team: str | None
+) -> tuple[str, str] | None:
+    """(team, user) for `user` ("owner", or a Slack user id Slack knows in `team`, by
+    default the bot token's workspace or the only one the app is installed in), or None,
+    said."""
     from bot.local import LOCAL_OWNER, LOCAL_TEAM
 
     if user == "owner":
-        if settings.slack_bot_token:
+        if settings.slack_mode != "unconfigured":
             print("With Slack connected, name a person: --user U012ABCDEF", file=sys.stderr)
             return None
         return LOCAL_TEAM, LOCAL_OWNER
-    from bot.wiring import slack_gateway
+    from bot.wiring import gateway_of
+    from bot.workspaces import only_workspace
 
-    team_id = slack_gateway(settings).team_id() or ""
-    if not team_id or services.directory.person(team_id, user).deleted:
-        print(f"Slack does not know {user} in this workspace.", file=sys.stderr)
+    gateway = gateway_of(services)
+    team_id = team or gateway.team_id() or only_workspace(services.factory)
+    if not team_id or not gateway.token_for(team_id):
+        print(
+            "Name the person's workspace: --team T012ABCDEF (one it is installed in).",
+            file=sys.stderr,
+        )
+        return None
+    if services.directory.person(team_id, user).deleted:
+        print(f"Slack does not know {user} in {team_id}.", file=sys.stderr)
         return None
     return team_id, user
 
 
-def create_token(settings: Settings, user: str, name: str, days: int | None) -> int:
+def create_token(
+    settings: Settings, user: str, name: str, days: int | None, team: str | None
+) -> int:
     """Print a new personal access token for `user`, once (scripts, CI, the local owner)."""
     from datetime import timedelta
 
@@ -110,7 +126,7 @@ def create_token(settings: Settings, user: str, name: str, days: int | None) -> 
         return 2
     services = build_services(settings)
     try:
-        who = _person_named(settings, services, user)
+        who = _person_named(settings, services, user, team)
         if who is None:
             return 2
         now = services.clock()
@@ -136,14 +152,14 @@ def create_token(settings: Settings, user: str, name: str, days: int | None) -> 
     return 0
 
 
-def login_link(settings: Settings, user: str) -> int:
+def login_link(settings: Settings, user: str, team: str | None = None) -> int:
     """Print a one-time link that signs `user` in to the web library (15 minutes, once)."""
     from bot.signin import create_link_token
     from bot.wiring import build_services
 
     services = build_services(settings)
     try:
-        who = _person_named(settings, services, user)
+        who = _person_named(settings, services, user, team)
         if who is None:
             return 2
         token = create_link_token(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import RequestView, request_view
 from bot.prompts import Preview, preview_for
+from storage.access import still_installed
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import ApprovalRequest, ApprovalVote, AuditEvent, Category, Image
@@ -51,6 +52,7 @@ def claim_reminders(
                 ApprovalRequest.state == "open",
                 ApprovalRequest.created_at <= now - remind_after,
                 or_(reminder_due, escalation_due),
+                still_installed(ApprovalRequest.team_id),
             )
             .order_by(ApprovalRequest.id)
             .limit(limit)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.access import still_installed
 from storage.db import session_scope
 from storage.models import Channel, Image
 
@@ -75,7 +76,10 @@ def recheck(
     with session_scope(factory) as session:
         query = (
             select(Channel.team_id, Channel.channel_id)
-            .where(or_(Channel.checked_at.is_(None), Channel.checked_at < now - RECHECK_AFTER))
+            .where(
+                or_(Channel.checked_at.is_(None), Channel.checked_at < now - RECHECK_AFTER),
+                still_installed(Channel.team_id),
+            )
             .order_by(Channel.checked_at.is_not(None), Channel.checked_at)
             .limit(limit)
         )

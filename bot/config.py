@@ -40,6 +40,9 @@ class Settings:
     slack_api_url: str = DEFAULT_SLACK_API_URL
     slack_client_id: str | None = None
     slack_client_secret: str | None = _secret()
+    # Bot scopes asked for when installing in a workspace (SLACK_SCOPES); empty means the
+    # manifest's (handlers.slack.install.BOT_SCOPES).
+    slack_scopes: tuple[str, ...] = ()
     secret_key: str | None = _secret()
     slack_admin_ids: frozenset[str] = frozenset()
     # The URL carries the database password: shown only redacted (`database_url_redacted`).
@@ -65,12 +68,21 @@ class Settings:
 
     @property
     def slack_mode(self) -> str:
-        """`socket`, `http` or `unconfigured`: how this process talks to Slack."""
+        """How this process talks to Slack: `socket` or `http` for one workspace's bot token,
+        `oauth` for an app installed in any workspace from /slack/install (HTTP, a token
+        per workspace), or `unconfigured`."""
         if self.slack_bot_token and self.slack_app_token:
             return "socket"
         if self.slack_bot_token and self.slack_signing_secret:
             return "http"
+        if self.slack_signing_secret and self.slack_client_id and self.slack_client_secret:
+            return "oauth"
         return "unconfigured"
+
+    @property
+    def serves_slack_over_http(self) -> bool:
+        """Slack's requests arrive, signed, at /slack/events."""
+        return self.slack_mode in ("http", "oauth")
 
     @property
     def database_url_redacted(self) -> str:
@@ -101,7 +113,11 @@ class Settings:
     @property
     def sign_in_with_slack(self) -> bool:
         """The web's Sign in with Slack is configured (and a workspace to sign in to)."""
-        return bool(self.slack_client_id and self.slack_client_secret and self.slack_bot_token)
+        return bool(self.slack_client_id and self.slack_client_secret) and self.slack_mode in (
+            "http",
+            "socket",
+            "oauth",
+        )
 
     @property
     def uses_cloudinary(self) -> bool:
@@ -131,8 +147,12 @@ class Settings:
         if app_token and not bot_token:
             raise ConfigError("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: set both")
         signing_secret = env.get("SLACK_SIGNING_SECRET")
-        if signing_secret and not bot_token:
-            raise ConfigError("SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: set both")
+        client_id, client_secret = env.get("SLACK_CLIENT_ID"), env.get("SLACK_CLIENT_SECRET")
+        if signing_secret and not bot_token and not (client_id and client_secret):
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: set it (one workspace), "
+                "or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (install in any workspace)"
+            )
 
         api_url = env.get("SLACK_API_URL", DEFAULT_SLACK_API_URL)
         if urlparse(api_url).scheme not in ("http", "https") or not urlparse(api_url).hostname:
@@ -157,10 +177,7 @@ class Settings:
                 "'import secrets; print(secrets.token_urlsafe(32))' makes one)"
             )
 
-        client_id, client_secret = env.get("SLACK_CLIENT_ID"), env.get("SLACK_CLIENT_SECRET")
-        if bool(client_id) != bool(client_secret):
-            missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
-            raise ConfigError(f"{missing} is not set: Sign in with Slack needs both client values")
+        scopes = _scopes(env)
         secret_key = env.get("SECRET_KEY")
         if secret_key is not None and len(secret_key) < 32:
             raise ConfigError(
@@ -200,6 +217,7 @@ class Settings:
             slack_api_url=api_url,
             slack_client_id=client_id,
             slack_client_secret=client_secret,
+            slack_scopes=scopes,
             secret_key=secret_key,
             slack_admin_ids=admin_ids,
             database_url=database_url,
@@ -232,6 +250,23 @@ def normalise_database_url(url: str) -> str:
     if not (url.startswith("postgresql+psycopg2://") or url.startswith("sqlite:")):
         raise ConfigError("DATABASE_URL must be a postgres:// or sqlite:/// URL")
     return url
+
+
+def _scopes(env: Mapping[str, str]) -> tuple[str, ...]:
+    """SLACK_SCOPES, checked; the client values it goes with must come as a pair."""
+    client_id, client_secret = env.get("SLACK_CLIENT_ID"), env.get("SLACK_CLIENT_SECRET")
+    if bool(client_id) != bool(client_secret):
+        missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
+        raise ConfigError(
+            f"{missing} is not set: Sign in with Slack and installing need both client values"
+        )
+    scopes = tuple(s.strip() for s in env.get("SLACK_SCOPES", "").split(",") if s.strip())
+    for scope in scopes:
+        if not all(ch.isalnum() or ch in ":._" for ch in scope):
+            raise ConfigError(
+                f"SLACK_SCOPES must be comma-separated bot scopes like chat:write, not {scope!r}"
+            )
+    return scopes
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

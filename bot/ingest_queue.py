@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.access import still_installed
 from storage.db import session_scope
 from storage.models import Category, Image, IngestJob, IngestState
 
@@ -131,9 +132,12 @@ def holds(job: IngestJob, lease: datetime | None) -> bool:
 
 
 def claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(
-        and_(IngestJob.state == IngestState.QUEUED, IngestJob.next_attempt_at <= now),
-        and_(IngestJob.state == IngestState.RUNNING, IngestJob.lease_until < now),
+    return and_(
+        or_(
+            and_(IngestJob.state == IngestState.QUEUED, IngestJob.next_attempt_at <= now),
+            and_(IngestJob.state == IngestState.RUNNING, IngestJob.lease_until < now),
+        ),
+        still_installed(IngestJob.team_id),
     )
 
 

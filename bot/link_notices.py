@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.access import UploadLink, UploadLinkImage
+from storage.access import UploadLink, UploadLinkImage, still_installed
 from storage.db import session_scope
 from storage.models import Category, IngestJob, IngestState
 
@@ -54,6 +54,7 @@ def claim_link_notices(
                 UploadLinkImage.announced_at.is_(None),
                 IngestJob.state == IngestState.STORED,
                 _unclaimed(now),
+                still_installed(IngestJob.team_id),
             )
             .order_by(UploadLinkImage.image_id)
             .limit(limit)

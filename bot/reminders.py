@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.access import still_installed
 from storage.db import session_scope
 from storage.models import Image, IngestJob, IngestState
 
@@ -37,6 +38,7 @@ def claim_details_reminders(
                 Image.details_added_at.is_(None),
                 Image.details_reminded_at.is_(None),
                 Image.created_at <= now - after,
+                still_installed(Image.team_id),
             )
             .order_by(Image.id)
             .limit(limit)

@@ -12,6 +12,8 @@ from urllib.parse import urlparse
 
 from flask import Flask
 from slack_bolt import App
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot import imaging
 from bot.config import Settings
@@ -22,14 +24,31 @@ from bot.uploads import UploadedFiles
 from handlers.slack.app import create_app
 from handlers.slack.files import SlackFiles
 from handlers.slack.gateway import SlackGateway
+from handlers.slack.install import Installations
 from handlers.slack.notifier import SlackNotifier
-from handlers.web import create_web
+from handlers.web import Workspaces, create_web
+from handlers.web.system import install_page
 from storage.db import make_engine, make_session_factory
 from storage.media import CloudinaryStore, LocalStore, MediaStore
 
 
-def slack_gateway(settings: Settings) -> SlackGateway:
-    return SlackGateway(token=settings.slack_bot_token, api_url=settings.slack_api_url)
+def slack_gateway(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    factory: sessionmaker[Session] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> SlackGateway:
+    """The Web API gateway: the one bot token's, or (installed from /slack/install) each
+    installed workspace's, read from the installation store on `engine`."""
+    installations = None
+    if settings.slack_mode == "oauth":
+        if engine is None or factory is None:
+            raise ValueError("an app installed in any workspace keeps its tokens in the database")
+        installations = Installations(settings, engine, factory, clock, page=install_page)
+    return SlackGateway(
+        api_url=settings.slack_api_url, token=settings.slack_bot_token, installations=installations
+    )
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
@@ -42,39 +61,53 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
     engine = make_engine(
         settings.database_url, pool_size=max(10, (16 + settings.ingest_workers + 2 + 1) // 2)
     )
-    gateway = slack_gateway(settings)
+    factory = make_session_factory(engine)
+    gateway = slack_gateway(settings, engine=engine, factory=factory, clock=clock)
     slack_files = SlackFiles(gateway, api_host=urlparse(settings.slack_api_url).hostname)
+    connected = settings.slack_mode != "unconfigured"
     services = Services(
         settings=settings,
         engine=engine,
-        factory=make_session_factory(engine),
+        factory=factory,
         media=build_media_store(settings),
         # With no Slack app configured, the library belongs to its local owner alone.
-        directory=gateway if settings.slack_bot_token else LocalDirectory(),
+        directory=gateway if connected else LocalDirectory(),
         files=UploadedFiles(slack_files, settings.media_dir.parent / "uploads"),
         clock=clock,
     )
-    if settings.slack_bot_token:
+    if connected:
         services.notifier = SlackNotifier(services, gateway)
     if settings.smtp_url and settings.smtp_from:
         services.mailer = SmtpMailer(settings.smtp_url, sender=settings.smtp_from)
     return services
 
 
+def gateway_of(services: Services) -> SlackGateway:
+    """The gateway `build_services` plugged in as the directory (Slack connected)."""
+    if not isinstance(services.directory, SlackGateway):
+        raise ValueError("Slack is not connected: set SLACK_BOT_TOKEN or SLACK_CLIENT_ID")
+    return services.directory
+
+
 def build_slack_app(settings: Settings, services: Services) -> App:
-    return create_app(settings, services, slack_gateway(settings))
+    return create_app(settings, services, gateway_of(services))
 
 
 def build_web(settings: Settings, services: Services) -> Flask:
     """The WSGI app: the web library, Slack's requests (when Slack is configured for HTTP),
     health and media."""
     if settings.slack_mode == "unconfigured":
-        return create_web(services, bolt_app=None, installed_team=lambda: LOCAL_TEAM)
-    gateway = slack_gateway(settings)
+        return create_web(services, bolt_app=None, workspaces=Workspaces.only(LOCAL_TEAM))
+    gateway = gateway_of(services)
+    installations = gateway.installations
     return create_web(
         services,
         bolt_app=build_slack_app(settings, services),
-        installed_team=gateway.team_id,
+        workspaces=(
+            Workspaces(hint=lambda: None, installed=installations.is_installed)
+            if installations is not None
+            else Workspaces.single(gateway.team_id)
+        ),
     )
 
 

@@ -1,16 +1,32 @@
-"""The tables of the doors outside Slack: web sign-in links and sessions, API tokens and
-their idempotency keys, client review links and agency upload links. Every secret in them is
-kept as a SHA-256 hash, never in the clear."""
+"""Who may come in: the workspaces the app is installed in, and the tables of the doors
+outside Slack (web sign-in links and sessions, API tokens and their idempotency keys, client
+review links and agency upload links). Every secret in these is kept as a SHA-256 hash, never
+in the clear. (Installed workspaces' bot tokens are in slack_sdk's own installation tables,
+`slack_bots` and `slack_installations`, made by migration 0008.)"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, ColumnElement, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.base import Base, Id
+
+
+class Workspace(Base):
+    """A workspace the app was installed in from /slack/install. Uninstalling stamps
+    `uninstalled_at` and keeps its library; the library's jobs skip it until it is installed
+    again (`bot.workspaces`). A single-workspace deployment (SLACK_BOT_TOKEN) has no rows."""
+
+    __tablename__ = "workspaces"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    installed_by: Mapped[str] = mapped_column(String(32))
+    installed_at: Mapped[datetime]
+    uninstalled_at: Mapped[datetime | None]
 
 
 class SignInLink(Base):
@@ -135,3 +151,11 @@ class UploadLinkImage(Base):
     created_at: Mapped[datetime]
     notice_claimed_until: Mapped[datetime | None]
     announced_at: Mapped[datetime | None]
+
+
+def still_installed(team_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """A WHERE clause keeping rows of workspaces the app has not been uninstalled from: the
+    jobs (reminders, notices, ingest retries, channel checks) skip an uninstalled workspace's
+    rows, which wait, unclaimed, for it to be installed again."""
+    uninstalled = select(Workspace.team_id).where(Workspace.uninstalled_at.is_not(None))
+    return team_id.not_in(uninstalled)

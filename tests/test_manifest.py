@@ -59,4 +59,16 @@ def test_manifest_declares_the_whole_product() -> None:
 def test_sign_in_with_slack_comes_back_to_the_web_door() -> None:
     m = manifest()
     assert {"openid", "email", "profile"} <= set(m["oauth_config"]["scopes"]["user"])
-    assert [urlsplit(u).path for u in m["oauth_config"]["redirect_urls"]] == ["/login/callback"]
+    paths = [urlsplit(u).path for u in m["oauth_config"]["redirect_urls"]]
+    assert paths == ["/login/callback", "/slack/oauth_redirect"]
+
+
+def test_installing_asks_for_the_manifests_bot_scopes_and_hears_uninstalls() -> None:
+    """SLACK_SCOPES defaults to the manifest's bot scopes (handlers.slack.install), and the
+    app hears when it is uninstalled or loses its token, to stop work for that workspace."""
+    from handlers.slack.install import BOT_SCOPES
+
+    m = manifest()
+    assert list(BOT_SCOPES) == m["oauth_config"]["scopes"]["bot"]
+    events = set(m["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_uninstalled", "tokens_revoked"} <= events

@@ -27,6 +27,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.web import SlackResponse
 
 from bot.ports import UNKNOWN_PERSON, PersonFacts
+from handlers.slack.install import Installations
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,22 @@ class SlackGateway:
     """Web API clients for a team, and the library's directory of people and conversations
     (`bot.ports.Directory`) read from Slack."""
 
-    def __init__(self, *, token: str | None, api_url: str) -> None:
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        token: str | None = None,
+        installations: Installations | None = None,
+    ) -> None:
+        """One workspace's bot `token`, or the `installations`' (one per workspace the app
+        is installed in, from /slack/install)."""
         self._token = token
+        self.installations = installations
         self._api_url = api_url
         self._team_id: str | None = None
 
     def team_id(self) -> str | None:
-        """The workspace the bot token belongs to (auth.test, remembered once known)."""
+        """The workspace of the single bot token (auth.test, remembered once known)."""
         if self._team_id is None and self._token:
             try:
                 self._team_id = str(self.client().auth_test()["team_id"])
@@ -136,12 +146,15 @@ class SlackGateway:
         return self._team_id
 
     def token_for(self, team_id: str | None) -> str | None:
-        """The bot token for `team_id` (one today; per-install tokens later)."""
-        return self._token
+        """The bot token of `team_id`: the one token, or that workspace's installation's."""
+        if self.installations is None:
+            return self._token
+        return self.installations.token_for(team_id)
 
-    def client(self, team_id: str | None = None) -> WebClient:
+    def client(self, team_id: str | None = None, *, token: str | None = None) -> WebClient:
+        """A Web API client acting in `team_id` (with `token` when the caller holds it)."""
         return SlackClient(
-            token=self.token_for(team_id),
+            token=token or self.token_for(team_id),
             base_url=self._api_url,
             timeout=10,
             retry_handlers=[

@@ -3,5 +3,6 @@ as Slack, plus the one HTTP app every request arrives at (`/slack/events`, `/hea
 `/media/...`)."""
 
 from handlers.web.app import create_web
+from handlers.web.context import Workspaces
 
-__all__ = ["create_web"]
+__all__ = ["Workspaces", "create_web"]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from handlers.web import (
     upload,
     upload_link,
 )
+from handlers.web.context import Workspaces
 from handlers.web.security import add_headers, asset_versions, secret_key
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and the form fields beside the file
@@ -41,15 +41,13 @@ MESSAGES = {
 }
 
 
-def create_web(
-    services: Services, *, bolt_app: App | None, installed_team: Callable[[], str | None]
-) -> Flask:
-    """The web app on the library `services`; `installed_team` says which workspace's
-    members may sign in with Slack."""
+def create_web(services: Services, *, bolt_app: App | None, workspaces: Workspaces) -> Flask:
+    """The web app on the library `services`; `workspaces` says whose members may sign in
+    with Slack and use the API."""
     settings = services.settings
     app = Flask(__name__)
     app.extensions["library"] = services
-    app.extensions["installed_team"] = installed_team
+    app.extensions["workspaces"] = workspaces
     app.extensions["bolt"] = bolt_app
     app.config.update(
         SECRET_KEY=secret_key(settings),

@@ -15,7 +15,6 @@ import jwt
 from flask import (
     Blueprint,
     abort,
-    current_app,
     g,
     redirect,
     render_template,
@@ -29,7 +28,7 @@ from werkzeug.wrappers import Response
 
 from bot.config import Settings
 from bot.signin import end_session, redeem, session_of, start_session
-from handlers.web.context import services
+from handlers.web.context import services, workspaces
 from handlers.web.security import RateLimit, local_path
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ def login() -> Any:
         "nonce": nonce,
         "redirect_uri": _redirect_uri(settings),
     }
-    team = current_app.extensions["installed_team"]()
+    team = workspaces().hint()
     if team:
         query["team"] = team
     return redirect(f"{_slack_origin(settings)}/openid/connect/authorize?{urlencode(query)}")
@@ -122,7 +121,7 @@ def callback() -> Any:
         return _refused("Slack did not confirm who you are. Try again.")
     team_id = str(claims.get("https://slack.com/team_id", ""))
     user_id = str(claims.get("https://slack.com/user_id") or claims.get("sub", ""))
-    if not team_id or team_id != current_app.extensions["installed_team"]():
+    if not workspaces().installed(team_id):
         return _refused("The image library is not installed in that workspace.")
     facts = services().people.facts(team_id, user_id)
     if facts.deleted or facts.is_bot:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -12,6 +13,28 @@ from bot.people import Person
 from bot.services import Services
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Workspaces:
+    """Which workspaces' members may use the web door and the API: `installed(team_id)`;
+    `hint()` names the one workspace when there is only one, so Sign in with Slack goes
+    straight to it."""
+
+    hint: Callable[[], str | None]
+    installed: Callable[[str], bool]
+
+    @classmethod
+    def single(cls, team: Callable[[], str | None]) -> Workspaces:
+        return cls(hint=team, installed=lambda team_id: bool(team_id) and team_id == team())
+
+    @classmethod
+    def only(cls, team_id: str) -> Workspaces:
+        return cls.single(lambda: team_id)
+
+
+def workspaces() -> Workspaces:
+    return cast(Workspaces, current_app.extensions["workspaces"])
 
 
 def services() -> Services:

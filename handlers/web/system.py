@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, send_file
+from flask import Blueprint, Response, current_app, render_template, request, send_file
 from slack_bolt.adapter.flask import SlackRequestHandler
 from sqlalchemy import text
 
@@ -30,6 +30,22 @@ def slack_events() -> Any:
             "Slack is not connected: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET.\n", 503
         )
     return SlackRequestHandler(bolt).handle(request)
+
+
+@bp.get("/slack/install")
+@bp.get("/slack/oauth_redirect")
+def slack_install() -> Any:
+    """Bolt's OAuth flow: the "Add to Slack" page and Slack's redirect back after it. Only
+    when the app is installed in any workspace (SLACK_CLIENT_ID without SLACK_BOT_TOKEN)."""
+    bolt = current_app.extensions["bolt"]
+    if bolt is None or bolt.oauth_flow is None:
+        return _plain("Not found\n", 404)
+    return SlackRequestHandler(bolt).handle(request)
+
+
+def install_page(title: str, text: str) -> str:
+    """The page after Slack's authorize step (Bolt's OAuth callback, inside this request)."""
+    return render_template("installed.html", title=title, text=text)
 
 
 @bp.get("/healthz")

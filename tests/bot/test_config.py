@@ -25,6 +25,17 @@ def test_mode_follows_the_credentials() -> None:
     http = settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s" * 32)
     socket = settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1")
     assert (http.slack_mode, socket.slack_mode) == ("http", "socket")
+    oauth = settings(SLACK_CLIENT_ID="1.2", SLACK_CLIENT_SECRET="c" * 32, SLACK_SIGNING_SECRET="s")
+    assert oauth.slack_mode == "oauth"  # installed in any workspace from /slack/install
+    assert oauth.sign_in_with_slack and oauth.serves_slack_over_http
+    # A bot token keeps the app in its one workspace: the client values sign people in.
+    single = settings(
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        SLACK_CLIENT_ID="1.2",
+        SLACK_CLIENT_SECRET="c" * 32,
+    )
+    assert single.slack_mode == "http"
 
 
 def test_heroku_postgres_url_is_accepted() -> None:
@@ -45,6 +56,8 @@ def test_heroku_postgres_url_is_accepted() -> None:
         ({"PUBLIC_BASE_URL": "ftp://x"}, "PUBLIC_BASE_URL"),
         ({"SLACK_ADMIN_IDS": "U1,not an id"}, "SLACK_ADMIN_IDS"),
         ({"SLACK_API_URL": "slack.com"}, "SLACK_API_URL"),
+        ({"SLACK_CLIENT_ID": "1.2"}, "SLACK_CLIENT_SECRET"),
+        ({"SLACK_SCOPES": "chat:write,<script>"}, "SLACK_SCOPES"),
     ],
 )
 def test_bad_settings_fail_with_one_line_naming_the_variable(

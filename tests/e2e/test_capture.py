@@ -321,7 +321,8 @@ def test_missing_setting_fails_at_start_with_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "Configuration error: SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: set both"
+        "Configuration error: SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: set it "
+        "(one workspace), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (install in any workspace)"
     ]
 
 

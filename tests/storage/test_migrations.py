@@ -9,7 +9,9 @@ from storage import migrate
 from storage.db import make_engine
 from storage.models import Base
 
-EXPECTED = {t.name for t in Base.metadata.sorted_tables}
+# slack_sdk's installation and OAuth state stores' tables (installs in any workspace).
+SLACK_TABLES = {"slack_bots", "slack_installations", "slack_oauth_states"}
+EXPECTED = {t.name for t in Base.metadata.sorted_tables} | SLACK_TABLES
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -58,5 +60,33 @@ def test_models_and_migrations_agree(empty_database: str) -> None:
             )
             diff = compare_metadata(context, Base.metadata)
         assert diff == []
+    finally:
+        engine.dispose()
+
+
+def test_slack_sdk_tables_are_the_ones_its_stores_define(empty_database: str) -> None:
+    """Migration 0008 makes slack_sdk's tables itself: their columns must be the ones its
+    SQLAlchemy stores read and write, or an install fails in production only."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+    from sqlalchemy import MetaData
+
+    metadata = MetaData()
+    defined = [
+        SQLAlchemyInstallationStore.build_bots_table(metadata, "slack_bots"),
+        SQLAlchemyInstallationStore.build_installations_table(metadata, "slack_installations"),
+        SQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, "slack_oauth_states"),
+    ]
+    engine = make_engine(empty_database)
+    try:
+        migrate.upgrade(engine)
+        inspector = inspect(engine)
+        for table in defined:
+            made = {c["name"]: c for c in inspector.get_columns(table.name)}
+            assert set(made) == {c.name for c in table.columns}, table.name
+            for column in table.columns:
+                assert made[column.name]["nullable"] == column.nullable, column.name
+                length = getattr(column.type, "length", None)
+                assert getattr(made[column.name]["type"], "length", None) == length, column.name
     finally:
         engine.dispose()

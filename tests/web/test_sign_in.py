@@ -154,15 +154,15 @@ def test_the_session_key_is_made_once_and_kept_and_https_cookies_are_secure(
     database_url: str, tmp_path: Path
 ) -> None:
     from bot.local import LOCAL_TEAM
-    from handlers.web import create_web
+    from handlers.web import Workspaces, create_web
     from tests.conftest import make_services
 
     env = app_env(database_url=database_url, slack=None, media_dir=tmp_path / "media")
     env["PUBLIC_BASE_URL"] = "https://images.example.com"
     services = make_services(env)
     try:
-        first = create_web(services, bolt_app=None, installed_team=lambda: LOCAL_TEAM)
-        second = create_web(services, bolt_app=None, installed_team=lambda: LOCAL_TEAM)
+        first = create_web(services, bolt_app=None, workspaces=Workspaces.only(LOCAL_TEAM))
+        second = create_web(services, bolt_app=None, workspaces=Workspaces.only(LOCAL_TEAM))
         assert first.secret_key == second.secret_key and len(first.secret_key or b"") == 32
         assert (tmp_path / ".secret-key").stat().st_mode & 0o077 == 0
         assert first.config["SESSION_COOKIE_SECURE"] is True

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_smorest import Blueprint
 from werkzeug.wrappers import Response
 
 from bot.people import Person
 from bot.tokens import holder_of
 from handlers.web.api.problems import fail
-from handlers.web.context import services
+from handlers.web.context import services, workspaces
 from handlers.web.security import RateLimit
 
 PREFIX = "/api/v1"
@@ -54,9 +54,8 @@ def _authenticate() -> None:
         if wait:
             _too_many(wait)
         fail(401)
-    team = current_app.extensions["installed_team"]()
-    if team and holder.team_id != team:
-        fail(401, "This token belongs to another workspace.")
+    if not workspaces().installed(holder.team_id):
+        fail(401, "The image library is not installed in this token's workspace.")
     facts = library.people.facts(holder.team_id, holder.user_id)
     if facts.deleted or facts.is_bot:
         fail(401, "This token's Slack account is deactivated.")
