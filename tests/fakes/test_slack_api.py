@@ -1030,15 +1030,15 @@ def test_install_redirect_uri_rules(emu: SlackEmulator) -> None:
     assert _access(emu, code=back["code"])["ok"]
 
 
+JsonAnswer = dict[str, Any]
+
+
 def _form_access(emu: SlackEmulator, **form: str) -> JsonAnswer:
     """oauth.v2.access with the credentials in the form, through urllib."""
     data = urlencode(form).encode()
     with urllib.request.urlopen(f"{emu.api_url}oauth.v2.access", data, timeout=5) as resp:
         answer: JsonAnswer = json.loads(resp.read())
     return answer
-
-
-JsonAnswer = dict[str, Any]
 
 
 def test_oauth_v2_access_errors(emu: SlackEmulator) -> None:
@@ -1067,6 +1067,16 @@ def test_oauth_v2_access_errors(emu: SlackEmulator) -> None:
     )
 
 
+def _refresh(emu: SlackEmulator, refresh_token: str) -> Any:
+    """oauth.v2.access with grant_type=refresh_token, as slack_sdk's TokenRotator calls it."""
+    return WebClient(base_url=emu.api_url).oauth_v2_access(
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        grant_type="refresh_token",
+        refresh_token=refresh_token,
+    )
+
+
 def test_token_rotation_and_refresh(emu: SlackEmulator, globex: SlackEmulator) -> None:
     emu.token_rotation = True
     answer = _access(emu, code=_install(emu, team="T0TEAM2", user_scope="identity.basic")["code"])
@@ -1077,13 +1087,7 @@ def test_token_rotation_and_refresh(emu: SlackEmulator, globex: SlackEmulator) -
     assert user["access_token"].startswith("xoxe.xoxp-1-")
     assert (user["refresh_token"][:7], user["expires_in"]) == ("xoxe-1-", 43200)
 
-    sdk = WebClient(base_url=emu.api_url)
-    renewed = sdk.oauth_v2_access(
-        client_id=emu.client_id,
-        client_secret=emu.client_secret,
-        grant_type="refresh_token",
-        refresh_token=answer["refresh_token"],
-    )
+    renewed = _refresh(emu, answer["refresh_token"])
     assert (renewed["token_type"], renewed["team"]["id"]) == ("bot", "T0TEAM2")
     assert renewed["bot_user_id"] == globex.bot_user_id
     assert renewed["access_token"] not in (answer["access_token"], None)
@@ -1091,29 +1095,14 @@ def test_token_rotation_and_refresh(emu: SlackEmulator, globex: SlackEmulator) -
     for token in (answer["access_token"], renewed["access_token"]):  # both live until expiry
         assert _api(emu, token).auth_test()["team_id"] == "T0TEAM2"
     with pytest.raises(SlackApiError) as exc:  # a refresh token works once
-        sdk.oauth_v2_access(
-            client_id=emu.client_id,
-            client_secret=emu.client_secret,
-            grant_type="refresh_token",
-            refresh_token=answer["refresh_token"],
-        )
+        _refresh(emu, answer["refresh_token"])
     assert _error(exc) == "invalid_refresh_token"
-    user_renewed = sdk.oauth_v2_access(
-        client_id=emu.client_id,
-        client_secret=emu.client_secret,
-        grant_type="refresh_token",
-        refresh_token=user["refresh_token"],
-    )
+    user_renewed = _refresh(emu, user["refresh_token"])
     assert (user_renewed["token_type"], user_renewed["user_id"]) == ("user", "U7")
     assert user_renewed["access_token"].startswith("xoxe.xoxp-1-")
 
     emu.token_ttl = 0.3
-    short = sdk.oauth_v2_access(
-        client_id=emu.client_id,
-        client_secret=emu.client_secret,
-        grant_type="refresh_token",
-        refresh_token=renewed["refresh_token"],
-    )
+    short = _refresh(emu, renewed["refresh_token"])
     assert short["expires_in"] == 1
     obj = globex.add_file(
         "F9", name="g.png", content=PNG, mimetype="image/png", filetype="png", user="U7"
@@ -1155,12 +1144,7 @@ def test_uninstall_revokes_every_token(emu: SlackEmulator, globex: SlackEmulator
         True,
     )
     with pytest.raises(SlackApiError) as exc:
-        WebClient(base_url=emu.api_url).oauth_v2_access(
-            client_id=emu.client_id,
-            client_secret=emu.client_secret,
-            grant_type="refresh_token",
-            refresh_token=answer["refresh_token"],
-        )
+        _refresh(emu, answer["refresh_token"])
     assert _error(exc) == "invalid_refresh_token"
     assert WebClient(token=emu.bot_token, base_url=emu.api_url).auth_test()["ok"]  # A untouched
 
