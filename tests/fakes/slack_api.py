@@ -10,7 +10,42 @@
 * a Socket Mode WebSocket endpoint (``apps.connections.open`` hands out ``ws_url?ticket=...``);
 * Sign in with Slack (OpenID Connect): the browser's ``/openid/connect/authorize`` (approving as
   the user of `SlackEmulator.sign_in_as`, else a page to pick a user), ``/openid/connect/keys``
-  (the JWKS) and the methods ``openid.connect.token`` and ``openid.connect.userInfo``.
+  (the JWKS) and the methods ``openid.connect.token`` and ``openid.connect.userInfo``;
+  ``team=<id>`` picks the workspace, ``sign_in_as(user_id, team_id=...)`` a person of any team.
+
+Several workspaces (multi-workspace installs):
+
+* ``add_team(team_id: str, team_name: str, *, bot_token: str | None = None) -> SlackEmulator``
+  (on the primary) adds a workspace: another `SlackEmulator` with its own users, channels,
+  files, messages, views, ``calls`` and faults, whose payload builders (``message_event``,
+  ``event_envelope``, ``slash_command``, ``block_action``, ``view_submission``...) carry its
+  ids (bot user ``UBOT2``, ``UBOT3``... by default, bot token ``xoxb-test-token-<team_id>``).
+  It serves its files and response_urls on its own port and starts and stops with the
+  primary. Its ``api_url`` is the primary's: every ``/api/`` call is routed by its token to
+  the team the token belongs to and recorded there (an unknown token gets ``invalid_auth``
+  from the primary, a revoked one ``token_revoked``, an expired rotating one
+  ``token_expired``). ``team(team_id)`` returns a team's emulator.
+* The OAuth v2 install: the browser's ``{base_url}/oauth/v2/authorize?client_id=&scope=
+  &user_scope=&redirect_uri=&state=&team=`` (checks ``client_id``, a non-empty
+  comma-separated ``scope``, and ``redirect_uri`` against ``oauth_redirect_urls`` when set:
+  equal to one or below it, as Slack; a problem is a 400 error page naming Slack's error)
+  shows "<app_name> is requesting permission to access the <team> Slack workspace" with an
+  Allow link (302 to ``redirect_uri?code=...&state=...``) and a Cancel link (``error=
+  access_denied``). The installer is ``install_as(team_id, user_id)``'s, else the first person
+  of the ``team`` asked, else of the primary. Page hits are recorded as ``oauth.v2.authorize``
+  calls (``params["_path"]``).
+* ``oauth.v2.access`` (client credentials by HTTP Basic or form): ``code`` (one-time,
+  ``oauth_code_ttl`` = 600 s; ``redirect_uri`` must equal the authorize one if that had one)
+  gives Slack's answer (``app_id``, ``authed_user``, ``scope``, ``token_type: bot``, a new
+  ``access_token`` of that team, ``bot_user_id``, ``team``, ``enterprise: null``,
+  ``is_enterprise_install``; ``authed_user`` gets a user token when ``user_scope`` was asked).
+  With ``token_rotation = True`` tokens are ``xoxe.xoxb-1-...`` with ``refresh_token`` and
+  ``expires_in`` (``token_ttl`` seconds, default 43200, read from the primary), and
+  ``grant_type=refresh_token`` renews them (a refresh token works once; old access tokens
+  live until their own expiry).
+* ``uninstall(team_id) -> dict`` revokes all of a team's tokens and returns the
+  ``app_uninstalled`` event envelope; ``revoke_bot_tokens(team_id) -> dict`` revokes its bot
+  tokens and returns the ``tokens_revoked`` one (``tokens: {oauth: [], bot: [bot user]}``).
 
 Every request is recorded as a `Call` (``calls``, ``calls_to``, ``wait_for``). Faults are injected
 on demand with `SlackEmulator.inject` and consumed in order. Block Kit payloads are checked by the
@@ -28,6 +63,7 @@ import http.server
 import ipaddress
 import itertools
 import json
+import re
 import secrets
 import string
 import threading
@@ -603,6 +639,39 @@ class _OpenidCode:
     nonce: str | None
     issued: float  # time.monotonic(), for openid_code_ttl
     auth_time: int
+    team_id: str = ""
+
+
+@dataclass
+class _OauthCode:
+    """An install's code from /oauth/v2/authorize, redeemable once with oauth.v2.access."""
+
+    team_id: str
+    user_id: str
+    scopes: tuple[str, ...]
+    user_scopes: tuple[str, ...]
+    redirect_uri: str | None  # as given to authorize (None: the app's configured one)
+    issued: float  # time.monotonic(), for oauth_code_ttl
+
+
+@dataclass
+class _Token:
+    """A token oauth.v2.access issued: ``kind`` "bot" or "user"; ``expires_at`` for rotation."""
+
+    kind: str
+    user_id: str
+    scopes: tuple[str, ...]
+    expires_at: float | None  # time.time(); None: never expires
+
+
+@dataclass
+class _Refresh:
+    """What a refresh token (token rotation) renews, redeemable once."""
+
+    team_id: str
+    kind: str
+    user_id: str
+    scopes: tuple[str, ...]
 
 
 @dataclass
@@ -611,6 +680,7 @@ class _OpenidGrant:
 
     user_id: str
     scopes: frozenset[str]
+    team_id: str = ""
 
 
 @dataclass
@@ -702,9 +772,39 @@ def _html_page(title: str, body: str, status: int = 200) -> _Reply:
     return _Reply(status, page.encode(), "text/html; charset=utf-8")
 
 
+def _error_page(problem: str) -> _Reply:
+    return _html_page("Something went wrong", f"<p>{html.escape(problem)}</p>", 400)
+
+
+def _new_code() -> str:
+    """An OAuth authorization code, shaped like Slack's."""
+    return f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**13)}.{secrets.token_hex(32)}"
+
+
+_SCOPE_NAME = re.compile(r"[a-z][a-z0-9_.-]*(:[a-z0-9_.-]+)*")
+
+
+def _scope_list(value: str) -> tuple[str, ...]:
+    """A comma-separated scope parameter (OAuth v2), in order, without blanks."""
+    return tuple(scope.strip() for scope in value.split(",") if scope.strip())
+
+
+def _redirect_allowed(uri: str, configured: str) -> bool:
+    """Slack: a redirect_uri must match a configured Redirect URL or be a subdirectory of it."""
+    got, want = urlsplit(uri), urlsplit(configured)
+    if (got.scheme, got.netloc) != (want.scheme, want.netloc):
+        return False
+    base = want.path.rstrip("/")
+    return got.path == want.path or got.path.startswith(base + "/")
+
+
 def _redirect(base: str, params: Mapping[str, str]) -> _Reply:
     location = base + ("&" if "?" in base else "?") + urlencode(params)
     return _Reply(302, b"", "text/html; charset=utf-8", headers={"Location": location})
+
+
+def _event_ts() -> str:
+    return f"{time.time():.6f}"
 
 
 def _ok(**payload: Any) -> JsonDict:
@@ -766,6 +866,14 @@ class SlackEmulator:
     max_view_stack: int = 3
     #: Seconds a Sign in with Slack authorization code stays redeemable (OAuth: 10 minutes).
     openid_code_ttl: float = 600.0
+    #: Seconds an install's code from /oauth/v2/authorize stays redeemable (Slack: 10 minutes).
+    oauth_code_ttl: float = 600.0
+    #: The app's display name, shown on the install page.
+    app_name: str = "Image Library"
+    #: Token rotation (App Manage > OAuth & Permissions): installs get expiring tokens.
+    token_rotation: bool = False
+    #: Seconds a rotating access token lives (Slack: 12 hours); read from the primary.
+    token_ttl: float = 43200.0
 
     def __init__(
         self,
@@ -828,9 +936,20 @@ class SlackEmulator:
         #: The ``kid`` of the id_token signing key, published at ``/openid/connect/keys``.
         self.openid_kid = secrets.token_urlsafe(32)
         self._openid_key: rsa.RSAPrivateKey | None = None  # made on first use (tens of ms)
-        self._signed_in_user: str | None = None
+        self._signed_in: tuple[str, str] | None = None  # (team id, user id)
         self._openid_codes: dict[str, _OpenidCode] = {}
         self._openid_grants: dict[str, _OpenidGrant] = {}
+
+        # Workspaces and installs (OAuth v2). The primary (this one unless `add_team` made it)
+        # answers every /api/ call, routing it to the team its token belongs to.
+        self._root: SlackEmulator = self
+        self._teams: dict[str, SlackEmulator] = {team_id: self}
+        #: Redirect URLs of the app's OAuth settings; empty: any redirect_uri is accepted.
+        self.oauth_redirect_urls: list[str] = []
+        self._installer: tuple[str, str] | None = None  # (team id, user id), see install_as
+        self._oauth_codes: dict[str, _OauthCode] = {}
+        self._refresh_tokens: dict[str, _Refresh] = {}
+        self._issued: dict[str, _Token] = {}  # this team's tokens from oauth.v2.access
 
         self._started = False
         self._stopped = False
@@ -859,7 +978,8 @@ class SlackEmulator:
 
     @property
     def api_url(self) -> str:
-        return f"{self.base_url}/api/"
+        """The Web API, for every team: the primary's (calls are routed by their token)."""
+        return f"{self._root.base_url}/api/"
 
     @property
     def ws_url(self) -> str:
@@ -871,6 +991,9 @@ class SlackEmulator:
         if self._stopped:
             raise RuntimeError("SlackEmulator cannot be restarted; create a new one")
         self._started = True
+        for team in self._other_teams():
+            if not team._started:
+                team.start()
         for target, name in (
             (lambda: self._http.serve_forever(poll_interval=0.02), "slack-emulator-http"),
             (self._ws.serve_forever, "slack-emulator-ws"),
@@ -884,6 +1007,8 @@ class SlackEmulator:
         if self._stopped:
             return
         self._stopped = True
+        for team in self._other_teams():
+            team.stop()
         if self._started:
             self._http.shutdown()
             self._ws.shutdown()
@@ -898,6 +1023,147 @@ class SlackEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- workspaces ---------------------------------------------------------------------------
+    def _other_teams(self) -> list[SlackEmulator]:
+        """The teams `add_team` added (on the primary; none on the others)."""
+        if self._root is not self:
+            return []
+        with self._lock:
+            return [team for team in self._teams.values() if team is not self]
+
+    def add_team(
+        self, team_id: str, team_name: str, *, bot_token: str | None = None
+    ) -> SlackEmulator:
+        """Another workspace with the app installed, served at the same `api_url`.
+
+        The returned emulator has its own users, channels, files, messages, views, calls and
+        faults, and serves its files and response_urls on its own port; API calls made with its
+        tokens (``bot_token``, default ``xoxb-test-token-<team_id>``, or one `oauth.v2.access`
+        issued) are answered and recorded by it. It starts and stops with the primary.
+        """
+        root = self._root
+        with root._lock:
+            if team_id in root._teams:
+                raise ValueError(f"team {team_id!r} already exists")
+            token = bot_token or f"xoxb-test-token-{team_id}"
+            if any(team._knows_token(token) for team in root._teams.values()):
+                raise ValueError(f"token {token!r} already belongs to a team")
+            number = len(root._teams) + 1
+            team = SlackEmulator(
+                team_id=team_id,
+                team_name=team_name,
+                bot_token=token,
+                app_token=root.app_token,
+                bot_user_id=f"{root.bot_user_id}{number}",
+                bot_id=f"{root.bot_id}{number}",
+                bot_name=root.bot_name,
+                app_id=root.app_id,
+            )
+            team._root, team._teams = root, root._teams
+            team.verification_token = root.verification_token
+            team.client_id, team.client_secret = root.client_id, root.client_secret
+            root._teams[team_id] = team
+            started = root._started and not root._stopped
+        if started:
+            team.start()
+        return team
+
+    def team(self, team_id: str) -> SlackEmulator:
+        """The emulator of a team: the primary or one `add_team` added."""
+        try:
+            return self._root._teams[team_id]
+        except KeyError:
+            raise ValueError(f"unknown team {team_id!r}") from None
+
+    def _knows_token(self, token: str) -> bool:
+        return token == self.bot_token or token in self._issued or token in self.revoked_tokens
+
+    def _team_for_token(self, token: str | None) -> SlackEmulator:
+        """The team a token belongs to; the primary for none or an unknown one (invalid_auth)."""
+        if token:
+            with self._lock:
+                for team in self._teams.values():
+                    if team is not self and team._knows_token(token):
+                        return team
+        return self
+
+    def _token_error(self, token: str | None) -> str | None:
+        """Why Slack refuses this team's bot/user/app token, or None."""
+        if not token:
+            return "not_authed"
+        if token in self.revoked_tokens:
+            return "token_revoked"
+        issued = self._issued.get(token)
+        if issued is None:
+            return None if token in (self.bot_token, self.app_token) else "invalid_auth"
+        if issued.expires_at is not None and time.time() >= issued.expires_at:
+            return "token_expired"
+        return None
+
+    # -- installs (OAuth v2) --------------------------------------------------------------------
+    def install_as(self, team_id: str, user_id: str) -> None:
+        """Sets who installs from /oauth/v2/authorize: ``user_id`` of ``team_id``."""
+        root = self._root
+        with root._lock:
+            if not self.team(team_id)._can_sign_in(user_id):
+                raise ValueError(f"{user_id!r} is not an active person in {team_id}")
+            root._installer = (team_id, user_id)
+
+    def uninstall(self, team_id: str) -> JsonDict:
+        """Uninstalls the app from a team: revokes all its tokens (bot and user, and their
+        refresh tokens); returns the ``app_uninstalled`` Events API envelope Slack sends.
+        """
+        team = self.team(team_id)
+        team._revoke(bots_only=False)
+        return team.event_envelope({"type": "app_uninstalled", "event_ts": _event_ts()})
+
+    def revoke_bot_tokens(self, team_id: str) -> JsonDict:
+        """Revokes a team's bot tokens (and their refresh tokens); returns the
+        ``tokens_revoked`` Events API envelope Slack sends.
+        """
+        team = self.team(team_id)
+        team._revoke(bots_only=True)
+        event = {
+            "type": "tokens_revoked",
+            "tokens": {"oauth": [], "bot": [team.bot_user_id]},
+            "event_ts": _event_ts(),
+        }
+        return team.event_envelope(event)
+
+    def _revoke(self, *, bots_only: bool) -> None:
+        root = self._root
+        with root._lock:
+            kinds = {"bot"} if bots_only else {"bot", "user"}
+            self.revoked_tokens.add(self.bot_token)
+            self.revoked_tokens.update(t for t, i in self._issued.items() if i.kind in kinds)
+            for key, ref in list(root._refresh_tokens.items()):
+                if ref.team_id == self.team_id and ref.kind in kinds:
+                    del root._refresh_tokens[key]
+
+    def _issue(self, kind: str, user_id: str, scopes: tuple[str, ...]) -> JsonDict:
+        """A new token of this team (lock of the primary held): access_token, and with token
+        rotation refresh_token and expires_in.
+        """
+        root = self._root
+        prefix = "xoxb" if kind == "bot" else "xoxp"
+        rotating = root.token_rotation
+        if rotating:
+            token = f"xoxe.{prefix}-1-{secrets.token_urlsafe(96)}"
+        else:
+            token = (
+                f"{prefix}-{secrets.randbelow(10**11)}-{secrets.randbelow(10**11)}"
+                f"-{secrets.token_urlsafe(18)}"
+            )
+        ttl = root.token_ttl
+        expires_at = time.time() + ttl if rotating else None
+        self._issued[token] = _Token(kind, user_id, scopes, expires_at)
+        out: JsonDict = {"access_token": token}
+        if rotating:
+            refresh = f"xoxe-1-{secrets.token_urlsafe(96)}"
+            root._refresh_tokens[refresh] = _Refresh(self.team_id, kind, user_id, scopes)
+            out.update(refresh_token=refresh, expires_in=max(1, round(ttl)))
+        return out
 
     # -- ids ----------------------------------------------------------------------------------
     def _next_ts(self) -> str:
@@ -1504,14 +1770,24 @@ class SlackEmulator:
         return url
 
     # -- Sign in with Slack (OpenID Connect) ------------------------------------------------------
-    def sign_in_as(self, user_id: str | None) -> None:
+    def sign_in_as(self, user_id: str | None, *, team_id: str | None = None) -> None:
         """Sets the browser's Slack session: /openid/connect/authorize then approves as ``user_id``
         at once. ``None`` signs out: authorize answers a page to pick who signs in.
+
+        ``team_id`` is the user's workspace (default: this emulator's team, else the first team
+        with that person).
         """
-        with self._lock:
-            if user_id is not None and not self._can_sign_in(user_id):
-                raise ValueError(f"{user_id!r} is not an active person in {self.team_id}")
-            self._signed_in_user = user_id
+        root = self._root
+        with root._lock:
+            if user_id is None:
+                root._signed_in = None
+                return
+            teams = [self.team(team_id)] if team_id else [self, *root._teams.values()]
+            team = next((t for t in teams if t._can_sign_in(user_id)), None)
+            if team is None:
+                where = team_id or self.team_id
+                raise ValueError(f"{user_id!r} is not an active person in {where}")
+            root._signed_in = (team.team_id, user_id)
 
     def _can_sign_in(self, user_id: str) -> bool:
         user = self.users.get(user_id)
@@ -1537,24 +1813,30 @@ class SlackEmulator:
         """/openid/connect/authorize, and its ``/approve`` and ``/cancel`` links (lock held)."""
         problem = self._authorize_problem(params)
         if problem is not None:
-            return _html_page("Something went wrong", f"<p>{html.escape(problem)}</p>", 400)
+            return _error_page(problem)
         redirect_uri = params["redirect_uri"]
         state = {"state": params["state"]} if "state" in params else {}
         if step == "/cancel":
             return _redirect(redirect_uri, {"error": "access_denied", **state})
-        user_id = params.get("user") if step == "/approve" else self._signed_in_user
-        if user_id is None:
+        session = self._signed_in
+        if step == "/approve":
+            session = (params.get("team", self.team_id), params.get("user", ""))
+        elif session is not None and session[0] != params.get("team", session[0]):
+            session = None  # signed in elsewhere: pick someone of the asked team
+        if session is None:
             return self._picker_page(params)
-        if not self._can_sign_in(user_id):
-            return _html_page("Something went wrong", "<p>That person cannot sign in.</p>", 400)
-        code = f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**13)}.{secrets.token_hex(32)}"
+        team = self._teams.get(session[0])
+        if team is None or not team._can_sign_in(session[1]):
+            return _error_page("That person cannot sign in.")
+        code = _new_code()
         self._openid_codes[code] = _OpenidCode(
-            user_id=user_id,
+            user_id=session[1],
             scopes=_scopes(params),
             redirect_uri=redirect_uri,
             nonce=params.get("nonce"),
             issued=time.monotonic(),
             auth_time=int(time.time()),
+            team_id=team.team_id,
         )
         return _redirect(redirect_uri, {"code": code, **state})
 
@@ -1569,28 +1851,113 @@ class SlackEmulator:
             return "Invalid scope parameter: openid, and optionally email and profile."
         if not params.get("redirect_uri"):
             return "Missing redirect_uri parameter."
-        if params.get("team", self.team_id) != self.team_id:
+        if params.get("team", self.team_id) not in self._teams:
             return f"Unknown team {params['team']}."
         return None
 
     def _picker_page(self, params: Mapping[str, str]) -> _Reply:
-        """What a browser with no Slack session sees: the workspace's people to sign in as."""
-        query = {key: value for key, value in params.items() if key != "user"}
+        """What a browser with no Slack session sees: the people to sign in as (those of the
+        asked ``team``, else of every workspace).
+        """
+        query = {key: value for key, value in params.items() if key not in ("user", "team")}
+        asked = params.get("team")
+        teams = [self._teams[asked]] if asked else list(self._teams.values())
         items: list[str] = []
-        for user in self.users.values():
-            if self._can_sign_in(user["id"]):
-                approve = urlencode({**query, "user": user["id"]})
-                href = f"/openid/connect/authorize/approve?{approve}"
-                label = f"{user['real_name']} (@{user['name']})"
-                items.append(f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>')
-        cancel = "/openid/connect/authorize/cancel?" + urlencode(query)
+        for team in teams:
+            for user in team.users.values():
+                if team._can_sign_in(user["id"]):
+                    who = {"team": team.team_id, "user": user["id"]}
+                    href = "/openid/connect/authorize/approve?" + urlencode({**query, **who})
+                    label = f"{user['real_name']} (@{user['name']})"
+                    if len(teams) > 1:
+                        label += f" in {team.team_name}"
+                    items.append(f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>')
+        cancel = "/openid/connect/authorize/cancel?" + urlencode(params)
         listing = "\n".join(items)
+        where = ", ".join(f"{team.team_domain}.slack.com" for team in teams)
         body = (
-            f"<p>Choose who signs in to {html.escape(self.team_domain)}.slack.com.</p>\n"
+            f"<p>Choose who signs in to {html.escape(where)}.</p>\n"
             f'<ul aria-label="People">\n{listing}\n</ul>\n'
             f'<p><a href="{html.escape(cancel)}">Cancel</a></p>'
         )
-        return _html_page(f"Sign in to {self.team_name}", body)
+        title = teams[0].team_name if len(teams) == 1 else "Slack"
+        return _html_page(f"Sign in to {title}", body)
+
+    # -- the install page (OAuth v2) ----------------------------------------------------------
+    def _install_page(self, step: str, params: Mapping[str, str]) -> _Reply:
+        """/oauth/v2/authorize, and its ``/approve`` and ``/cancel`` links (lock held)."""
+        problem = self._install_problem(params)
+        if problem is not None:
+            return _error_page(problem)
+        redirect_uri = params.get("redirect_uri") or self.oauth_redirect_urls[0]
+        state = {"state": params["state"]} if "state" in params else {}
+        if step == "/cancel":
+            return _redirect(redirect_uri, {"error": "access_denied", **state})
+        if step == "/approve":
+            team_id, user_id = params.get("team", ""), params.get("user", "")
+        elif self._installer is not None:
+            team_id, user_id = self._installer
+        else:
+            team_id = params.get("team") or self.team_id
+            user_id = next(
+                (u for u in self._teams[team_id].users if self._teams[team_id]._can_sign_in(u)),
+                "",
+            )
+        team = self._teams.get(team_id)
+        if team is None or not team._can_sign_in(user_id):
+            return _error_page("Nobody of that workspace can install the app.")
+        if step == "/approve":
+            key = _new_code()
+            self._oauth_codes[key] = _OauthCode(
+                team_id=team_id,
+                user_id=user_id,
+                scopes=_scope_list(params.get("scope", "")),
+                user_scopes=_scope_list(params.get("user_scope", "")),
+                redirect_uri=params.get("redirect_uri") or None,
+                issued=time.monotonic(),
+            )
+            return _redirect(redirect_uri, {"code": key, **state})
+        query = {k: v for k, v in params.items() if k not in ("team", "user")}
+        allow = "/oauth/v2/authorize/approve?" + urlencode(
+            {**query, "team": team_id, "user": user_id}
+        )
+        cancel = "/oauth/v2/authorize/cancel?" + urlencode(query)
+        scopes = _scope_list(params.get("scope", "")) + _scope_list(params.get("user_scope", ""))
+        listing = "\n".join(f"<li>{html.escape(scope)}</li>" for scope in scopes)
+        title = (
+            f"{self.app_name} is requesting permission to access the {team.team_name} "
+            "Slack workspace"
+        )
+        body = (
+            f"<p>{html.escape(team.team_domain)}.slack.com, as "
+            f"{html.escape(team.users[user_id]['real_name'])}</p>\n"
+            f'<ul aria-label="Scopes">\n{listing}\n</ul>\n'
+            f'<p><a href="{html.escape(allow)}">Allow</a></p>\n'
+            f'<p><a href="{html.escape(cancel)}">Cancel</a></p>'
+        )
+        return _html_page(title, body)
+
+    def _install_problem(self, params: Mapping[str, str]) -> str | None:
+        """The error Slack's install page shows instead of redirecting back, or None."""
+        if params.get("client_id") != self.client_id:
+            return "invalid_client_id: Invalid client_id parameter."
+        scopes = _scope_list(params.get("scope", ""))
+        user_scopes = _scope_list(params.get("user_scope", ""))
+        if not scopes or not all(_SCOPE_NAME.fullmatch(s) for s in scopes + user_scopes):
+            return "invalid_scope: Invalid scope parameter."
+        redirect_uri = params.get("redirect_uri") or None
+        allowed = self.oauth_redirect_urls
+        if redirect_uri is None and not allowed:
+            return "bad_redirect_uri: No redirect_uri given and none configured."
+        matches = [url for url in allowed if redirect_uri and _redirect_allowed(redirect_uri, url)]
+        if redirect_uri and allowed and not matches:
+            return (
+                "bad_redirect_uri: redirect_uri did not match any configured URIs. "
+                f"Passed URI: {redirect_uri}"
+            )
+        if params.get("team") and params["team"] not in self._teams:
+            return f"Unknown team {params['team']}."
+        return None
 
     def _user_claims(self, user_id: str, scopes: frozenset[str]) -> JsonDict:
         """The claims Slack gives for ``scopes``: openid, plus email and profile if granted."""
@@ -1773,9 +2140,17 @@ class SlackEmulator:
 
     # -- HTTP entry points (called by the request handler) ----------------------------------------
     def _serve_api(self, method: str, params: JsonDict, headers: dict[str, str]) -> _Reply:
+        """Answers an /api/ call on the primary, by the team its token belongs to."""
+        root = self._root
         token = _bearer(headers) or (
             params.get("token") if isinstance(params.get("token"), str) else None
         )
+        team = root if method in _OWN_AUTH_METHODS else root._team_for_token(token)
+        return team._answer_api(method, params, headers, token)
+
+    def _answer_api(
+        self, method: str, params: JsonDict, headers: dict[str, str], token: str | None
+    ) -> _Reply:
         call = Call(method=method, params=params, token=token, headers=headers)
         fault = self._take_fault(method)
         reply: _Reply | None = None
@@ -1797,8 +2172,9 @@ class SlackEmulator:
         with self._lock:
             custom = self._handlers.get(method)
         impl = _METHODS.get(method)
-        # Sign in with Slack's methods check the app's credentials or a user's token themselves.
-        own_auth = _OPENID_METHODS.get(method)
+        # OAuth's and Sign in with Slack's methods check the app's credentials or a user's token
+        # themselves.
+        own_auth = _OWN_AUTH_METHODS.get(method)
         if custom is None and impl is None and own_auth is None:
             raise _ApiError("unknown_method")
         if own_auth is None:
@@ -1808,25 +2184,32 @@ class SlackEmulator:
         with self._lock:
             if own_auth is not None:
                 return own_auth(self, call)
+            issued = self._issued.get(token or "")
+            if method == "auth.test" and issued is not None and issued.kind == "user":
+                return self._user_auth_test(issued)
             assert impl is not None
             return impl(self, params)
 
     def _check_token(self, method: str, token: str | None) -> None:
         needs = "app" if method == "apps.connections.open" else "bot"
-        if not token:
-            raise _ApiError("not_authed")
-        if token in self.revoked_tokens:
-            raise _ApiError("token_revoked")
-        if token not in (self.bot_token, self.app_token):
-            raise _ApiError("invalid_auth")
+        error = self._token_error(token)
+        if error is not None:
+            raise _ApiError(error)
         if (needs == "app") != (token == self.app_token):
             raise _ApiError("not_allowed_token_type")
 
-    def _serve_openid(self, path: str, params: dict[str, str], headers: dict[str, str]) -> _Reply:
-        """The browser's side of Sign in with Slack (see `_OPENID_PATHS`)."""
+    def _serve_page(self, path: str, params: dict[str, str], headers: dict[str, str]) -> _Reply:
+        """The browser's side of Sign in with Slack and of installs (see `_PAGE_PATHS`), on
+        the primary.
+        """
+        if self._root is not self:
+            return self._root._serve_page(path, params, headers)
         with self._lock:
             if path == "/openid/connect/keys":
                 method, reply = "openid.connect.keys", _json(self._jwks())
+            elif path.startswith("/oauth/v2/authorize"):
+                step = path.removeprefix("/oauth/v2/authorize")
+                method, reply = "oauth.v2.authorize", self._install_page(step, params)
             else:
                 step = path.removeprefix("/openid/connect/authorize")
                 method, reply = "openid.connect.authorize", self._authorize(step, params)
@@ -1847,6 +2230,9 @@ class SlackEmulator:
         parts = path.split("/")
         ident = parts[2] if len(parts) > 2 else ""
         team, _, file_id = ident.partition("-")
+        owner = self._root._teams.get(team)
+        if owner is not None and owner is not self:  # another team's file: its answer
+            return owner._serve_download(path, headers)
         call = Call(
             method="files.download",
             params={"file_id": file_id, "team_id": team, "path": path},
@@ -1861,7 +2247,7 @@ class SlackEmulator:
         if reply is None:
             with self._lock:
                 stored = self._files.get(file_id) if team == self.team_id else None
-                if token != self.bot_token or token in self.revoked_tokens:
+                if token == self.app_token or self._token_error(token) is not None:
                     reply = self._login_page()
                 elif stored is None or stored.deleted:
                     reply = _Reply(
@@ -2190,6 +2576,17 @@ class SlackEmulator:
             is_enterprise_install=False,
         )
 
+    def _user_auth_test(self, token: _Token) -> JsonDict:
+        """auth.test with a user token from an install: that user, no bot_id."""
+        return _ok(
+            url=f"https://{self.team_domain}.slack.com/",
+            team=self.team_name,
+            user=self.users[token.user_id]["name"],
+            team_id=self.team_id,
+            user_id=token.user_id,
+            is_enterprise_install=False,
+        )
+
     def _m_team_info(self, params: JsonDict) -> JsonDict:
         return _ok(
             team={
@@ -2201,17 +2598,73 @@ class SlackEmulator:
             }
         )
 
-    def _m_openid_connect_token(self, call: Call) -> JsonDict:
+    def _grant_type(self, call: Call) -> str:
+        """Checks the app's credentials; returns the grant_type (authorization_code by default)."""
         client_id, client_secret = _client_credentials(call)
         if client_id != self.client_id:
             raise _ApiError("invalid_client_id")
         if client_secret != self.client_secret:
             raise _ApiError("bad_client_secret")
-        grant_type = call.params.get("grant_type") or "authorization_code"
-        if grant_type == "refresh_token":
-            raise _ApiError("invalid_refresh_token")  # no token rotation here
-        if grant_type != "authorization_code":
+        grant_type = str(call.params.get("grant_type") or "authorization_code")
+        if grant_type not in ("authorization_code", "refresh_token"):
             raise _ApiError("invalid_grant_type")
+        return grant_type
+
+    def _m_oauth_v2_access(self, call: Call) -> JsonDict:
+        """Exchanges an install's code, or (token rotation) a refresh token, for tokens."""
+        if self._grant_type(call) == "refresh_token":
+            return self._refresh(str(call.params.get("refresh_token", "")))
+        key = str(call.params.get("code", ""))
+        code = self._oauth_codes.get(key)
+        if code is None or time.monotonic() - code.issued > self.oauth_code_ttl:
+            raise _ApiError("invalid_code")
+        if code.redirect_uri is not None and call.params.get("redirect_uri") != code.redirect_uri:
+            raise _ApiError("bad_redirect_uri")
+        del self._oauth_codes[key]
+        team = self._teams[code.team_id]
+        authed_user: JsonDict = {"id": code.user_id}
+        if code.user_scopes:
+            authed_user["scope"] = ",".join(code.user_scopes)
+            authed_user.update(team._issue("user", code.user_id, code.user_scopes))
+            authed_user["token_type"] = "user"
+        bot = team._issue("bot", code.user_id, code.scopes)
+        return _ok(
+            app_id=self.app_id,
+            authed_user=authed_user,
+            scope=",".join(code.scopes),
+            token_type="bot",
+            access_token=bot.pop("access_token"),
+            bot_user_id=team.bot_user_id,
+            **bot,  # refresh_token and expires_in with token rotation
+            team={"id": team.team_id, "name": team.team_name},
+            enterprise=None,
+            is_enterprise_install=False,
+        )
+
+    def _refresh(self, refresh_token: str) -> JsonDict:
+        """oauth.v2.access with grant_type=refresh_token: a new token and refresh token."""
+        ref = self._refresh_tokens.pop(refresh_token, None)
+        if ref is None:
+            raise _ApiError("invalid_refresh_token")
+        team = self._teams[ref.team_id]
+        issued = team._issue(ref.kind, ref.user_id, ref.scopes)
+        body = _ok(app_id=self.app_id, scope=",".join(ref.scopes), token_type=ref.kind)
+        body["access_token"] = issued.pop("access_token")
+        if ref.kind == "bot":
+            body["bot_user_id"] = team.bot_user_id
+        else:
+            body["user_id"] = ref.user_id
+        return {
+            **body,
+            **issued,
+            "team": {"id": team.team_id, "name": team.team_name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
+    def _m_openid_connect_token(self, call: Call) -> JsonDict:
+        if self._grant_type(call) == "refresh_token":
+            raise _ApiError("invalid_refresh_token")  # no token rotation here
         key = str(call.params.get("code", ""))
         code = self._openid_codes.get(key)
         if code is None or time.monotonic() - code.issued > self.openid_code_ttl:
@@ -2223,7 +2676,9 @@ class SlackEmulator:
             f"xoxp-{secrets.randbelow(10**12)}-{secrets.randbelow(10**12)}"
             f"-{secrets.randbelow(10**13)}-{secrets.token_hex(16)}"
         )
-        self._openid_grants[access_token] = _OpenidGrant(user_id=code.user_id, scopes=code.scopes)
+        self._openid_grants[access_token] = _OpenidGrant(
+            user_id=code.user_id, scopes=code.scopes, team_id=code.team_id
+        )
         now = int(time.time())
         claims: JsonDict = {
             "iss": _OPENID_ISSUER,
@@ -2235,7 +2690,7 @@ class SlackEmulator:
         if code.nonce is not None:
             claims["nonce"] = code.nonce
         claims["at_hash"] = _at_hash(access_token)
-        claims.update(self._user_claims(code.user_id, code.scopes))
+        claims.update(self._openid_team(code.team_id)._user_claims(code.user_id, code.scopes))
         id_token = jwt.encode(
             claims, self._signing_key(), algorithm="RS256", headers={"kid": self.openid_kid}
         )
@@ -2249,7 +2704,11 @@ class SlackEmulator:
         grant = self._openid_grants.get(call.token)
         if grant is None:
             raise _ApiError("invalid_auth")
-        return {"ok": True, **self._user_claims(grant.user_id, grant.scopes)}
+        team = self._openid_team(grant.team_id)
+        return {"ok": True, **team._user_claims(grant.user_id, grant.scopes)}
+
+    def _openid_team(self, team_id: str) -> SlackEmulator:
+        return self._teams.get(team_id, self)
 
     def _m_apps_connections_open(self, params: JsonDict) -> JsonDict:
         ticket = str(uuid.uuid4())
@@ -2557,18 +3016,24 @@ _METHODS: dict[str, Callable[[SlackEmulator, JsonDict], JsonDict]] = {
 }
 
 #: Methods that authenticate the app (client_id/secret) or a Sign in with Slack user themselves.
-_OPENID_METHODS: dict[str, Callable[[SlackEmulator, Call], JsonDict]] = {
+#: Methods that check the app's credentials or a user's token themselves (on the primary).
+_OWN_AUTH_METHODS: dict[str, Callable[[SlackEmulator, Call], JsonDict]] = {
+    "oauth.v2.access": SlackEmulator._m_oauth_v2_access,
     "openid.connect.token": SlackEmulator._m_openid_connect_token,
     "openid.connect.userInfo": SlackEmulator._m_openid_connect_user_info,
 }
 
-#: Browser URLs of Sign in with Slack (GET), answered by `SlackEmulator._serve_openid`.
-_OPENID_PATHS = frozenset(
+#: Browser URLs of Sign in with Slack and of installs (GET), answered by
+#: `SlackEmulator._serve_page`.
+_PAGE_PATHS = frozenset(
     {
         "/openid/connect/authorize",
         "/openid/connect/authorize/approve",
         "/openid/connect/authorize/cancel",
         "/openid/connect/keys",
+        "/oauth/v2/authorize",
+        "/oauth/v2/authorize/approve",
+        "/oauth/v2/authorize/cancel",
     }
 )
 
@@ -2684,9 +3149,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 reply = emu._serve_download(path, headers)
             elif path.startswith("/response/") and self.command == "POST":
                 reply = emu._serve_response_url(path[len("/response/") :], body, headers)
-            elif path in _OPENID_PATHS and self.command == "GET":
+            elif path in _PAGE_PATHS and self.command == "GET":
                 query = dict(parse_qsl(parts.query, keep_blank_values=True))
-                reply = emu._serve_openid(path, query, headers)
+                reply = emu._serve_page(path, query, headers)
             else:
                 reply = _Reply(404, b"not found\n", "text/plain; charset=utf-8")
         except Exception as exc:  # surface emulator bugs as 500s, not hangs

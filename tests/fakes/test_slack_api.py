@@ -8,6 +8,7 @@ import html
 import json
 import re
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -744,3 +745,425 @@ def test_sign_in_as(emu: SlackEmulator) -> None:
     assert _browse(_authorize_url(emu))[0] == 302
     emu.sign_in_as(None)
     assert _browse(_authorize_url(emu))[0] == 200
+
+
+# -- several workspaces -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def globex(emu: SlackEmulator) -> SlackEmulator:
+    """A second workspace with a person and a channel of its own."""
+    team = emu.add_team("T0TEAM2", "Globex")
+    team.add_user("U7", "zed", real_name="Zed Zebra")
+    team.add_channel("C9", "globex-general", members=["U7", team.bot_user_id])
+    return team
+
+
+def _api(emu: SlackEmulator, token: str) -> WebClient:
+    return WebClient(token=token, base_url=emu.api_url)
+
+
+def test_second_team_is_routed_by_token(
+    emu: SlackEmulator, globex: SlackEmulator, client: WebClient
+) -> None:
+    assert globex.api_url == emu.api_url
+    assert globex.base_url != emu.base_url  # its files and response_urls: its own port
+    other = _api(emu, globex.bot_token)
+    assert other.auth_test().data == {
+        "ok": True,
+        "url": "https://globex.slack.com/",
+        "team": "Globex",
+        "user": "imagebot",
+        "team_id": "T0TEAM2",
+        "user_id": globex.bot_user_id,
+        "bot_id": globex.bot_id,
+        "is_enterprise_install": False,
+    }
+    assert (client.auth_test()["team_id"], client.auth_test()["user_id"]) == ("T0TEAM1", "UBOT")
+    assert globex.bot_user_id != emu.bot_user_id
+
+    other.chat_postMessage(channel="C9", text="hello globex")
+    assert [m["text"] for m in globex.messages("C9")] == ["hello globex"]
+    with pytest.raises(SlackApiError) as exc:  # A's token, B's channel
+        client.conversations_history(channel="C9")
+    assert _error(exc) == "channel_not_found"
+    with pytest.raises(SlackApiError) as exc:  # B's token, A's channel
+        other.chat_postMessage(channel="C1", text="leak")
+    assert _error(exc) == "channel_not_found"
+    assert emu.messages("C1") == []
+
+    assert [c.method for c in globex.calls] == ["auth.test", "chat.postMessage", "chat.postMessage"]
+    assert [c.method for c in emu.calls] == ["auth.test", "auth.test", "conversations.history"]
+    with pytest.raises(SlackApiError) as exc:
+        _api(emu, "xoxb-nobody").auth_test()
+    assert _error(exc) == "invalid_auth"
+    assert emu.calls[-1].token == "xoxb-nobody"
+    assert len(globex.calls) == 3
+
+    globex.inject("users.info", "error:user_not_found")  # faults are per team too
+    assert client.users_info(user="U1")["user"]["id"] == "U1"
+    with pytest.raises(SlackApiError):
+        other.users_info(user="U7")
+
+
+def test_second_team_files_and_payloads(emu: SlackEmulator, globex: SlackEmulator) -> None:
+    obj = globex.add_file(
+        "F9", name="g.png", content=PNG, mimetype="image/png", filetype="png", user="U7"
+    )
+    assert obj["url_private_download"].startswith(f"{globex.base_url}/files-pri/T0TEAM2-F9/")
+    assert _get(obj["url_private_download"], globex.bot_token)[2] == PNG
+    # Another team's token gets Slack's login page; so does the primary asked for B's file.
+    assert _get(obj["url_private_download"], emu.bot_token)[1].startswith("text/html")
+    on_primary = obj["url_private_download"].replace(globex.base_url, emu.base_url)
+    assert _get(on_primary, globex.bot_token)[2] == PNG
+    assert _api(emu, globex.bot_token).files_info(file="F9")["file"]["user_team"] == "T0TEAM2"
+    assert [c.method for c in globex.calls] == [
+        "files.download",
+        "files.download",
+        "files.download",
+        "files.info",
+    ]
+    assert emu.calls == []
+
+    envelope = globex.message_event(channel="C9", user="U7", files=["F9"])
+    event = envelope["event"]
+    assert (event["team"], event["files"][0]["user_team"]) == ("T0TEAM2", "T0TEAM2")
+    assert envelope["team_id"] == "T0TEAM2"
+    assert envelope["authorizations"][0]["user_id"] == globex.bot_user_id
+    assert envelope["api_app_id"] == emu.app_id
+    command = globex.slash_command("/images", user="U7", channel="C9")
+    assert (command["team_id"], command["team_domain"]) == ("T0TEAM2", "globex")
+    assert command["response_url"].startswith(globex.base_url)
+    WebhookClient(command["response_url"]).send(text="done")
+    assert globex.calls_to("response_url")
+
+
+def test_teams_start_and_stop_with_the_primary() -> None:
+    primary = SlackEmulator()
+    early = primary.add_team("T0EARLY", "Early")
+    with primary:
+        late = primary.add_team("T0LATE", "Late", bot_token="xoxb-late")
+        for team in (early, late):
+            assert _api(primary, team.bot_token).auth_test()["team_id"] == team.team_id
+        assert primary.team("T0LATE") is late
+        with pytest.raises(ValueError, match="already"):
+            primary.add_team("T0LATE", "Again")
+        with pytest.raises(ValueError, match="already"):
+            primary.add_team("T0OTHER", "Other", bot_token=primary.bot_token)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{late.base_url}/response/x", timeout=2)
+
+
+def test_sign_in_with_slack_in_the_second_team(emu: SlackEmulator, globex: SlackEmulator) -> None:
+    emu.sign_in_as("U7", team_id="T0TEAM2")
+    status, location, _ = _browse(_authorize_url(emu, team="T0TEAM2"))
+    assert status == 302
+    token = _exchange(emu, _back_to_app(location)["code"])
+    claims = jwt.decode(token["id_token"], options={"verify_signature": False})
+    assert (claims["sub"], claims["https://slack.com/team_id"]) == ("U7", "T0TEAM2")
+    assert claims["https://slack.com/team_name"] == "Globex"
+    info = WebClient(base_url=emu.api_url, token=token["access_token"]).openid_connect_userInfo()
+    assert info["https://slack.com/team_id"] == "T0TEAM2"
+
+    emu.sign_in_as("U7")  # found in whichever team has that person
+    # Signed in to Globex, asked for Acme: the page to pick one of Acme's people.
+    status, _, page = _browse(_authorize_url(emu, team="T0TEAM1"))
+    assert (status, "<title>Sign in to Acme</title>" in page) == (200, True)
+
+    emu.sign_in_as(None)
+    status, _, page = _browse(_authorize_url(emu))  # no team: everyone of every workspace
+    links = _links(page, emu.base_url)
+    assert {"Alice Liddell (@alice) in Acme", "Zed Zebra (@zed) in Globex"} <= set(links)
+    status, location, _ = _browse(links["Zed Zebra (@zed) in Globex"])
+    claims = jwt.decode(
+        _exchange(emu, _back_to_app(location)["code"])["id_token"],
+        options={"verify_signature": False},
+    )
+    assert claims["https://slack.com/team_id"] == "T0TEAM2"
+    with pytest.raises(ValueError, match="U7"):
+        emu.sign_in_as("U7", team_id="T0TEAM1")
+
+
+# -- the OAuth v2 install -----------------------------------------------------------------------
+
+INSTALL_REDIRECT = "http://127.0.0.1:9/slack/oauth_redirect"
+
+
+def _install_url(emu: SlackEmulator, **params: str | None) -> str:
+    """Bolt's /slack/install redirect; a None value leaves that parameter out."""
+    defaults: dict[str, str | None] = {
+        "client_id": emu.client_id,
+        "scope": "chat:write,files:read",
+        "user_scope": None,
+        "redirect_uri": INSTALL_REDIRECT,
+        "state": "st-9",
+    }
+    query = {k: v for k, v in {**defaults, **params}.items() if v is not None}
+    return f"{emu.base_url}/oauth/v2/authorize?{urlencode(query)}"
+
+
+def _install(emu: SlackEmulator, **params: str | None) -> dict[str, str]:
+    """Opens the install page, clicks Allow; the query the app is sent back with."""
+    status, _, page = _browse(_install_url(emu, **params))
+    assert status == 200, page
+    status, location, _ = _browse(_links(page, emu.base_url)["Allow"])
+    assert status == 302
+    return _back_to_app(location, INSTALL_REDIRECT)
+
+
+def _access(emu: SlackEmulator, **params: str) -> Any:
+    args = {"code": "", "redirect_uri": INSTALL_REDIRECT, **params}
+    return WebClient(base_url=emu.api_url).oauth_v2_access(
+        client_id=emu.client_id, client_secret=emu.client_secret, **args
+    )
+
+
+def test_install_in_the_second_team(emu: SlackEmulator, globex: SlackEmulator) -> None:
+    emu.oauth_redirect_urls = ["http://127.0.0.1:9/slack"]
+    status, _, page = _browse(_install_url(emu, team="T0TEAM2"))
+    assert status == 200
+    assert (
+        "<title>Image Library is requesting permission to access the Globex Slack workspace"
+        "</title>" in page
+    )
+    links = _links(page, emu.base_url)
+    status, location, _ = _browse(links["Allow"])
+    back = _back_to_app(location, INSTALL_REDIRECT)
+    assert (status, back["state"]) == (302, "st-9")
+
+    answer = _access(emu, code=back["code"]).data
+    token = answer.pop("access_token")
+    assert answer == {
+        "ok": True,
+        "app_id": emu.app_id,
+        "authed_user": {"id": "U7"},
+        "scope": "chat:write,files:read",
+        "token_type": "bot",
+        "bot_user_id": globex.bot_user_id,
+        "team": {"id": "T0TEAM2", "name": "Globex"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+    assert token.startswith("xoxb-")
+    assert token != globex.bot_token
+    assert _api(emu, token).auth_test()["team_id"] == "T0TEAM2"
+    _api(emu, token).chat_postMessage(channel="C9", text="installed")
+    assert globex.calls_to("chat.postMessage")[0].token == token
+
+    with pytest.raises(SlackApiError) as exc:  # a code works once
+        _access(emu, code=back["code"])
+    assert _error(exc) == "invalid_code"
+    status, location, _ = _browse(links["Cancel"])
+    assert _back_to_app(location, INSTALL_REDIRECT) == {"error": "access_denied", "state": "st-9"}
+
+    paths = [c.params["_path"] for c in emu.calls_to("oauth.v2.authorize")]
+    assert paths == [
+        "/oauth/v2/authorize",
+        "/oauth/v2/authorize/approve",
+        "/oauth/v2/authorize/cancel",
+    ]
+    accesses = emu.calls_to("oauth.v2.access")
+    assert [c.response["ok"] for c in accesses] == [True, False]
+    assert accesses[0].headers["authorization"].startswith("Basic ")
+    assert globex.calls_to("oauth.v2.access") == []
+
+
+def test_install_with_user_scopes_and_who_installs(
+    emu: SlackEmulator, globex: SlackEmulator
+) -> None:
+    back = _install(
+        emu, user_scope="identity.basic"
+    )  # no team, no install_as: the primary's first person
+    answer = _access(emu, code=back["code"])
+    user = answer["authed_user"]
+    assert (user["id"], user["scope"], user["token_type"]) == ("U1", "identity.basic", "user")
+    assert user["access_token"].startswith("xoxp-")
+    assert answer["team"]["id"] == "T0TEAM1"
+    me = _api(emu, user["access_token"]).auth_test()
+    assert (me["user_id"], me["team_id"], "bot_id" in me.data) == ("U1", "T0TEAM1", False)
+
+    emu.install_as("T0TEAM2", "U7")  # like sign_in_as: wins over the team asked
+    answer = _access(emu, code=_install(emu, team="T0TEAM1")["code"])
+    assert (answer["team"]["id"], answer["authed_user"]) == ("T0TEAM2", {"id": "U7"})
+    for team_id, user_id in (("T0TEAM2", "U1"), ("T0TEAM2", globex.bot_user_id)):
+        with pytest.raises(ValueError, match=user_id):
+            emu.install_as(team_id, user_id)
+    with pytest.raises(ValueError, match="T0NOPE"):
+        emu.install_as("T0NOPE", "U1")
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"client_id": "123.456"}, "invalid_client_id"),
+        ({"scope": None}, "invalid_scope"),
+        ({"scope": ","}, "invalid_scope"),
+        ({"scope": "chat:write,Not A Scope"}, "invalid_scope"),
+        ({"redirect_uri": "http://127.0.0.1:9/elsewhere"}, "bad_redirect_uri"),
+        ({"redirect_uri": "http://127.0.0.1:8/slack/oauth_redirect"}, "bad_redirect_uri"),
+        ({"team": "T0NOPE"}, "Unknown team"),
+    ],
+)
+def test_install_page_refuses_bad_requests(
+    emu: SlackEmulator, params: dict[str, str | None], error: str
+) -> None:
+    emu.oauth_redirect_urls = ["http://127.0.0.1:9/slack"]
+    status, location, page = _browse(_install_url(emu, **params))
+    assert (status, location) == (400, "")
+    assert error in page
+    assert emu.calls_to("oauth.v2.authorize")[0].status == 400
+
+
+def test_install_redirect_uri_rules(emu: SlackEmulator) -> None:
+    # No redirect_uri and none configured: nowhere to go back to.
+    assert _browse(_install_url(emu, redirect_uri=None))[0] == 400
+    emu.oauth_redirect_urls = [INSTALL_REDIRECT]
+    back = _install(emu, redirect_uri=None)  # the configured one is used
+    # None was given to authorize, so oauth.v2.access need not repeat it.
+    WebClient(base_url=emu.api_url).oauth_v2_access(
+        client_id=emu.client_id, client_secret=emu.client_secret, code=back["code"]
+    )
+    back = _install(emu)
+    with pytest.raises(SlackApiError) as exc:
+        _access(emu, code=back["code"], redirect_uri="http://127.0.0.1:9/other")
+    assert _error(exc) == "bad_redirect_uri"
+    assert _access(emu, code=back["code"])["ok"]
+
+
+JsonAnswer = dict[str, Any]
+
+
+def _form_access(emu: SlackEmulator, **form: str) -> JsonAnswer:
+    """oauth.v2.access with the credentials in the form, through urllib."""
+    data = urlencode(form).encode()
+    with urllib.request.urlopen(f"{emu.api_url}oauth.v2.access", data, timeout=5) as resp:
+        answer: JsonAnswer = json.loads(resp.read())
+    return answer
+
+
+def test_oauth_v2_access_errors(emu: SlackEmulator) -> None:
+    code = _install(emu)["code"]
+    good = {"client_id": emu.client_id, "client_secret": emu.client_secret}
+    cases = [
+        ({**good, "client_id": "1.2", "code": code}, "invalid_client_id"),
+        ({**good, "client_secret": "nope", "code": code}, "bad_client_secret"),
+        ({**good, "code": "1.2.3"}, "invalid_code"),
+        ({**good, "code": code, "redirect_uri": "http://127.0.0.1:9/x"}, "bad_redirect_uri"),
+        ({**good, "code": code, "grant_type": "password"}, "invalid_grant_type"),
+        (
+            {**good, "grant_type": "refresh_token", "refresh_token": "xoxe-1-x"},
+            "invalid_refresh_token",
+        ),
+    ]
+    for form, error in cases:
+        assert _form_access(emu, **form) == {"ok": False, "error": error}
+    answer = _form_access(emu, **good, code=code, redirect_uri=INSTALL_REDIRECT)
+    assert answer["ok"] and answer["team"]["id"] == "T0TEAM1"
+
+    emu.oauth_code_ttl = 0.0  # codes expire (Slack: after 10 minutes)
+    code = _install(emu)["code"]
+    assert _form_access(emu, **good, code=code, redirect_uri=INSTALL_REDIRECT)["error"] == (
+        "invalid_code"
+    )
+
+
+def _refresh(emu: SlackEmulator, refresh_token: str) -> Any:
+    """oauth.v2.access with grant_type=refresh_token, as slack_sdk's TokenRotator calls it."""
+    return WebClient(base_url=emu.api_url).oauth_v2_access(
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        grant_type="refresh_token",
+        refresh_token=refresh_token,
+    )
+
+
+def test_token_rotation_and_refresh(emu: SlackEmulator, globex: SlackEmulator) -> None:
+    emu.token_rotation = True
+    answer = _access(emu, code=_install(emu, team="T0TEAM2", user_scope="identity.basic")["code"])
+    assert answer["access_token"].startswith("xoxe.xoxb-1-")
+    assert answer["refresh_token"].startswith("xoxe-1-")
+    assert answer["expires_in"] == 43200
+    user = answer["authed_user"]
+    assert user["access_token"].startswith("xoxe.xoxp-1-")
+    assert (user["refresh_token"][:7], user["expires_in"]) == ("xoxe-1-", 43200)
+
+    renewed = _refresh(emu, answer["refresh_token"])
+    assert (renewed["token_type"], renewed["team"]["id"]) == ("bot", "T0TEAM2")
+    assert renewed["bot_user_id"] == globex.bot_user_id
+    assert renewed["access_token"] not in (answer["access_token"], None)
+    assert renewed["refresh_token"] != answer["refresh_token"]
+    for token in (answer["access_token"], renewed["access_token"]):  # both live until expiry
+        assert _api(emu, token).auth_test()["team_id"] == "T0TEAM2"
+    with pytest.raises(SlackApiError) as exc:  # a refresh token works once
+        _refresh(emu, answer["refresh_token"])
+    assert _error(exc) == "invalid_refresh_token"
+    user_renewed = _refresh(emu, user["refresh_token"])
+    assert (user_renewed["token_type"], user_renewed["user_id"]) == ("user", "U7")
+    assert user_renewed["access_token"].startswith("xoxe.xoxp-1-")
+
+    emu.token_ttl = 0.3
+    short = _refresh(emu, renewed["refresh_token"])
+    assert short["expires_in"] == 1
+    obj = globex.add_file(
+        "F9", name="g.png", content=PNG, mimetype="image/png", filetype="png", user="U7"
+    )
+    assert _get(obj["url_private_download"], short["access_token"])[2] == PNG
+    time.sleep(0.4)
+    with pytest.raises(SlackApiError) as exc:
+        _api(emu, short["access_token"]).auth_test()
+    assert _error(exc) == "token_expired"
+    assert globex.calls_to("auth.test")[-1].response["error"] == "token_expired"
+    assert _get(obj["url_private_download"], short["access_token"])[1].startswith("text/html")
+
+
+def test_uninstall_revokes_every_token(emu: SlackEmulator, globex: SlackEmulator) -> None:
+    emu.token_rotation = True
+    answer = _access(emu, code=_install(emu, team="T0TEAM2", user_scope="identity.basic")["code"])
+    obj = globex.add_file(
+        "F9", name="g.png", content=PNG, mimetype="image/png", filetype="png", user="U7"
+    )
+
+    envelope = emu.uninstall("T0TEAM2")
+    assert envelope["type"] == "event_callback"
+    assert (envelope["team_id"], envelope["api_app_id"]) == ("T0TEAM2", emu.app_id)
+    assert envelope["token"] == emu.verification_token
+    assert envelope["event"]["type"] == "app_uninstalled"
+    assert isinstance(envelope["event"]["event_ts"], str)
+    assert envelope["event_id"].startswith("Ev")
+    assert isinstance(envelope["event_time"], int)
+    assert envelope["authorizations"][0]["team_id"] == "T0TEAM2"
+
+    for token in (globex.bot_token, answer["access_token"], answer["authed_user"]["access_token"]):
+        with pytest.raises(SlackApiError) as exc:
+            _api(emu, token).auth_test()
+        assert _error(exc) == "token_revoked"
+    status, ctype, body = _get(obj["url_private_download"], answer["access_token"])
+    assert (status, ctype.startswith("text/html"), b"Sign in to Globex" in body) == (
+        200,
+        True,
+        True,
+    )
+    with pytest.raises(SlackApiError) as exc:
+        _refresh(emu, answer["refresh_token"])
+    assert _error(exc) == "invalid_refresh_token"
+    assert WebClient(token=emu.bot_token, base_url=emu.api_url).auth_test()["ok"]  # A untouched
+
+    again = _access(emu, code=_install(emu, team="T0TEAM2")["code"])  # reinstalling works
+    assert _api(emu, again["access_token"]).auth_test()["team_id"] == "T0TEAM2"
+
+
+def test_revoke_bot_tokens(emu: SlackEmulator, globex: SlackEmulator) -> None:
+    answer = _access(emu, code=_install(emu, team="T0TEAM2", user_scope="identity.basic")["code"])
+    envelope = emu.revoke_bot_tokens("T0TEAM2")
+    event = envelope["event"]
+    assert (event["type"], event["tokens"]) == (
+        "tokens_revoked",
+        {"oauth": [], "bot": [globex.bot_user_id]},
+    )
+    assert envelope["team_id"] == "T0TEAM2"
+    with pytest.raises(SlackApiError) as exc:
+        _api(emu, answer["access_token"]).auth_test()
+    assert _error(exc) == "token_revoked"
+    assert _api(emu, answer["authed_user"]["access_token"]).auth_test()["user_id"] == "U7"
+    with pytest.raises(ValueError, match="T0NOPE"):
+        emu.uninstall("T0NOPE")
