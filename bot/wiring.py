@@ -104,7 +104,7 @@ def build_web(settings: Settings, services: Services) -> Flask:
         services,
         bolt_app=build_slack_app(settings, services),
         workspaces=(
-            Workspaces(hint=lambda: None, installed=installations.is_installed)
+            Workspaces.any_installed(installations.is_installed)
             if installations is not None
             else Workspaces.single(gateway.team_id)
         ),

@@ -48,8 +48,8 @@ def load_person() -> None:
         return
     library = services()
     signed = session_of(library.factory, session_id, now=library.clock())
-    if signed is None:
-        session.clear()
+    if signed is None or workspaces().gone(signed.team_id):
+        session.clear()  # signed out, or the app was uninstalled from their workspace
         return
     facts = library.people.facts(signed.team_id, signed.user_id)
     if facts.deleted or facts.is_bot:

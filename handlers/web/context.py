@@ -17,20 +17,39 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Workspaces:
-    """Which workspaces' members may use the web door and the API: `installed(team_id)`;
-    `hint()` names the one workspace when there is only one, so Sign in with Slack goes
-    straight to it."""
+    """Which workspaces' members may use the web door and the API.
+
+    `installed(team_id)`: may sign in now. `gone(team_id)`: known not to be installed (any
+    more), so that workspace's sessions and tokens stop; unknown is not gone, so that a Slack
+    outage signs nobody out. `hint()` names the one workspace when there is only one, so
+    Sign in with Slack goes straight to it."""
 
     hint: Callable[[], str | None]
     installed: Callable[[str], bool]
+    gone: Callable[[str], bool]
 
     @classmethod
     def single(cls, team: Callable[[], str | None]) -> Workspaces:
-        return cls(hint=team, installed=lambda team_id: bool(team_id) and team_id == team())
+        """One workspace's bot token: `team()` is its workspace, None while Slack cannot be
+        asked which it is."""
+        return cls(
+            hint=team,
+            installed=lambda team_id: bool(team_id) and team_id == team(),
+            gone=lambda team_id: team() not in (None, team_id),
+        )
 
     @classmethod
     def only(cls, team_id: str) -> Workspaces:
         return cls.single(lambda: team_id)
+
+    @classmethod
+    def any_installed(cls, is_installed: Callable[[str], bool]) -> Workspaces:
+        """Installed from /slack/install in any number of workspaces."""
+        return cls(
+            hint=lambda: None,
+            installed=is_installed,
+            gone=lambda team_id: not is_installed(team_id),
+        )
 
 
 def workspaces() -> Workspaces:

@@ -54,7 +54,7 @@ def _authenticate() -> None:
         if wait:
             _too_many(wait)
         fail(401)
-    if not workspaces().installed(holder.team_id):
+    if workspaces().gone(holder.team_id):
         fail(401, "The image library is not installed in this token's workspace.")
     facts = library.people.facts(holder.team_id, holder.user_id)
     if facts.deleted or facts.is_bot:
