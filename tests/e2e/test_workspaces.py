@@ -317,6 +317,21 @@ def test_uninstalling_pauses_a_workspace_and_installing_again_says_its_library_w
     assert len(reminders_to(globex, MEMBER)) == 1
 
 
+def test_a_revoked_bot_token_stops_only_that_workspace(teams: TwoTeams) -> None:
+    acme, globex = teams.both()
+    install(acme.app, acme.slack, TEAM)
+    install(globex.app, acme.slack, TEAM_B)
+    tokens_of = {live.slack.team_id: api_token(live, MEMBER) for live in teams.both()}
+    reply = globex.sender.event(globex.slack.revoke_bot_tokens(TEAM_B))
+    assert reply.status == 200
+    wait_until(
+        lambda: get(globex, "/images", tokens_of[TEAM_B]).status_code == 401,
+        what="Globex's API tokens refused",
+    )
+    assert get(acme, "/images", tokens_of[TEAM]).status_code == 200
+    assert "Nothing found" in search(acme, "anything")  # Acme's Slack door still answers
+
+
 def api_token(live: Live, user: str) -> str:
     return tokens.create(
         live.db.factory,
