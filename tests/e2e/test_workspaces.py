@@ -253,6 +253,13 @@ def test_two_workspaces_install_and_never_see_each_others_library(teams: TwoTeam
     # words were answered "Nothing found").
     assert not re.search(r"(?i)zeppelin reveal|globex", everything_sent(acme))
     assert not re.search(r"(?i)falcon launch|acme", everything_sent(globex))
+    # Nor a link to the other's original or its previews (their signed paths name its key).
+    with session_scope(acme.db.factory) as session:
+        keys = dict(session.execute(select(Image.team_id, Image.storage_key)).all())
+    assert keys[TEAM] != keys[TEAM_B]
+    for live, foreign in ((acme, TEAM_B), (globex, TEAM)):
+        assert keys[live.slack.team_id] in everything_sent(live)  # its own previews: links
+        assert keys[foreign] not in everything_sent(live)
 
 
 def tag_options_in(live: Live, typed: str) -> list[str]:
