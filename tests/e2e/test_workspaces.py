@@ -40,6 +40,7 @@ from tests.conftest import (
 from tests.e2e.test_search import tag_options
 from tests.fakes.slack_api import Call, SlackEmulator
 from tests.live import Live, RealClock, form_values, wait_until
+from tests.web.conftest import Browser
 
 TEAM_B = "T0TEAM2"
 PHOTO = "F0PHOTO"  # the same file id in both workspaces
@@ -154,6 +155,16 @@ def post_with_details(live: Live, title: str, tag: str, approvers: list[str] = (
     return image_id
 
 
+def signed_in(primary: SlackEmulator, live: Live, user: str = MEMBER) -> Browser:
+    """A browser signed in to the web library with Slack as `user` of `live`'s workspace
+    (Slack's sign-in page is the primary emulator's, as slack.com's is everyone's)."""
+    primary.sign_in_as(user, team_id=live.slack.team_id)
+    browser = Browser(live.app.url)
+    answer = browser.get("/login?start=1")
+    assert answer.status == 200 and "/login" not in answer.url, answer.text[:300]
+    return browser
+
+
 def cards_for(live: Live, title: str) -> list[Call]:
     """The approval cards about `title` Slack accepted (waits for the first; the app sends
     them after answering the modal)."""
@@ -239,6 +250,14 @@ def test_two_workspaces_install_and_never_see_each_others_library(teams: TwoTeam
         foreign = "falcon" if live is globex else "zeppelin"
         assert api(live, MEMBER, f"/tags?prefix={foreign[:3]}").json()["items"] == []
 
+    # The web library: each workspace's member signs in with Slack and sees their own.
+    for live, own, foreign in (
+        (acme, "Acme falcon launch", "Globex zeppelin reveal"),
+        (globex, "Globex zeppelin reveal", "Acme falcon launch"),
+    ):
+        page = signed_in(acme.slack, live).get("/").text
+        assert own in page and foreign not in page
+
     # Reminders, sent by a worker two days later, go to each workspace with its own token.
     worker = make_services(acme.env, clock=RealClock(timedelta(days=2)))
     try:
@@ -294,6 +313,7 @@ def test_uninstalling_pauses_a_workspace_and_installing_again_says_its_library_w
     post_with_details(acme, "Acme falcon launch", "falcon", approvers=[MEMBER])
     post_with_details(globex, "Globex zeppelin reveal", "zeppelin", approvers=[MEMBER])
     token_b = api_token(globex, MEMBER)
+    browser = signed_in(acme.slack, globex)
     cards_for(globex, "Globex zeppelin reveal")
     wait_until(lambda: globex.cards_recorded() == 2, what="both cards written down")
 
@@ -301,6 +321,7 @@ def test_uninstalling_pauses_a_workspace_and_installing_again_says_its_library_w
     reply = globex.sender.event(globex.slack.uninstall(TEAM_B))
     assert reply.status == 200  # acked first; the listener forgets the workspace after
     wait_until(lambda: get(globex, "/images", token_b).status_code == 401, what="tokens refused")
+    assert "/login" in browser.get("/").url  # signed out of the web library too
     worker = make_services(acme.env, clock=RealClock(timedelta(days=2)))
     try:
         assert remind_approvers(worker) == 1  # Acme's; Globex's waits, unclaimed
