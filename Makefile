@@ -1,11 +1,12 @@
 # make run   - set everything up and start the app (SQLite + local media unless configured)
 # make test  - set everything up and run the whole test suite (SQLite and PostgreSQL)
+# make procfile - run the Procfile as Heroku does (release, then web and worker) with honcho
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean check-python
+.PHONY: run test procfile lint format bench clean check-python
 
 check-python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -29,6 +30,15 @@ run: $(VENV)/.runtime
 # PYTEST_ARGS comes last, so PYTEST_ARGS="-n 0" runs them one at a time again.
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -n 4 $(PYTEST_ARGS)
+
+# The Procfile says `python`: the venv's, first on PATH. honcho reads .env as the app does, and
+# `honcho start` alone would start `release` too, then stop everything when it exits: the
+# release phase runs first, on its own, as on Heroku.
+HONCHO := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho
+procfile: $(VENV)/.dev
+	@$(HONCHO) run sh -c 'case "$$DATABASE_URL" in postgres*) ;; *) echo "make procfile runs web and worker as on Heroku, on PostgreSQL: set DATABASE_URL=postgres://... (environment or .env)"; exit 2;; esac'
+	$(HONCHO) start release
+	$(HONCHO) start web worker
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
