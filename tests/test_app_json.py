@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "tests" / "data" / "heroku-app-json" / "app-json.schema.json"
 CODE = ("bot", "handlers", "storage")
 
-# Read by code on other branches of issue 12, not yet on this one (part 1, installing in any
-# workspace; part 4, observability). Once a branch is merged its names must leave this list:
-# the test below fails while the app reads a name that is still here.
-COMING_FROM_OTHER_BRANCHES = frozenset({"SLACK_SCOPES", "LOG_FORMAT", "METRICS_TOKEN"})
+# Read by code on another branch of issue 12, not yet on this one (part 4, observability).
+# Once it is merged its names must leave this list: the test below fails while the app reads
+# a name that is still here.
+COMING_FROM_OTHER_BRANCHES = frozenset({"LOG_FORMAT", "METRICS_TOKEN"})
 
 # Read by the app but not set through app.json, and why.
 NOT_FOR_HEROKU = {
