@@ -32,6 +32,8 @@ NOT_FOR_HEROKU = {
     "DATABASE_URL": "the heroku-postgresql add-on sets it",
     "SLACK_APP_TOKEN": "Socket Mode is for machines without a public URL; the web dyno takes HTTP",
     "MEDIA_DIR": "a dyno's disk is neither kept nor shared, so Cloudinary keeps the originals",
+    # Part 4 (observability): `python -m bot serve` makes its own for each start.
+    "PROMETHEUS_MULTIPROC_DIR": "the web process makes its own metrics directory",
 }
 
 App = dict[str, Any]
@@ -48,15 +50,21 @@ def procfile() -> dict[str, str]:
     return {m.group(1): m.group(2) for m in found if m}
 
 
+def _is_os(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "os"
+
+
 def _is_environment(node: ast.expr) -> bool:
-    return (isinstance(node, ast.Name) and node.id in ("env", "environ")) or (
-        isinstance(node, ast.Attribute) and node.attr == "environ"
+    """`os.environ`, or `env`: what bot/config.py calls the environment it reads (a WSGI
+    `environ` is a request, not the process's environment)."""
+    return (isinstance(node, ast.Name) and node.id == "env") or (
+        isinstance(node, ast.Attribute) and node.attr == "environ" and _is_os(node.value)
     )
 
 
 def _name(node: ast.expr | None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
+        return node.value if re.fullmatch(r"[A-Z][A-Z0-9_]*", node.value) else None
     return None
 
 
@@ -69,7 +77,8 @@ def _variable_read_by(node: ast.AST) -> str | None:
         return None
     func = node.func
     if isinstance(func, ast.Attribute) and (
-        (func.attr == "get" and _is_environment(func.value)) or func.attr == "getenv"
+        (func.attr == "get" and _is_environment(func.value))
+        or (func.attr == "getenv" and _is_os(func.value))
     ):
         return _name(node.args[0])
     if _is_environment(node.args[0]) and len(node.args) > 1:
