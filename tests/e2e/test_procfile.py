@@ -20,10 +20,12 @@ from pathlib import Path
 import psutil
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
-from storage.db import make_engine
+from handlers.slack.details import ids as details_ids
+from storage.db import make_engine, session_scope
 from storage.migrate import MIGRATIONS_DIR
+from storage.models import Image, IngestJob, IngestState
 from tests import images
 from tests.conftest import (
     POSTER,
@@ -34,6 +36,7 @@ from tests.conftest import (
     free_port,
     make_services,
 )
+from tests.e2e.test_details import button_values
 from tests.fakes.cloudinary_api import CloudinaryEmulator
 from tests.fakes.signed import SlackSender
 from tests.fakes.slack_api import SlackEmulator
@@ -217,7 +220,6 @@ def test_procfile_under_honcho_migrates_serves_a_post_and_stops_on_sigterm(
         "chat.postEphemeral", timeout=60, predicate=lambda c: c.params.get("user") == POSTER
     )
     assert prompt.params["channel"] == PUBLIC_CHANNEL
-    assert "Add details" in json.dumps(prompt.params["blocks"])
     reactions = [c.params for c in slack.calls_to("reactions.add")]
     assert reactions == [
         {
@@ -226,7 +228,11 @@ def test_procfile_under_honcho_migrates_serves_a_post_and_stops_on_sigterm(
             "name": "frame_with_picture",
         }
     ]
-    assert [upload.data for upload in cloudinary.uploads.values()] == [data]
+    with session_scope(db.factory) as session:
+        (image,) = session.scalars(select(Image)).all()
+        assert session.scalar(select(IngestJob.state)) == IngestState.STORED
+    assert cloudinary.uploads[image.storage_key].data == data
+    assert button_values(prompt.params["blocks"], details_ids.ADD_DETAILS) == [str(image.id)]
     assert len(slack.calls_to("files.download")) == 1
     health = healthz(port)
     assert health is not None
