@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run | serve | socket | worker | migrate`.
+"""Command line: `python -m bot run | serve | socket | worker | migrate | ingest retry`.
 
 `run` is what `make run` calls: migrate, then Socket Mode when an app token is set, otherwise
 the HTTP server (which also answers when Slack is not configured yet, to say what to set).
@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+from datetime import datetime
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -43,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", required=True, help="what the token is for (shown in lists)")
     create.add_argument("--days", type=int, default=None, help="expire after this many days")
     create.add_argument("--team", help="the person's workspace (installed in several: T0...)")
+    ingest = sub.add_parser("ingest", help="the ingest queue: `ingest retry` queues failed jobs")
+    ingest_sub = ingest.add_subparsers(dest="ingest_command", required=True)
+    retry = ingest_sub.add_parser("retry", help="queue failed ingest jobs again, due now")
+    retry.add_argument("--team", default=None, help="only this workspace's (a team id)")
+    retry.add_argument(
+        "--failed-since",
+        type=_moment,
+        default=None,
+        help="only jobs that failed at or after this time (ISO 8601, UTC when no offset)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -50,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, secrets=settings.secret_values)
+    configure_logging(
+        settings.log_level,
+        secrets=settings.secret_values,
+        json_lines=settings.log_format == "json",
+    )
 
     if args.command == "migrate":
         return migrate(settings)
@@ -58,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return login_link(settings, args.user, args.team)
     if args.command == "token":
         return create_token(settings, args.user, args.name, args.days, args.team)
+    if args.command == "ingest":
+        return retry_ingests(settings, team_id=args.team, failed_since=args.failed_since)
     if args.command == "run":
         if migrate(settings):
             return 1
@@ -152,6 +172,30 @@ def create_token(
     return 0
 
 
+def _moment(raw: str) -> datetime:
+    from datetime import UTC
+
+    moment = datetime.fromisoformat(raw)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def retry_ingests(settings: Settings, *, team_id: str | None, failed_since: datetime | None) -> int:
+    """Queue failed ingest jobs again; a worker (or the web process) takes them within a
+    second or two. Prints how many, so a script can tell."""
+    from bot.ingest_queue import retry_failed
+    from bot.wiring import build_services
+
+    services = build_services(settings)
+    try:
+        count = retry_failed(
+            services.factory, now=services.clock(), team_id=team_id, failed_since=failed_since
+        )
+    finally:
+        services.shutdown()
+    print(f"queued {count} failed ingest job(s) again", flush=True)
+    return 0
+
+
 def login_link(settings: Settings, user: str, team: str | None = None) -> int:
     """Print a one-time link that signs `user` in to the web library (15 minutes, once)."""
     from bot.signin import create_link_token
@@ -204,6 +248,8 @@ def serve(settings: Settings) -> int:
     """HTTP under gunicorn (gthread): Slack events, commands, actions and options."""
     from gunicorn.app.base import BaseApplication
 
+    metrics_dir = _metrics_directory()
+
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             embedded = settings.is_embedded_database
@@ -220,6 +266,10 @@ def serve(settings: Settings) -> int:
             # A worker told to stop (a deploy, a scale-down) finishes the ingests and App
             # Home refreshes it holds before exiting; the rest wait in the database.
             self.cfg.set("worker_exit", lambda _arbiter, _worker: _shutdown_services())
+            # /metrics sums every worker's files; a dead worker's gauges are dropped.
+            self.cfg.set("child_exit", lambda _arbiter, worker: _metrics_worker_gone(worker.pid))
+            if metrics_dir is not None:
+                self.cfg.set("on_exit", lambda _arbiter: shutil.rmtree(metrics_dir, True))
 
         def load(self) -> Any:
             services, web = _build(settings)
@@ -235,6 +285,25 @@ def serve(settings: Settings) -> int:
 
 
 _running: list[Any] = []  # the Services of this process, to shut down on exit
+
+
+def _metrics_directory() -> str | None:
+    """Give this start its own PROMETHEUS_MULTIPROC_DIR unless the operator set one (then
+    theirs is used, and kept): the workers forked from here write their counters there, and
+    last start's files must not be summed into this one's. Set before anything imports
+    prometheus_client, which chooses its multiprocess mode on import. Returns the directory
+    made, to remove at exit."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    made = tempfile.mkdtemp(prefix="imglib-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
+
+
+def _metrics_worker_gone(pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
 
 
 def _shutdown_services() -> None:
