@@ -37,6 +37,9 @@ def _media_error(exc: Exception | None) -> MediaError:
         # The SDK returns a non-2xx answer without an "error" key as if it succeeded.
         return MediaError("Cloudinary gave an unexpected answer", retryable=True)
     text = str(exc)[:300]
+    if _no_answer(text):
+        how = "it did not answer in time" if _no_answer(text) == "timeout" else "no answer"
+        return MediaError(f"could not reach Cloudinary ({how})", retryable=True)
     if isinstance(exc, cex.BadRequest):
         if "too large" in text.lower():
             return MediaError(f"Cloudinary refused the file as too large ({text})", retryable=False)
@@ -59,6 +62,12 @@ def _status(exc: Exception | None) -> str:
 
     if exc is None:
         return "bad_answer"
+    text = str(exc)
+    unparsed = re.match(r"Error parsing server response \((\d{3})\)", text)
+    if unparsed:
+        return "5xx" if unparsed.group(1) >= "500" else "bad_answer"
+    if _no_answer(text):
+        return _no_answer(text)
     by_class = {
         cex.BadRequest: "400",
         cex.AuthorizationRequired: "401",
@@ -71,8 +80,12 @@ def _status(exc: Exception | None) -> str:
     for kind, status in by_class.items():
         if isinstance(exc, kind):
             return status
-    text = str(exc)
-    unparsed = re.match(r"Error parsing server response \((\d{3})\)", text)
-    if unparsed:
-        return "5xx" if unparsed.group(1) >= "500" else "bad_answer"
-    return "timeout" if "timed out" in text.lower() else "unreachable"
+    return "other"  # a status the SDK does not name (a 502 with a JSON body)
+
+
+def _no_answer(text: str) -> str:
+    """"timeout" or "unreachable" when the SDK's message says no answer came (its upload and
+    Admin API calls word that differently, and the latter raise GeneralError for it), or ""."""
+    if not text.lower().startswith(("unexpected error", "socket error")):
+        return ""
+    return "timeout" if "timed out" in text.lower() or "timeout" in text.lower() else "unreachable"

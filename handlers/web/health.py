@@ -52,6 +52,9 @@ class Check:
         if not self._lock.acquire(blocking=last is None):
             return last[1] if last else None  # another probe is asking right now
         try:
+            last = self._last
+            if last is not None and time.monotonic() < last[0]:
+                return last[1]  # found by the probe this one waited for
             try:
                 found = self.probe()
             except Exception as exc:  # a check must answer, never crash the probe
@@ -115,7 +118,8 @@ def _slack_problem(api_url: str) -> str | None:
     """Slack's api.test: needs no token, so it says whether Slack answers, whatever the
     state of any workspace's install."""
     try:
-        WebClient(base_url=api_url, timeout=REMOTE_TIMEOUT).api_test()
+        # No retries: the next probe is the retry.
+        WebClient(base_url=api_url, timeout=REMOTE_TIMEOUT, retry_handlers=[]).api_test()
     except Exception as exc:
         return f"unreachable ({type(exc).__name__})"
     return None

@@ -5,30 +5,39 @@ dependency that is down; and retrying failed ingests from the command line."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg2 import sql
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
 
 from storage.db import session_scope
 from storage.models import ApprovalRequest, IngestJob, IngestState
 from tests.conftest import (
     ADMIN,
     POSTER,
+    ROOT,
     TEAM,
     AppProcess,
     app_env,
     free_port,
 )
+from tests.fakes.cloudinary_api import CloudinaryEmulator
 from tests.fakes.slack_api import SlackEmulator
 from tests.live import Live, start_live, wait_until
+from tests.pg import PostgresServer
 
 METRICS_TOKEN = "scrape-token-0123456789abcdef"
 
@@ -236,3 +245,123 @@ def test_json_log_lines_name_team_event_and_image_and_hold_no_token(
     assert "[redacted]" in gunicorn["message"]
     assert slack.bot_token not in live.app.log_path.read_text()
     live.db.shutdown()
+
+
+def test_healthz_names_slack_and_cloudinary_when_they_are_away_and_keeps_serving(
+    slack: SlackEmulator,
+    cloudinary: CloudinaryEmulator,
+    tmp_path: Path,
+    run_app: Callable[..., AppProcess],
+) -> None:
+    env = app_env(
+        database_url=f"sqlite:///{tmp_path / 'h.db'}",
+        slack=slack,
+        media_dir=tmp_path / "media",
+        cloudinary=cloudinary,
+    )
+    app = run_app(env)
+    assert health(app) == (
+        200,
+        {
+            "ok": True,
+            "down": [],
+            "reasons": {},
+            "database": "ok",
+            "media": "ok",
+            "media_store": "cloudinary",
+            "slack": "ok",
+        },
+    )
+    assert [c["action"] for c in cloudinary.calls] == ["ping"]
+    assert health(app)[0] == 200
+    assert len(slack.calls_to("api.test")) == 1  # remembered: a probe every second is cheap
+
+    slack.stop()
+    cloudinary.stop()
+    fresh = run_app({**env, "PORT": str(free_port())})  # nothing remembered yet
+    status, answer = health(fresh)
+    assert status == 200  # neither is this process's to fix: it still acks and queues
+    assert (answer["ok"], answer["down"]) == (True, ["media", "slack"])
+    assert answer["reasons"]["slack"].startswith("unreachable")
+    assert "Cloudinary" in answer["reasons"]["media"]
+    assert cloudinary.api_secret not in json.dumps(answer)
+
+
+@pytest.mark.postgres
+def test_healthz_with_the_database_down_names_it_and_answers_503(
+    postgres_server: PostgresServer,
+    slack: SlackEmulator,
+    tmp_path: Path,
+    run_app: Callable[..., AppProcess],
+) -> None:
+    url = postgres_server.create_database()
+    app = run_app(app_env(database_url=url, slack=slack, media_dir=tmp_path), command=("run",))
+    name = make_url(url).database
+    admin = psycopg2.connect(postgres_server.admin_dsn, connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(
+                    sql.Identifier(name)
+                )
+            )
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+        status, answer = health(app)
+        assert status == 503
+        assert (answer["ok"], answer["down"], answer["database"]) == (False, ["database"], "down")
+        assert answer["slack"] == "ok"
+        assert value(scrape(app), "imglib_database_up") == 0
+        with admin.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
+                    sql.Identifier(name)
+                )
+            )
+        assert health(app) == (
+            200,
+            {**answer, "ok": True, "down": [], "reasons": {}, "database": "ok"},
+        )
+    finally:
+        admin.close()
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bot <args>` as an operator runs it, beside the app, on its configuration."""
+    outside = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CLOUDINARY"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env={**outside, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_failed_ingests_are_retried_from_the_command_line(live: Live) -> None:
+    # Slack answers the download with its login page (a missing scope): failed for good.
+    live.slack.inject("files.download", "html_login")
+    live.post(live.add_jpeg("F0SCOPE", seed=5))
+    wait_until(lambda: job_states(live) == {"failed": 1}, what="the ingest to fail")
+    assert value(scrape(live.app), "imglib_ingest_failed_jobs", reason="download") == 1
+
+    # The scope is added; the operator retries what failed since then (nothing) and then
+    # what failed for this team.
+    future = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    assert run_cli(live.env, "ingest", "retry", "--failed-since", future).stdout == (
+        "queued 0 failed ingest job(s) again\n"
+    )
+    assert job_states(live) == {"failed": 1}
+    done = run_cli(live.env, "ingest", "retry", "--team", TEAM)
+    assert (done.returncode, done.stdout) == (0, "queued 1 failed ingest job(s) again\n")
+
+    wait_until(lambda: job_states(live) == {"stored": 1}, what="the retried ingest")
+    assert [image.slack_file_id for image in live.stored()] == ["F0SCOPE"]
+    samples = scrape(live.app)
+    assert value(samples, "imglib_ingest_failed_jobs", reason="download") == 0
+    assert value(samples, "imglib_ingest_jobs", state="queued") == 0
