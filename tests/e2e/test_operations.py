@@ -253,12 +253,8 @@ def test_healthz_names_slack_and_cloudinary_when_they_are_away_and_keeps_serving
     tmp_path: Path,
     run_app: Callable[..., AppProcess],
 ) -> None:
-    env = app_env(
-        database_url=f"sqlite:///{tmp_path / 'h.db'}",
-        slack=slack,
-        media_dir=tmp_path / "media",
-        cloudinary=cloudinary,
-    )
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    env = app_env(database_url=db, slack=slack, media_dir=tmp_path, cloudinary=cloudinary)
     app = run_app(env)
     assert health(app) == (
         200,
