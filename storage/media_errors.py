@@ -84,8 +84,9 @@ def _status(exc: Exception | None) -> str:
 
 
 def _no_answer(text: str) -> str:
-    """"timeout" or "unreachable" when the SDK's message says no answer came (its upload and
-    Admin API calls word that differently, and the latter raise GeneralError for it), or ""."""
+    """`timeout` or `unreachable` when the SDK's message says no answer came (its upload and
+    Admin API calls word that differently, and the latter raise GeneralError for it), else
+    an empty string."""
     if not text.lower().startswith(("unexpected error", "socket error")):
         return ""
     return "timeout" if "timed out" in text.lower() or "timeout" in text.lower() else "unreachable"
