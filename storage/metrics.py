@@ -62,7 +62,7 @@ CLOUDINARY_ERRORS = Counter(
 # wins; "download" is fetching the file (from Slack, or an upload's own disk).
 FAILURE_REASONS = (
     ("unfinished", "did not finish"),  # the process died mid-attempt, every time
-    ("too_large", "MB, the limit"),
+    ("too_large", "mb, the limit"),
     ("too_large", "megapixels"),
     ("too_large", "would need about"),
     ("too_large", "too large"),
