@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import session_scope
@@ -131,18 +131,7 @@ class LibraryFacts(Collector):
             oldest = session.scalar(
                 select(func.min(IngestJob.created_at)).where(IngestJob.state.in_(waiting))
             )
-            reason = func.lower(IngestJob.last_error)
-            category = case(
-                *((reason.contains(part), name) for name, part in FAILURE_REASONS),
-                else_=literal("other"),
-            )
-            failed = dict(
-                session.execute(
-                    select(category, func.count())
-                    .where(IngestJob.state == IngestState.FAILED)
-                    .group_by(category)
-                ).all()
-            )
+            failed = {name: int(jobs) for name, jobs in session.execute(_failed_by_category())}
             approvals = session.scalar(
                 select(func.count())
                 .select_from(ApprovalRequest)
@@ -175,6 +164,23 @@ class LibraryFacts(Collector):
             "Approval requests waiting for a decision",
             value=approvals or 0,
         )
+
+
+def _failed_by_category() -> Select[tuple[str, int]]:
+    """(category, jobs) of failed jobs. Reasons repeat, so each distinct one is matched
+    against the categories once (10,000 failed jobs: 6 ms where matching every row took 40;
+    bench/README.md, "/metrics")."""
+    reasons = (
+        select(IngestJob.last_error.label("reason"), func.count().label("jobs"))
+        .where(IngestJob.state == IngestState.FAILED)
+        .group_by(IngestJob.last_error)
+        .subquery()
+    )
+    text = func.lower(reasons.c.reason)
+    category = case(
+        *((text.contains(part), name) for name, part in FAILURE_REASONS), else_=literal("other")
+    )
+    return select(category, func.sum(reasons.c.jobs)).group_by(category)
 
 
 def _aware(moment: datetime, now: datetime) -> datetime:
