@@ -77,8 +77,7 @@ def name_the_request(context: BoltContext, body: dict[str, Any], next: Callable[
     its middleware has returned, so the names are set rather than scoped: the web door runs
     each request in a context of its own (`handlers.web.operations`), and every request
     from Slack sets them all anew."""
-    team = context.team_id or body.get("team_id") or (body.get("team") or {}).get("id")
-    name_the_work(team=team, event_id=body.get("event_id"))
+    name_the_work(team=context.team_id, event_id=body.get("event_id"))
     next()
 
 
