@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 from datetime import datetime
 from socketserver import ThreadingMixIn
@@ -248,7 +245,9 @@ def serve(settings: Settings) -> int:
     """HTTP under gunicorn (gthread): Slack events, commands, actions and options."""
     from gunicorn.app.base import BaseApplication
 
-    metrics_dir = _metrics_directory()
+    from bot import process_metrics
+
+    metrics_dir = process_metrics.directory_for_this_start()
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -267,9 +266,9 @@ def serve(settings: Settings) -> int:
             # Home refreshes it holds before exiting; the rest wait in the database.
             self.cfg.set("worker_exit", lambda _arbiter, _worker: _shutdown_services())
             # /metrics sums every worker's files; a dead worker's gauges are dropped.
-            self.cfg.set("child_exit", lambda _arbiter, worker: _metrics_worker_gone(worker.pid))
+            self.cfg.set("child_exit", lambda _arbiter, worker: process_metrics.gone(worker.pid))
             if metrics_dir is not None:
-                self.cfg.set("on_exit", lambda _arbiter: shutil.rmtree(metrics_dir, True))
+                self.cfg.set("on_exit", lambda _arbiter: process_metrics.remove(metrics_dir))
 
         def load(self) -> Any:
             services, web = _build(settings)
@@ -285,25 +284,6 @@ def serve(settings: Settings) -> int:
 
 
 _running: list[Any] = []  # the Services of this process, to shut down on exit
-
-
-def _metrics_directory() -> str | None:
-    """Give this start its own PROMETHEUS_MULTIPROC_DIR unless the operator set one (then
-    theirs is used, and kept): the workers forked from here write their counters there, and
-    last start's files must not be summed into this one's. Set before anything imports
-    prometheus_client, which chooses its multiprocess mode on import. Returns the directory
-    made, to remove at exit."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return None
-    made = tempfile.mkdtemp(prefix="imglib-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
-    return made
-
-
-def _metrics_worker_gone(pid: int) -> None:
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(pid)
 
 
 def _shutdown_services() -> None:

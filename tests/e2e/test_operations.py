@@ -361,3 +361,23 @@ def test_failed_ingests_are_retried_from_the_command_line(live: Live) -> None:
     samples = scrape(live.app)
     assert value(samples, "imglib_ingest_failed_jobs", reason="download") == 0
     assert value(samples, "imglib_ingest_jobs", state="queued") == 0
+
+
+def test_each_start_counts_from_zero(
+    slack: SlackEmulator, tmp_path: Path, run_app: Callable[..., AppProcess]
+) -> None:
+    """gunicorn's workers count into a directory of this start's own: a restarted app does
+    not add the last run's counts to its own, even when that one was killed before it could
+    remove its directory."""
+    env = app_env(database_url=f"sqlite:///{tmp_path / 'z.db'}", slack=slack, media_dir=tmp_path)
+    first = run_app(env, command=("run",))
+    fields = slack.slash_command("/images", user=POSTER, channel="C0SHOOTS", text="help")
+    assert first.sender().command(**fields).status == 200
+    assert value(scrape(first), "imglib_slack_ack_seconds_count", kind="command") == 1
+    first.kill()
+
+    second = run_app(env)
+    samples = scrape(second)
+    assert value(samples, "imglib_slack_ack_seconds_count", kind="command") == 0
+    # Summed from the workers' files (multiprocess mode), not one process's own registry.
+    assert not any(name.startswith("process_") for name, _ in samples)
