@@ -52,35 +52,29 @@ def samples(facts: LibraryFacts) -> dict[tuple[str, tuple[str, ...]], float]:
     return {(s.name, tuple(s.labels.values())): s.value for m in found for s in m.samples}
 
 
-def test_failed_ingests_are_counted_by_category_of_reason(
-    factory: sessionmaker[Session],
-) -> None:
-    for reason in REASONS:
-        image_id = seed.add(factory, "picture")
-        with session_scope(factory) as session:
-            session.add(
-                IngestJob(
-                    team_id=seed.TEAM,
-                    image_id=image_id,
-                    state=IngestState.FAILED,
-                    next_attempt_at=seed.START,
-                    last_error=reason,
-                    created_at=seed.START,
-                    updated_at=seed.START,
-                )
-            )
-    waiting = seed.add(factory, "still queued")
+def add_job(factory: sessionmaker[Session], state: IngestState, reason: str | None) -> None:
+    """An image and its ingest job in `state`, posted at seed.START."""
+    image_id = seed.add(factory, "picture")
     with session_scope(factory) as session:
         session.add(
             IngestJob(
                 team_id=seed.TEAM,
-                image_id=waiting,
-                state=IngestState.QUEUED,
+                image_id=image_id,
+                state=state,
                 next_attempt_at=seed.START,
+                last_error=reason,
                 created_at=seed.START,
                 updated_at=seed.START,
             )
         )
+
+
+def test_failed_ingests_are_counted_by_category_of_reason(
+    factory: sessionmaker[Session],
+) -> None:
+    for reason in REASONS:
+        add_job(factory, IngestState.FAILED, reason)
+    add_job(factory, IngestState.QUEUED, None)
 
     found = samples(LibraryFacts(factory, lambda: seed.START + timedelta(minutes=3)))
 
