@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402 - needs ROOT on sys.path
+from sqlalchemy import Engine, text  # noqa: E402 - needs ROOT on sys.path
 
 from storage import migrate  # noqa: E402
 from storage.db import make_engine, make_session_factory  # noqa: E402
@@ -46,16 +46,15 @@ REASONS = (
 )
 
 
-def seed(engine: object, total: int) -> float:
+def seed(engine: Engine, total: int) -> float:
     """Images, their jobs and approval requests, written by the database itself."""
     started = time.perf_counter()
-    postgres = engine.dialect.name == "postgresql"  # type: ignore[attr-defined]
+    postgres = engine.dialect.name == "postgresql"
+    # 1..n: Postgres' generate_series, or a recursive CTE on SQLite; and an empty tag list.
     series = "generate_series(1, :n) AS g(i)" if postgres else "s"
-    prefix = (
-        ""
-        if postgres
-        else ("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) ")
-    )
+    counting = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) "
+    prefix = "" if postgres else counting
+    empty = "'{}'" if postgres else "'[]'"
     now = "'2026-11-30 09:00:00'"
     reasons = " ".join(f"WHEN {n} THEN '{r}'" for n, r in enumerate(REASONS))
     statements = (
@@ -79,9 +78,8 @@ def seed(engine: object, total: int) -> float:
             CASE WHEN id % 200 = 0 THEN 'open' ELSE 'approved' END, {now}
         FROM images WHERE id % 10 = 0""",
     )
-    with engine.begin() as conn:  # type: ignore[attr-defined]
+    with engine.begin() as conn:
         for statement in statements:
-            empty = "'{}'" if postgres else "'[]'"
             conn.execute(text(statement.replace("'[]'", empty)), {"n": total})
         if postgres:
             conn.execute(text("ANALYZE"))
