@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run | serve | socket | worker | migrate`.
+"""Command line: `python -m bot run | serve | socket | worker | migrate | ingest retry`.
 
 `run` is what `make run` calls: migrate, then Socket Mode when an app token is set, otherwise
 the HTTP server (which also answers when Slack is not configured yet, to say what to set).
@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import datetime
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -43,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", required=True, help="what the token is for (shown in lists)")
     create.add_argument("--days", type=int, default=None, help="expire after this many days")
     create.add_argument("--team", help="the person's workspace (installed in several: T0...)")
+    ingest = sub.add_parser("ingest", help="the ingest queue: `ingest retry` queues failed jobs")
+    ingest_sub = ingest.add_subparsers(dest="ingest_command", required=True)
+    retry = ingest_sub.add_parser("retry", help="queue failed ingest jobs again, due now")
+    retry.add_argument("--team", default=None, help="only this workspace's (a team id)")
+    retry.add_argument(
+        "--failed-since",
+        type=_moment,
+        default=None,
+        help="only jobs that failed at or after this time (ISO 8601, UTC when no offset)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -50,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, secrets=settings.secret_values)
+    configure_logging(
+        settings.log_level,
+        secrets=settings.secret_values,
+        json_lines=settings.log_format == "json",
+    )
 
     if args.command == "migrate":
         return migrate(settings)
@@ -58,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return login_link(settings, args.user, args.team)
     if args.command == "token":
         return create_token(settings, args.user, args.name, args.days, args.team)
+    if args.command == "ingest":
+        return retry_ingests(settings, team_id=args.team, failed_since=args.failed_since)
     if args.command == "run":
         if migrate(settings):
             return 1
@@ -152,6 +169,30 @@ def create_token(
     return 0
 
 
+def _moment(raw: str) -> datetime:
+    from datetime import UTC
+
+    moment = datetime.fromisoformat(raw)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def retry_ingests(settings: Settings, *, team_id: str | None, failed_since: datetime | None) -> int:
+    """Queue failed ingest jobs again; a worker (or the web process) takes them within a
+    second or two. Prints how many, so a script can tell."""
+    from bot.ingest_queue import retry_failed
+    from bot.wiring import build_services
+
+    services = build_services(settings)
+    try:
+        count = retry_failed(
+            services.factory, now=services.clock(), team_id=team_id, failed_since=failed_since
+        )
+    finally:
+        services.shutdown()
+    print(f"queued {count} failed ingest job(s) again", flush=True)
+    return 0
+
+
 def login_link(settings: Settings, user: str, team: str | None = None) -> int:
     """Print a one-time link that signs `user` in to the web library (15 minutes, once)."""
     from bot.signin import create_link_token
@@ -204,6 +245,10 @@ def serve(settings: Settings) -> int:
     """HTTP under gunicorn (gthread): Slack events, commands, actions and options."""
     from gunicorn.app.base import BaseApplication
 
+    from bot import process_metrics
+
+    metrics_dir = process_metrics.directory_for_this_start()
+
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             embedded = settings.is_embedded_database
@@ -220,6 +265,10 @@ def serve(settings: Settings) -> int:
             # A worker told to stop (a deploy, a scale-down) finishes the ingests and App
             # Home refreshes it holds before exiting; the rest wait in the database.
             self.cfg.set("worker_exit", lambda _arbiter, _worker: _shutdown_services())
+            # /metrics sums every worker's files; a dead worker's gauges are dropped.
+            self.cfg.set("child_exit", lambda _arbiter, worker: process_metrics.gone(worker.pid))
+            if metrics_dir is not None:
+                self.cfg.set("on_exit", lambda _arbiter: process_metrics.remove(metrics_dir))
 
         def load(self) -> Any:
             services, web = _build(settings)

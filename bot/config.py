@@ -65,6 +65,9 @@ class Settings:
     approval_reminder_hours: float = 24.0
     approval_escalate_hours: float = 72.0
     log_level: str = "INFO"
+    log_format: str = "text"
+    # Lets a scraper from elsewhere read /metrics (otherwise loopback only).
+    metrics_token: str | None = _secret()
 
     @property
     def slack_mode(self) -> str:
@@ -102,6 +105,7 @@ class Settings:
             self.secret_key,
             make_url(self.database_url).password,
             self.smtp_url,
+            self.metrics_token,
             unquote(urlparse(self.smtp_url).password or "") if self.smtp_url else None,
         )
         return [str(value) for value in candidates if value]
@@ -202,6 +206,7 @@ class Settings:
                     f"SLACK_ADMIN_IDS must be Slack user ids like U012ABCDEF, got {admin_id!r}"
                 )
 
+        log_format, metrics_token = _operations(env)
         database_url = normalise_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
         # SQLite has one writer at a time: more ingest threads than this only queue for it,
         # ahead of the acks. With Postgres, ingest mostly waits on the network and the disk.
@@ -238,7 +243,20 @@ class Settings:
             approval_reminder_hours=_float(env, "APPROVAL_REMINDER_HOURS", 24.0),
             approval_escalate_hours=_float(env, "APPROVAL_ESCALATE_HOURS", 72.0),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            log_format=log_format,
+            metrics_token=metrics_token,
         )
+
+
+def _operations(env: Mapping[str, str]) -> tuple[str, str | None]:
+    """LOG_FORMAT (text or json) and METRICS_TOKEN (long enough not to be guessed)."""
+    log_format = env.get("LOG_FORMAT", "text").lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError("LOG_FORMAT must be text or json")
+    metrics_token = env.get("METRICS_TOKEN")
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters")
+    return log_format, metrics_token
 
 
 def normalise_database_url(url: str) -> str:

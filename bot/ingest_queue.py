@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.access import still_installed
@@ -145,6 +145,35 @@ def backoff(attempts: int) -> timedelta:
     """Exponential backoff with jitter: 30 s, 60 s, 120 s ... capped at an hour."""
     base = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
+
+
+def retry_failed(
+    factory: sessionmaker[Session],
+    *,
+    now: datetime,
+    team_id: str | None = None,
+    failed_since: datetime | None = None,
+) -> int:
+    """Queue failed jobs again, due now with all their attempts (an operator's retry, once
+    the cause is fixed: a scope added, Cloudinary back); returns how many. Only `team_id`'s,
+    and only those that failed at or after `failed_since`, when given. Their last reason is
+    kept until an attempt replaces it."""
+    query = update(IngestJob).where(IngestJob.state == IngestState.FAILED)
+    if team_id is not None:
+        query = query.where(IngestJob.team_id == team_id)
+    if failed_since is not None:
+        query = query.where(IngestJob.updated_at >= failed_since)
+    with session_scope(factory) as session:
+        result = session.execute(
+            query.values(
+                state=IngestState.QUEUED,
+                attempts=0,
+                next_attempt_at=now,
+                lease_until=None,
+                updated_at=now,
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def lock_content(session: Session, sha256: str) -> None:

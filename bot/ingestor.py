@@ -24,6 +24,7 @@ from bot.ingest_queue import (
     holds,
     lock_content,
 )
+from bot.logs import about
 from bot.ports import DownloadError, FileSource
 from storage.db import session_scope
 from storage.media import MediaError, MediaInfo, MediaStore
@@ -126,9 +127,14 @@ class Ingestor:
         return outcomes
 
     def settle(self, claimed: Claim | GaveUp | None) -> IngestOutcome | None:
-        """Process a claimed job, or report one that gave up; None for no claim."""
+        """Process a claimed job, or report one that gave up; None for no claim. Every line
+        logged meanwhile names the job's team and image."""
         if claimed is None:
             return None
+        with about(team=claimed.team_id, image_id=claimed.image_id):
+            return self._settle(claimed)
+
+    def _settle(self, claimed: Claim | GaveUp) -> IngestOutcome:
         if isinstance(claimed, GaveUp):
             log.warning("ingest job %s failed: %s", claimed.job_id, claimed.reason)
             outcome = IngestOutcome(

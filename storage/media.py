@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, urlencode, urlparse
 
+from storage.media_errors import MediaError, cloudinary_error
+
 log = logging.getLogger(__name__)
 
 # Extension per Pillow format name, for keys and delivered file names.
@@ -33,15 +35,6 @@ CONTENT_TYPES = {
     "webp": "image/webp",
     "heic": "image/heic",
 }
-
-
-class MediaError(Exception):
-    """Storing or fetching failed. `retryable` says whether trying again later can help;
-    the message is fit to show a person."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -77,6 +70,10 @@ class MediaStore(Protocol):
         ...
 
     def original_url(self, key: str) -> str | None: ...
+
+    def problem(self) -> str | None:
+        """Why the store cannot take originals right now (for /healthz), or None."""
+        ...
 
 
 def _slug(text: str | None) -> str:
@@ -145,6 +142,12 @@ class LocalStore:
         if not re.fullmatch(r"[A-Za-z0-9_-]+/[0-9a-f]{2}/[0-9a-f]{64}\.[a-z]{3,4}", key):
             raise MediaError("not a media key", retryable=False)
         return self.root / "originals" / key
+
+    def problem(self) -> str | None:
+        for folder in ("originals", "tmp"):
+            if not os.access(self.root / folder, os.W_OK | os.X_OK):
+                return f"cannot write to the media directory ({folder})"
+        return None
 
     def delete(self, key: str) -> None:
         self.path_for(key).unlink(missing_ok=True)
@@ -302,10 +305,9 @@ class CloudinaryStore:
                 **self._options,
             )
         except Exception as exc:  # the SDK raises its own hierarchy and socket errors
-            raise _media_error(exc) from None
+            raise cloudinary_error(exc, operation="upload") from None
         if not isinstance(result, dict) or not result.get("public_id"):
-            # The SDK returns a non-2xx answer without an "error" key as if it succeeded.
-            raise MediaError("Cloudinary gave an unexpected answer", retryable=True)
+            raise cloudinary_error(None, operation="upload")
         return StoredMedia(
             key=str(result["public_id"]),
             url=str(result.get("secure_url") or result.get("url") or ""),
@@ -324,7 +326,17 @@ class CloudinaryStore:
                 **self._options,
             )
         except Exception as exc:
-            raise _media_error(exc) from None
+            raise cloudinary_error(exc, operation="destroy") from None
+
+    def problem(self) -> str | None:
+        """Asks Cloudinary's Admin API (ping), with a short timeout: it answers a probe."""
+        import cloudinary.api
+
+        try:
+            cloudinary.api.ping(timeout=5, **self._options)
+        except Exception as exc:
+            return str(cloudinary_error(exc, operation="ping"))
+        return None
 
     def thumbnail_url(self, key: str, *, width: int, height: int) -> str | None:
         return self._signed_url(
@@ -373,24 +385,3 @@ class CloudinaryStore:
                 **transformation,
             )
         )
-
-
-def _media_error(exc: Exception) -> MediaError:
-    """Map the SDK's exceptions onto ours: 5xx, rate limits, timeouts and connection errors
-    are worth retrying; a rejected file or bad credentials are not."""
-    import cloudinary.exceptions as cex
-
-    text = str(exc)[:300]
-    if isinstance(exc, cex.BadRequest):
-        if "too large" in text.lower():
-            return MediaError(f"Cloudinary refused the file as too large ({text})", retryable=False)
-        return MediaError(f"Cloudinary refused the file ({text})", retryable=False)
-    if isinstance(exc, cex.AuthorizationRequired | cex.NotAllowed):
-        log.error("Cloudinary rejected our credentials: check CLOUDINARY_URL")
-        return MediaError("Cloudinary rejected the app's credentials", retryable=False)
-    if isinstance(exc, cex.RateLimited):
-        return MediaError("Cloudinary is rate limiting uploads", retryable=True)
-    if isinstance(exc, cex.GeneralError):
-        return MediaError("Cloudinary had a server error", retryable=True)
-    # Plain cex.Error covers timeouts, connection errors and unparseable answers.
-    return MediaError(f"could not reach Cloudinary ({type(exc).__name__})", retryable=True)

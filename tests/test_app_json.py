@@ -21,10 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "tests" / "data" / "heroku-app-json" / "app-json.schema.json"
 CODE = ("bot", "handlers", "storage")
 
-# Read by code on another branch of issue 12, not yet on this one (part 4, observability).
-# Once it is merged its names must leave this list: the test below fails while the app reads
-# a name that is still here.
-COMING_FROM_OTHER_BRANCHES = frozenset({"LOG_FORMAT", "METRICS_TOKEN"})
+# Read by code on another branch, not yet on this one. Once it is merged its names must leave
+# this list: the test below fails while the app reads a name that is still here.
+COMING_FROM_OTHER_BRANCHES: frozenset[str] = frozenset()
 
 # Read by the app but not set through app.json, and why.
 NOT_FOR_HEROKU = {
@@ -32,7 +31,7 @@ NOT_FOR_HEROKU = {
     "DATABASE_URL": "the heroku-postgresql add-on sets it",
     "SLACK_APP_TOKEN": "Socket Mode is for machines without a public URL; the web dyno takes HTTP",
     "MEDIA_DIR": "a dyno's disk is neither kept nor shared, so Cloudinary keeps the originals",
-    # Part 4 (observability): `python -m bot serve` makes its own for each start.
+    # `python -m bot serve` makes its own for each start (bot/process_metrics.py).
     "PROMETHEUS_MULTIPROC_DIR": "the web process makes its own metrics directory",
 }
 

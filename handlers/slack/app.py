@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from slack_bolt import App, BoltContext
@@ -19,6 +18,7 @@ from handlers.slack.clicks import acknowledge
 from handlers.slack.gateway import SlackGateway
 from handlers.slack.install import register_uninstalls
 from handlers.slack.routing import routed
+from handlers.slack.telemetry import ContextExecutor, name_the_request
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings, services: Services, gateway: SlackGateway) ->
         context["client"] = gateway.client(context.team_id, token=context.bot_token)
         next()
 
+    app.use(name_the_request)
     app.use(inject)
     for surface in (capture, details, search, approvals, home, command):
         surface.register(app)
@@ -68,7 +69,7 @@ def _bolt_app(settings: Settings, gateway: SlackGateway) -> App:
         # Verified lazily on the first request: a Slack outage at boot must not crash-loop us.
         token_verification_enabled=False,
         process_before_response=False,
-        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt"),
+        listener_executor=ContextExecutor(max_workers=16, thread_name_prefix="bolt"),
         logger=logging.getLogger("slack_bolt"),
     )
 

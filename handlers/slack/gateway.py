@@ -28,6 +28,7 @@ from slack_sdk.web import SlackResponse
 
 from bot.ports import UNKNOWN_PERSON, PersonFacts
 from handlers.slack.install import Installations
+from storage.metrics import SLACK_API_ERRORS, label
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +75,34 @@ def _preview_failed(exc: SlackApiError) -> bool:
 
 class SlackClient(WebClient):
     """A WebClient that resends a message or view without previews when Slack could not load
-    one of them."""
+    one of them, and counts every failed call (imglib_slack_api_errors), whoever made it."""
 
     def api_call(  # type: ignore[override]
         self, api_method: str, *, json: dict[str, Any] | None = None, **kwargs: Any
     ) -> SlackResponse:
         try:
-            return super().api_call(api_method, json=json, **kwargs)
+            return self._counted(api_method, json=json, **kwargs)
         except SlackApiError as exc:
             plain = _plain_payload(json) if json is not None and _preview_failed(exc) else None
             if plain is None:
                 raise
             log.info("%s: Slack could not load a preview; sent without pictures", api_method)
-            return super().api_call(api_method, json=plain, **kwargs)
+            return self._counted(api_method, json=plain, **kwargs)
+
+    def _counted(self, api_method: str, **kwargs: Any) -> SlackResponse:
+        try:
+            return super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            self._count(api_method, exc.response.status_code, exc.response.get("error"))
+            raise
+        except Exception as exc:  # no answer at all: a timeout, a refused connection
+            self._count(api_method, "none", type(exc).__name__)
+            raise
+
+    @staticmethod
+    def _count(method: str, status: object, error: object) -> None:
+        labels = {"method": label(method), "status": label(status), "error": label(error)}
+        SLACK_API_ERRORS.labels(**labels).inc()
 
 
 def respond_with_fallback(send: Callable[..., Any], **message: Any) -> Any:

@@ -18,6 +18,7 @@ from handlers.web import (
     api,
     approvals,
     auth,
+    operations,
     pages,
     review,
     system,
@@ -82,6 +83,7 @@ def create_web(services: Services, *, bolt_app: App | None, workspaces: Workspac
     csrf.exempt(review.decide)
     csrf.exempt(upload_link.take_file)
     api.init_api(app, csrf)
+    operations.init(app)
     versions = asset_versions(app)
 
     def asset(name: str) -> str:

@@ -1,14 +1,13 @@
-"""What is not a page: Slack's requests, the health probe, signed media links."""
+"""What is not a page: Slack's requests and signed media links (the health probe and the
+metrics are in `handlers.web.operations`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, send_file
 from slack_bolt.adapter.flask import SlackRequestHandler
-from sqlalchemy import text
 
 from bot.pixels import InvalidImage
 from handlers.web.context import services
@@ -46,24 +45,6 @@ def slack_install() -> Any:
 def install_page(title: str, text: str) -> str:
     """The page after Slack's authorize step (Bolt's OAuth callback, inside this request)."""
     return render_template("installed.html", title=title, text=text)
-
-
-@bp.get("/healthz")
-def healthz() -> Response:
-    library = services()
-    checks: dict[str, Any] = {"slack": library.settings.slack_mode}
-    status = 200
-    try:
-        with library.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # report, never crash the probe
-        log.warning("health check: database unreachable (%s)", type(exc).__name__)
-        checks["database"] = "unreachable"
-        status = 503
-    checks["media"] = library.media.name
-    checks["ok"] = status == 200
-    return Response(json.dumps(checks), status, mimetype="application/json")
 
 
 @bp.get("/media/<path:key>")

@@ -58,6 +58,8 @@ def test_heroku_postgres_url_is_accepted() -> None:
         ({"SLACK_API_URL": "slack.com"}, "SLACK_API_URL"),
         ({"SLACK_CLIENT_ID": "1.2"}, "SLACK_CLIENT_SECRET"),
         ({"SLACK_SCOPES": "chat:write,<script>"}, "SLACK_SCOPES"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
     ],
 )
 def test_bad_settings_fail_with_one_line_naming_the_variable(
@@ -79,10 +81,12 @@ def test_secrets_never_appear_in_errors_or_repr() -> None:
         SLACK_BOT_TOKEN="xoxb-very-secret",
         SLACK_SIGNING_SECRET="signing-very-secret",
         CLOUDINARY_URL="cloudinary://key:cloud-very-secret@demo",
+        METRICS_TOKEN="metrics-very-secret",
     )
     shown = repr(s)
-    for value in ("xoxb-very-secret", "signing-very-secret", "cloud-very-secret"):
+    for value in ("xoxb-very-secret", "signing-very-secret", "cloud-very-secret", "metrics-very"):
         assert value not in shown
+    assert "metrics-very-secret" in s.secret_values  # redacted from every log line
 
 
 def test_admin_ids_are_parsed() -> None:

@@ -299,7 +299,15 @@ def test_make_run_without_slack_serves_a_page_saying_what_to_set(
         assert variable in page
     with urllib.request.urlopen(app.url + "/healthz", timeout=5) as response:
         health = json.loads(response.read())
-    assert health == {"slack": "unconfigured", "database": "ok", "media": "local", "ok": True}
+    assert health == {
+        "ok": True,
+        "down": [],
+        "reasons": {},
+        "database": "ok",
+        "media": "ok",
+        "media_store": "local",
+        "slack": "unconfigured",
+    }
     reply = app.sender().event({"type": "event_callback"})
     assert reply.status == 503
     assert b"SLACK_BOT_TOKEN" in reply.body

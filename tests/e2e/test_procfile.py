@@ -236,7 +236,7 @@ def test_procfile_under_honcho_migrates_serves_a_post_and_stops_on_sigterm(
     assert len(slack.calls_to("files.download")) == 1
     health = healthz(port)
     assert health is not None
-    assert (health["slack"], health["database"], health["ok"]) == ("http", "ok", True)
+    assert (health["ok"], health["down"], health["media_store"]) == (True, [], "cloudinary")
     db.shutdown()
 
     pids = honcho.started()

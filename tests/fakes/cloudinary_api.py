@@ -102,6 +102,7 @@ _PUBLIC_ID_ALPHABET = string.ascii_lowercase + string.digits
 _DATA_URI_RE = re.compile(r"data:([\w-]+/[\w.+-]+)?(;[\w-]+=[\w-]+)*;base64,(.*)", re.DOTALL)
 _REMOTE_URL_RE = re.compile(r"(ftp|https?|s3|gs):", re.IGNORECASE)
 _PATH_RE = re.compile(r"/v1_1/([^/]+)/([^/]+)/([^/]+)/?")
+_PING_RE = re.compile(r"/v1_1/([^/]+)/ping/?")
 _HEADER_PARAM_RE = re.compile(r';\s*([\w*-]+)="([^"]*)"')
 _FORMAT_NAMES = {"JPEG": "jpg", "MPO": "jpg", "TIFF": "tiff"}
 DELIVERY_TYPES = frozenset({"upload", "private", "authenticated"})
@@ -513,6 +514,10 @@ class CloudinaryEmulator:
 
     def _answer(self, handler: _Handler) -> tuple[_Reply, _Request, str | None]:
         path = urlsplit(handler.path).path
+        ping = _PING_RE.fullmatch(path)
+        if ping is not None and handler.command == "GET":
+            request = _Request(path, ping.group(1), resource_type=None, action="ping", params={})
+            return self._ping(request, handler.headers.get("Authorization") or ""), request, None
         match = _PATH_RE.fullmatch(path)
         request = _Request(
             path=path,
@@ -550,6 +555,15 @@ class CloudinaryEmulator:
         except _ApiError as exc:
             reply = _json_reply(exc.status, {"error": {"message": exc.message}})
         return reply, request, fault.kind if fault else None
+
+    def _ping(self, request: _Request, authorization: str) -> _Reply:
+        """The Admin API's ping (GET, HTTP basic auth with the API key and secret)."""
+        expected = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
+        if request.cloud != self.cloud_name or not hmac.compare_digest(
+            authorization, f"Basic {expected}"
+        ):
+            return _json_reply(401, {"error": {"message": "Invalid credentials"}})
+        return _json_reply(200, {"status": "ok"})
 
     def _take_fault(self) -> _Fault | None:
         with self._cond:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from storage.media import CloudinaryStore, LocalStore, MediaError, MediaInfo, MediaStore
 from tests import images
@@ -96,23 +97,24 @@ def test_cloudinary_gets_folder_tags_and_context(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fault", "retryable", "words"),
+    ("fault", "retryable", "words", "status"),
     [
-        ("server_error", True, "server error"),
-        ("unavailable", True, "server error"),
-        ("bad_gateway_json", True, "could not reach"),
-        ("server_error_no_body", True, "could not reach"),
-        ("no_error_key", True, "unexpected answer"),
-        ("rate_limited", True, "rate limiting"),
-        ("disconnect", True, "could not reach"),
-        ("too_large", False, "too large"),
-        ("bad_request", False, "refused"),
-        ("unauthorized", False, "credentials"),
+        ("server_error", True, "server error", "5xx"),
+        ("unavailable", True, "server error", "5xx"),
+        ("bad_gateway_json", True, "could not reach", "other"),
+        ("server_error_no_body", True, "could not reach", "5xx"),
+        ("no_error_key", True, "unexpected answer", "bad_answer"),
+        ("rate_limited", True, "rate limiting", "429"),
+        ("disconnect", True, "could not reach", "unreachable"),
+        ("too_large", False, "too large", "400"),
+        ("bad_request", False, "refused", "400"),
+        ("unauthorized", False, "credentials", "401"),
     ],
 )
-def test_cloudinary_errors_map_to_retryable_or_not(
-    fault: str, retryable: bool, words: str, tmp_path: Path
+def test_cloudinary_errors_map_to_retryable_or_not_and_are_counted(
+    fault: str, retryable: bool, words: str, status: str, tmp_path: Path
 ) -> None:
+    before = uploads_failed(status)
     with CloudinaryEmulator().start() as emulator:
         store = CloudinaryStore(emulator.cloudinary_url, timeout=5)
         emulator.inject(fault)
@@ -122,9 +124,11 @@ def test_cloudinary_errors_map_to_retryable_or_not(
         assert caught.value.retryable is retryable
         assert words in str(caught.value)
         assert emulator.cloudinary_url.split(":")[2].split("@")[0] not in str(caught.value)
+    assert uploads_failed(status) == before + 1
 
 
-def test_cloudinary_timeout_is_retryable(tmp_path: Path) -> None:
+def test_cloudinary_timeout_is_retryable_and_counted_as_one(tmp_path: Path) -> None:
+    before = uploads_failed("timeout")
     with CloudinaryEmulator().start() as emulator:
         store = CloudinaryStore(emulator.cloudinary_url, timeout=0.5)
         emulator.inject("slow", delay=2.0)
@@ -132,6 +136,23 @@ def test_cloudinary_timeout_is_retryable(tmp_path: Path) -> None:
         with pytest.raises(MediaError) as caught:
             store.put(path, info)
         assert caught.value.retryable
+        assert "in time" in str(caught.value)
+    assert uploads_failed("timeout") == before + 1
+
+
+def test_cloudinary_ping_says_why_it_is_down(tmp_path: Path) -> None:
+    with CloudinaryEmulator().start() as emulator:
+        store = CloudinaryStore(emulator.cloudinary_url, timeout=5)
+        assert store.problem() is None
+        wrong = CloudinaryStore(emulator.cloudinary_url.replace("emulator-secret", "x" * 15))
+        assert wrong.problem() == "Cloudinary rejected the app's credentials"
+    assert store.problem() == "could not reach Cloudinary (no answer)"
+
+
+def uploads_failed(status: str) -> float:
+    """This process's count of failed uploads with `status` (imglib_cloudinary_errors)."""
+    labels = {"operation": "upload", "status": status}
+    return REGISTRY.get_sample_value("imglib_cloudinary_errors_total", labels) or 0.0
 
 
 def test_local_store_never_shows_a_half_written_file(tmp_path: Path) -> None:
