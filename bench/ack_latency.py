@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import http.client
 import random
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -42,11 +41,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.ingest import (  # noqa: E402 - needs ROOT on sys.path
-    ADMIN,
+from bench.fleet import (  # noqa: E402 - needs ROOT on sys.path
+    Database,
+    Expected,
+    exactly_once,
+    make_images,
+    migrate,
+    percentile,
+    postgres_database,
+    start_slack,
+    watch_channel,
+)
+from bench.ingest import (  # noqa: E402
     MB,
     POSTER,
-    TEAM,
     BenchError,
     TreeSampler,
     info,
@@ -61,7 +69,6 @@ SENDERS = 32  # sender threads: at 50/s they run short only if answers take over
 RETRY_EVERY = 20  # every 20th event is delivered again as a Slack retry: 5 %
 RETRY_DELAY_S = (0.05, 2.0)  # after the first delivery was sent, uniformly (seeded)
 WARMUP_EVENTS = 5  # sent one by one before the timed phase, not in the latency figures
-IMAGE_SIZE = (640, 480)
 
 APP_START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 10.0  # SlackSender's own timeout; Slack gives up after 3 s
@@ -79,57 +86,8 @@ def figure(name: str, value: float, digits: int) -> None:
     print(f"{name}: {value:.{digits}f}", flush=True)
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100); nan for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100)
-    return ordered[int(rank) - 1]
-
-
 # --------------------------------------------------------------------------------------------
 # Images and events
-
-
-def make_images(count: int) -> list[bytes]:
-    """Small real JPEGs (640 x 480, EXIF), one distinct picture (and sha256) per seed."""
-    from tests.images import jpeg
-
-    started = time.perf_counter()
-    images = [
-        jpeg(*IMAGE_SIZE, seed=1000 + n, taken=f"2026:11:03 14:{n // 60 % 60:02d}:{n % 60:02d}")
-        for n in range(count)
-    ]
-    info(
-        f"generated {count} JPEGs of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} "
-        f"({sum(map(len, images)) / count / 1024:.0f} KB each on average) "
-        f"in {time.perf_counter() - started:.1f} s"
-    )
-    return images
-
-
-def start_slack(images: list[bytes]) -> tuple[Any, list[str]]:
-    """The emulator with the poster, the channel and one hosted file per image."""
-    from tests.fakes.slack_api import SlackEmulator
-
-    slack = SlackEmulator(team_id=TEAM, team_name="Bench Marketing")
-    slack.add_user(ADMIN, "ana", real_name="Ana Admin", is_admin=True)
-    slack.add_user(POSTER, "pat", real_name="Pat Photographer")
-    slack.add_channel(CHANNEL, "bench-acks", members=[ADMIN, POSTER, "UBOT"])
-    file_ids = []
-    for n, content in enumerate(images):
-        file_id = f"F{n:08d}"
-        slack.add_file(
-            file_id,
-            name=f"shoot-{n:04d}.jpg",
-            content=content,
-            mimetype="image/jpeg",
-            filetype="jpg",
-            user=POSTER,
-        )
-        file_ids.append(file_id)
-    return slack.start(), file_ids
 
 
 @dataclass(frozen=True)
@@ -225,64 +183,11 @@ def deliver(sender: Any, envelopes: list[dict[str, Any]], schedule: list[Planned
 # Databases
 
 
-@dataclass
-class Database:
-    kind: str  # "sqlite" or "postgres"
-    url: str  # SQLAlchemy URL
-    describe: str
-    cleanup: Callable[[], None] = lambda: None
-
-    def states(self) -> Counter[str]:
-        """Ingest jobs per state, read without disturbing the app (no write lock on SQLite)."""
-        sql = "SELECT state, COUNT(*) FROM ingest_jobs GROUP BY state"
-        if self.kind == "sqlite":
-            path = self.url.removeprefix("sqlite:///")
-            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-            try:
-                return Counter(dict(connection.execute(sql)))
-            finally:
-                connection.close()
-        import psycopg2
-
-        dsn = self.url.replace("postgresql+psycopg2://", "postgresql://")
-        connection = psycopg2.connect(dsn, connect_timeout=5)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-                return Counter(dict(cursor.fetchall()))
-        finally:
-            connection.close()
-
-
-def migrate(url: str) -> None:
-    from storage import migrate as migrations
-    from storage.db import make_engine
-
-    engine = make_engine(url)
-    try:
-        migrations.upgrade(engine)
-    finally:
-        engine.dispose()
-
-
 def sqlite_database(work: Path) -> Database:
     path = work / "library.db"
     url = f"sqlite:///{path}"
     migrate(url)
     return Database("sqlite", url, f"SQLite file {path}")
-
-
-def postgres_database(server: Any) -> Database:
-    """A throwaway database on `server` (tests.pg.PostgresServer), dropped by cleanup()."""
-    url = server.create_database()
-    name = server.databases[-1]
-    try:
-        migrate(url)
-    except Exception:
-        server.close()
-        raise
-    host = url.split("@", 1)[-1].rsplit("/", 1)[0]
-    return Database("postgres", url, f"PostgreSQL database {name} at {host}", server.close)
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,58 +200,34 @@ class Outcome:
     problems: list[str]
 
 
-def final_counts(url: str, file_ids: list[str]) -> dict[str, Any]:
-    """After the app stopped: what is stored, what is missing, what is there twice."""
+def final_counts(url: str, slack: Any, file_ids: list[str]) -> dict[str, Any]:
+    """After the app stopped: what is stored, what is missing, what is there twice (one
+    image per message here), with when the last image was stored."""
     from sqlalchemy import func, select
 
     from storage.db import make_engine
-    from storage.models import (
-        AuditEvent,
-        Image,
-        IngestJob,
-        IngestState,
-        PostPrompt,
-        ProcessedEvent,
-    )
+    from storage.models import IngestJob, IngestState, ProcessedEvent
 
+    counts = exactly_once(url, slack, Expected(file_ids=file_ids, messages=len(file_ids)))
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(
-                select(Image.slack_file_id, IngestJob.state, IngestJob.last_error).outerjoin(
-                    IngestJob, IngestJob.image_id == Image.id
-                )
-            ).all()
-            uploads = connection.execute(
-                select(AuditEvent.image_id, func.count())
-                .where(AuditEvent.action == "uploaded")
-                .group_by(AuditEvent.image_id)
-            ).all()
             last_stored = connection.scalar(
                 select(func.max(IngestJob.updated_at)).where(IngestJob.state == IngestState.STORED)
             )
             processed = connection.scalar(select(func.count()).select_from(ProcessedEvent))
-            prompted = connection.scalar(
-                select(func.count())
-                .select_from(PostPrompt)
-                .where(PostPrompt.prompted_at.is_not(None))
-            )
     finally:
         engine.dispose()
-    per_file = Counter(r[0] for r in rows)
-    stored = {r[0] for r in rows if r[1] == IngestState.STORED}
-    expected = set(file_ids)
     return {
-        "lost": len(expected - stored),
-        "duplicated": sum(n - 1 for n in per_file.values() if n > 1),
-        "unexpected": len(set(per_file) - expected),
-        "duplicate_ingests": sum(n - 1 for _, n in uploads if n > 1),
-        "errors": Counter(f"{r[1]}: {r[2]}" for r in rows if r[2]),
+        "lost": counts.images_lost,
+        "duplicated": counts.images_duplicated,
+        "unexpected": counts.images_unexpected,
+        "duplicate_ingests": counts.ingested_twice,
+        "errors": counts.errors,
         "last_stored": last_stored,
         "processed_events": processed,
-        # One image per message here: every message's prompt claimed once.
-        "prompts_missing": max(0, len(expected) - int(prompted or 0)),
-        "prompts_extra": max(0, int(prompted or 0) - len(expected)),
+        "prompts_missing": counts.prompts_missing,
+        "prompts_extra": counts.prompts_extra,
     }
 
 
@@ -366,26 +247,14 @@ class RunningApp:
     """The web process (and, with Postgres, the worker), warmed up, for one database."""
 
     def __init__(self, slack: Any, db: Database, work: Path, warm_ids: list[str]) -> None:
-        from bot.admin import watch
-        from tests.conftest import SIGNING_SECRET, AppProcess, app_env, make_services
+        from tests.conftest import SIGNING_SECRET, AppProcess, app_env
         from tests.fakes.signed import SlackSender
 
         self.slack, self.db = slack, db
         env = app_env(database_url=db.url, slack=slack, media_dir=work / "media")
         env.update({"CLOUDINARY_URL": "", "PUBLIC_BASE_URL": ""})  # a stray .env must not count
         slack.clear_calls()
-        observer = make_services(env)
-        try:
-            watch(
-                observer.factory,
-                team_id=TEAM,
-                channel_id=CHANNEL,
-                category_name=None,
-                actor_id=ADMIN,
-                now=observer.clock(),
-            )
-        finally:
-            observer.shutdown()
+        watch_channel(env, CHANNEL)
         self.web = AppProcess(["serve"], env, work / "app.log")
         # With Postgres, retries, sweeps and the jobs the web process leaves queued when busy
         # run in a separate worker process (the Procfile's `worker`); with SQLite the web
@@ -495,7 +364,7 @@ def run_once(
     app.stop()
     delivery, schedule = phase.delivery, phase.schedule
 
-    counts = final_counts(db.url, warm_ids + timed_ids)
+    counts = final_counts(db.url, slack, warm_ids + timed_ids)
     answered = [r for r in delivery.results if r.latency_s is not None]
     latencies = phase.latencies
     non_200 = sum(1 for r in delivery.results if r.status != 200) + delivery.unsent
@@ -641,7 +510,7 @@ def run_steps(
             time.sleep(POLL_EVERY_S)
     finally:
         app.stop()
-    counts = final_counts(db.url, file_ids[:used])
+    counts = final_counts(db.url, slack, file_ids[:used])
     problems = count_problems(counts, 0, Counter(), Counter(), STORE_TIMEOUT_S)
     problems += prompt_problems(slack, file_ids[:used])
     if problems:
@@ -763,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     try:
         images = make_images(WARMUP_EVENTS + events)
-        slack, file_ids = start_slack(images)
+        slack, file_ids = start_slack(images, channel=CHANNEL)
         del images
         try:
             if args.postgres:

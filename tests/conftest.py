@@ -301,9 +301,13 @@ def app_env(
 
 
 def make_services(
-    env: dict[str, str], *, clock: Callable[[], datetime] | None = None, watch: bool = False
+    env: dict[str, str],
+    *,
+    clock: Callable[[], datetime] | None = None,
+    watch: bool | str = False,
 ) -> Services:
-    """The app's object graph for `env`; with `watch`, #marketing-shoots is watched."""
+    """The app's object graph for `env`; with `watch`, #marketing-shoots (or the channel id
+    `watch` names) is watched, as an admin's `/images watch` leaves it."""
     settings = Settings.from_env(env, dotenv=False)
     services = build_services(settings, clock=clock or FakeClock())
     if watch:
@@ -312,7 +316,7 @@ def make_services(
         admin.watch(
             services.factory,
             team_id=TEAM,
-            channel_id=PUBLIC_CHANNEL,
+            channel_id=watch if isinstance(watch, str) else PUBLIC_CHANNEL,
             category_name=None,
             actor_id=ADMIN,
             now=services.clock(),
@@ -367,6 +371,23 @@ class AppProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, wait_for: str = "/healthz", timeout: float = 30.0) -> AppProcess:
+        """Start the process and wait until `wait_for` answers 200 on its port."""
+        self.spawn()
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"app exited early:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(self.url + wait_for, timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"app did not answer {wait_for} in {timeout}s:\n{self.logs()}")
+
+    def spawn(self) -> AppProcess:
+        """Start the process without waiting for it (a worker serves no HTTP to wait on)."""
         full_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CLOUDINARY"))
         }
@@ -381,17 +402,7 @@ class AppProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"app exited early:\n{self.logs()}")
-            try:
-                with urllib.request.urlopen(self.url + wait_for, timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"app did not answer {wait_for} in {timeout}s:\n{self.logs()}")
+        return self
 
     def sender(self) -> SlackSender:
         return SlackSender(self.url + "/slack/events", SIGNING_SECRET)
