@@ -10,6 +10,7 @@ from handlers.slack.capture.listeners import (
     add_to_library,
     bot_joined,
     duplicate_choice,
+    file_shared,
     record_images,
     start_ingest,
 )
@@ -21,6 +22,7 @@ def register(app: App) -> None:
     # otherwise answer 404 and Slack would retry them).
     app.event("message", middleware=[record_images])(start_ingest)
     app.event("member_joined_channel")(bot_joined)
+    app.event("file_shared")(file_shared)
     app.shortcut(routed(ids.ADD_TO_LIBRARY_SHORTCUT, ids.OLD[ids.ADD_TO_LIBRARY_SHORTCUT]))(
         add_to_library
     )

@@ -82,6 +82,13 @@ def start_ingest(event: dict[str, Any], context: BoltContext) -> None:
         )
 
 
+def file_shared() -> None:
+    """Slack's `file_shared` event is the companion of the `message` event carrying the same
+    files: the message records and ingests them (deduplicated on the file id), so this one
+    is only acknowledged. Unanswered, Bolt would say 404 and Slack would deliver it three
+    more times, to whichever process is up."""
+
+
 def bot_joined(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     """Invited into a channel that is not watched: tell the inviter how to watch it."""
     services = services_of(context)

@@ -59,6 +59,25 @@ def test_slack_retries_of_one_event_keep_the_image_once(watching: Harness) -> No
     assert len(h.ephemerals(POSTER)) == 1
 
 
+def test_the_file_shared_companion_is_answered_200_and_does_no_work_twice(
+    watching: Harness,
+) -> None:
+    """Slack sends `file_shared` beside the `message` event for the same file: answered 404,
+    Slack would deliver it three more times; the message alone records the image."""
+    h = watching
+    file_id = h.add_jpeg("F0SHARED", seed=5)
+    companion = h.slack.file_shared_event(file_id, channel=PUBLIC_CHANNEL, user=POSTER)
+    before = h.deliver(companion)
+    h.post(file_id)
+    after = h.deliver(h.slack.file_shared_event(file_id, channel=PUBLIC_CHANNEL, user=POSTER))
+    assert [before.status, after.status] == [200, 200]
+    h.wait_for("chat.postEphemeral")
+    h.settle()
+    assert jobs(h) == [("F0SHARED", "stored")]
+    assert len(h.calls("files.download")) == 1
+    assert len(h.ephemerals(POSTER)) == 1
+
+
 def test_several_images_in_one_message_get_one_prompt(watching: Harness) -> None:
     h = watching
     h.slack.add_file(
