@@ -6,11 +6,16 @@
     running with an expired lease (the process died) --claim--> running again, or failed
         once MAX_ATTEMPTS attempts have started ("gave up after N attempts: <last reason>")
 
-A job is claimed one at a time, just before its work starts, so a lease (LEASE) measures one
-attempt and never a batch waiting its turn. Claims lock the row (`FOR UPDATE`, and `SKIP
-LOCKED` when taking the next due job on Postgres; SQLite has one writer at a time), so two
-processes never run the same job at once. A run knows its claim by the lease's expiry
-(`lease_until`): it may write its result only while the row still carries that lease.
+A job is claimed one at a time, just before its work starts. Claims lock the row (`FOR
+UPDATE`, and `SKIP LOCKED` when taking the next due job on Postgres; SQLite has one writer at
+a time), so two processes never run the same job at once. A run knows its claim by the
+attempt number it took (every claim counts one): it may write its result only while the row
+is still `running` that attempt.
+
+The lease is short (LEASE) and the process working on a job renews it every RENEW_SECONDS
+(`renew`, from bot.ingestor.LeaseKeeper): a job whose process was killed (kill -9, a crashed
+dyno) is taken over about a minute later, not after the longest attempt could last, while a
+slow attempt (a 50 MB download) keeps its job as long as its process lives.
 
 Attempts are counted when claimed, and capped there too: a job whose process dies on every
 attempt (out of memory, killed) would otherwise be claimed again after every lease forever.
@@ -18,8 +23,12 @@ attempt (out of memory, killed) would otherwise be claimed again after every lea
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,23 +40,25 @@ from storage.db import session_scope
 from storage.models import Category, Image, IngestJob, IngestState
 
 MAX_ATTEMPTS = 6
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(seconds=60)
+RENEW_SECONDS = 15.0  # a live run renews its lease four times a lease: a stall must be long
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
 UNFINISHED = "an attempt did not finish (the process running it stopped or hung)"
 
 Clock = Callable[[], datetime]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Claim:
-    """This run holds the job until `lease` (or until someone takes it after that), with
+    """This run holds the job while the row is `running` its attempt (`attempts`), with
     what the work needs to know, read in the claiming transaction."""
 
     job_id: int
     image_id: int
-    lease: datetime
-    attempts: int  # including this one
+    attempts: int  # including this one: the run's claim
     team_id: str
     file_id: str
     uploader_id: str
@@ -115,7 +126,6 @@ def _take(session: Session, job: IngestJob, now: datetime) -> Claim | GaveUp:
     return Claim(
         job_id=job.id,
         image_id=image.id,
-        lease=job.lease_until,
         attempts=job.attempts,
         team_id=image.team_id,
         file_id=image.slack_file_id,
@@ -126,9 +136,28 @@ def _take(session: Session, job: IngestJob, now: datetime) -> Claim | GaveUp:
     )
 
 
-def holds(job: IngestJob, lease: datetime | None) -> bool:
-    """Does the run that claimed `job` with `lease` still own it?"""
-    return job.state == IngestState.RUNNING and job.lease_until == lease
+def holds(job: IngestJob, claimed: Claim) -> bool:
+    """Does the run of `claimed` still own the job (no later claim took it over)?"""
+    return job.state == IngestState.RUNNING and job.attempts == claimed.attempts
+
+
+def renew(factory: sessionmaker[Session], claims: list[Claim], *, now: datetime) -> int:
+    """Push back the lease of each job whose run is still the one holding it (a run that
+    was taken over renews nothing); returns how many were renewed."""
+    renewed = 0
+    with session_scope(factory) as session:
+        for claimed in claims:
+            result = session.execute(
+                update(IngestJob)
+                .where(
+                    IngestJob.id == claimed.job_id,
+                    IngestJob.state == IngestState.RUNNING,
+                    IngestJob.attempts == claimed.attempts,
+                )
+                .values(lease_until=now + LEASE)
+            )
+            renewed += result.rowcount  # type: ignore[attr-defined]
+    return renewed
 
 
 def claimable(now: datetime):  # type: ignore[no-untyped-def]
@@ -183,3 +212,44 @@ def lock_content(session: Session, sha256: str) -> None:
     already holds the database's single write lock."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(sha256[:15], 16)})
+
+
+class LeaseKeeper:
+    """Renews, every `every` seconds, the leases of the jobs this process is working on
+    (`with keeper.keep(claimed): ...`). Its thread runs only while some job is kept."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], clock: Clock, *, every: float = RENEW_SECONDS
+    ) -> None:
+        self._factory, self._clock, self._every = factory, clock, every
+        self._kept: dict[int, Claim] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def keep(self, claimed: Claim) -> Iterator[None]:
+        with self._lock:
+            self._kept[claimed.job_id] = claimed
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._kept.pop(claimed.job_id, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._every)
+            with self._lock:
+                kept = list(self._kept.values())
+                if not kept:
+                    self._thread = None
+                    return
+            try:
+                renew(self._factory, kept, now=self._clock())
+            except Exception:
+                # The database is away: the leases run out unless a later renewal gets
+                # through, and then another process takes the jobs over.
+                log.warning("could not renew the leases of %s ingest jobs", len(kept))

@@ -20,6 +20,7 @@ from bot.ingest_queue import (
     MAX_ATTEMPTS,
     Claim,
     GaveUp,
+    LeaseKeeper,
     backoff,
     holds,
     lock_content,
@@ -91,6 +92,7 @@ class Ingestor:
         self._limits = limits
         self._clock = clock
         self._on_settled = list(on_settled)
+        self._leases = LeaseKeeper(factory, clock)
 
     # -- claiming -----------------------------------------------------------------------
 
@@ -152,7 +154,12 @@ class Ingestor:
     # -- the work -------------------------------------------------------------------------
 
     def process(self, claimed: Claim) -> IngestOutcome:
-        """Do the work for a job this process has claimed. Never raises."""
+        """Do the work for a job this process has claimed, renewing its lease meanwhile.
+        Never raises."""
+        with self._leases.keep(claimed):
+            return self._process(claimed)
+
+    def _process(self, claimed: Claim) -> IngestOutcome:
         job_id, image_id = claimed.job_id, claimed.image_id
         try:
             try:
@@ -251,7 +258,7 @@ class Ingestor:
         with session_scope(self._factory) as session:
             lock_content(session, sha256)
             job = session.get_one(IngestJob, claimed.job_id, with_for_update=True)
-            if not holds(job, claimed.lease):
+            if not holds(job, claimed):
                 return False
             session.get_one(Image, claimed.image_id).sha256 = sha256
             return True
@@ -273,7 +280,7 @@ class Ingestor:
         b0, b1, b2, b3 = facts.phash_bands
         with session_scope(self._factory) as session:
             job = session.get_one(IngestJob, claimed.job_id, with_for_update=True)
-            if not holds(job, claimed.lease):
+            if not holds(job, claimed):
                 return False
             image = session.get_one(Image, claimed.image_id)
             image.width, image.height, image.format = facts.width, facts.height, facts.format
@@ -312,7 +319,7 @@ class Ingestor:
         give_up = not retryable or attempts >= MAX_ATTEMPTS
         with session_scope(self._factory) as session:
             job = session.get_one(IngestJob, job_id, with_for_update=True)
-            if not holds(job, claimed.lease):
+            if not holds(job, claimed):
                 log.info("ingest job %s: result of an expired run dropped (%s)", job_id, reason)
                 return IngestOutcome(job_id, image_id, IngestState(job.state), job.last_error)
             if give_up and retryable:

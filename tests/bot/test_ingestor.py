@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.domain import Post, PostedFile
-from bot.ingest_queue import LEASE, MAX_ATTEMPTS, Claim, claim_next
+from bot.ingest_queue import LEASE, MAX_ATTEMPTS, Claim, LeaseKeeper, claim_next, renew
 from bot.library import record_posted_files
 from bot.services import Services
 from handlers.slack.files import posted_file_from_slack, token_allowed_for
@@ -30,6 +30,7 @@ from tests.conftest import (
 )
 from tests.fakes.cloudinary_api import CloudinaryEmulator
 from tests.fakes.slack_api import SlackEmulator
+from tests.live import wait_until
 
 POST = Post(team_id=TEAM, channel_id=PUBLIC_CHANNEL, user_id=POSTER, message_ts="1700000000.000100")
 
@@ -405,6 +406,32 @@ def test_job_abandoned_mid_run_is_resumed_by_the_sweep(
     assert services.ingestor.sweep() == []  # its lease still holds
     clock.advance(seconds=LEASE.total_seconds() + 1)
     assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]
+    assert count(services, Image) == 1
+
+
+def test_a_live_run_keeps_its_job_and_a_killed_ones_is_taken_over_within_a_minute(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    """A process killed mid-ingest (kill -9) leaves its job `running`: the next claim may take
+    it only once the lease ran out, so the lease is short and a live run renews it."""
+    (job_id,) = post_file(services, slack, images.jpeg())
+    run_a = services.ingestor.claim(job_id)
+    assert isinstance(run_a, Claim)
+
+    def lease() -> object:
+        return job_row(services).lease_until
+
+    claimed_until = lease()
+    keeper = LeaseKeeper(services.factory, services.clock, every=0.01)
+    with keeper.keep(run_a):  # run A is alive, working on a slow download
+        clock.advance(seconds=LEASE.total_seconds() - 1)
+        wait_until(lambda: lease() != claimed_until, what="the lease renewed")
+        clock.advance(seconds=LEASE.total_seconds() - 1)  # past its first lease
+        assert services.ingestor.sweep() == []  # still run A's
+    # Run A's process is killed: nothing renews its lease any more.
+    clock.advance(seconds=61)
+    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]  # run B
+    assert renew(services.factory, [run_a], now=clock()) == 0  # taken over: A renews nothing
     assert count(services, Image) == 1
 
 
