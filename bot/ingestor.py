@@ -248,6 +248,8 @@ class Ingestor:
             url=stored.url,
         ):
             raise LeaseLost
+        # One line per image stored: which process did the work (bench/scale.py counts them).
+        log.info("ingest job %s stored image %s", claimed.job_id, claimed.image_id)
         return IngestOutcome(
             job_id=claimed.job_id, image_id=claimed.image_id, state=IngestState.STORED
         )
