@@ -45,10 +45,12 @@ from bench.fleet import (  # noqa: E402 - needs ROOT on sys.path
     Database,
     Expected,
     exactly_once,
+    finish,
     make_images,
     migrate,
     percentile,
     postgres_database,
+    postgres_server,
     start_slack,
     watch_channel,
 )
@@ -626,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--sustained and --quick exclude each other")
         events = round(sum(r * STEP_S for r in STEP_RATES))
 
-    from tests.pg import PostgresServer, find_postgres
+    from tests.pg import find_postgres
 
     started = time.perf_counter()
     problems: list[str] = []
@@ -636,9 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         del images
         try:
             if args.postgres:
-                dsn = args.postgres.replace("postgresql+psycopg2://", "postgresql://")
-                dsn = dsn.replace("postgres://", "postgresql://", 1)
-                server = PostgresServer(dsn, "--postgres")
+                server, _ = postgres_server(args.postgres)
                 problems += run_database(
                     "pg",
                     lambda _work: postgres_database(server),
@@ -676,13 +676,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             slack.stop()
     except BenchError as exc:
-        info(f"FAILED: {exc}")
-        return 1
-    info(f"done in {time.perf_counter() - started:.1f} s")
-    if problems:
-        info("FAILED: " + "; ".join(problems))
-        return 1
-    return 0
+        problems.append(str(exc))
+    return finish(started, problems)
 
 
 def second_run_on_postgres(

@@ -182,6 +182,28 @@ def postgres_database(server: Any) -> Database:
     return Database("postgres", url, f"PostgreSQL database {name} at {host}", server.close)
 
 
+def postgres_server(url: str | None) -> tuple[Any, str]:
+    """(tests.pg.PostgresServer, where it came from) for a `--postgres URL` given on the
+    command line, or the one tests.pg.find_postgres finds (None and why, when none)."""
+    from tests.pg import PostgresServer, find_postgres
+
+    if not url:
+        return find_postgres()
+    dsn = url.replace("postgresql+psycopg2://", "postgresql://").replace(
+        "postgres://", "postgresql://", 1
+    )
+    return PostgresServer(dsn, "--postgres"), "--postgres"
+
+
+def finish(started: float, problems: list[str]) -> int:
+    """A bench's exit status: 1, with the problems on stderr, or 0 when there were none."""
+    info(f"done in {time.perf_counter() - started:.1f} s")
+    if problems:
+        info("FAILED: " + "; ".join(problems))
+        return 1
+    return 0
+
+
 def watch_channel(env: dict[str, str], channel: str = CHANNEL) -> None:
     """Have the app watch `channel`, as an admin's `/images watch` would (through the app's
     own code, before or while the fleet runs)."""
@@ -324,9 +346,17 @@ class Fleet:
             if text:
                 info(f"{name} log (tail):\n{text[-chars:]}")
 
-    def log_count(self, name: str, needle: str) -> int:
-        """Lines of `name`'s log (every run of it) containing `needle`."""
-        return sum(1 for line in self._log_text(name).splitlines() if needle in line)
+    def log_times(self, name: str, needle: str) -> list[float]:
+        """When (epoch seconds) `name` logged each line containing `needle`, over every run
+        of it (the app's lines start with its local time, `2026-11-30 19:31:49,634`)."""
+        from datetime import datetime
+
+        times = []
+        for line in self._log_text(name).splitlines():
+            if needle in line:
+                with contextlib.suppress(ValueError):
+                    times.append(datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp())
+        return times
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,11 +420,12 @@ class FleetSender:
         self._lock = threading.Lock()
         self.stats: dict[str, WebStats] = defaultdict(WebStats)
 
-    def next_web(self, *, not_: str | None = None) -> str:
-        """The next live web process in turn (other than `not_` when another is live)."""
+    def next_web(self, *, not_: str | None = None, among: list[str] | None = None) -> str:
+        """The next live web process in turn (of `among`, when given), other than `not_`
+        when another is live."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
-            live = self.fleet.live_webs()
+            live = [n for n in self.fleet.live_webs() if among is None or n in among]
             if not_ is not None and len(live) > 1:
                 live = [n for n in live if n != not_]
             if live:
@@ -436,26 +467,29 @@ class FleetSender:
     # -- events -------------------------------------------------------------------------------
 
     def deliver(
-        self, envelope: dict[str, Any], *, retries: int = 0, via: str | None = None
+        self, envelope: dict[str, Any], *, retries: int = 0, among: list[str] | None = None
     ) -> list[Delivered]:
-        """Deliver an event (to `via`, or the next live web), then `retries` deliberate
-        `http_timeout` retries, each to another process than the one before; every delivery
-        that got no HTTP answer is followed by an `http_error` retry to another process,
-        as Slack does, up to SLACK_RETRIES retries in all. Returns every delivery made."""
+        """Deliver an event to the next live web (of `among`, when given), then `retries`
+        deliberate `http_timeout` retries, each to another process than the one before.
+        Every delivery not answered with a 2xx (a 404, a 500, a process killed) is followed
+        by an `http_error` retry to another process, as Slack does, up to SLACK_RETRIES
+        retries in all. Returns every delivery made, in order."""
         from tests.fakes.signed import encode_event, retry_headers
 
         body, content_type = encode_event(envelope)
         done: list[Delivered] = []
-        web = via or self.next_web()
+        web = self.next_web(among=among)
         while True:
-            retry_num = len(done) or None
-            reason = "http_timeout" if done and done[-1].status else "http_error"
-            headers = retry_headers(retry_num, reason) if retry_num else {}
+            if done:
+                reason = "http_error" if done[-1].status // 100 != 2 else "http_timeout"
+                headers = retry_headers(len(done), reason)
+            else:
+                headers = {}
             done.append(self.post_to(web, body, content_type, headers))
-            unanswered = done[-1].status == 0
-            if len(done) > SLACK_RETRIES or not (unanswered or len(done) <= retries):
+            failed = done[-1].status // 100 != 2
+            if len(done) > SLACK_RETRIES or not (failed or len(done) <= retries):
                 return done
-            web = self.next_web(not_=web)
+            web = self.next_web(not_=web, among=among)
 
     def post(self, slack: Any, file_ids: list[str], *, retries: int = 0) -> Post:
         """A message with `file_ids` in the bench channel, and the file_shared event Slack
@@ -803,6 +837,10 @@ def _decisions(
         request = mine[0]
         if request.state != "approved" or decided[request.id] < 1:
             counts.decisions_lost += 1
+            counts.notes.append(
+                f"{file_id}: request {request.id} {request.state} with "
+                f"{decided[request.id]} votes decided"
+            )
         counts.decisions_duplicated += max(0, decided[request.id] - 1)
         counts.decisions_duplicated += max(0, approved_rows.get(image.id, 0) - 1)
         settled_per_thread[(str(image.channel_id), str(image.message_ts))] += 1
@@ -816,3 +854,5 @@ def _decisions(
         told = threads[thread]
         counts.decisions_duplicated += max(0, told - wanted)
         counts.decisions_lost += max(0, wanted - told)
+        if told != wanted:
+            counts.notes.append(f"thread {thread}: told {told} decisions of {wanted}")
