@@ -1,5 +1,5 @@
 """Open approval requests seen from outside the workflow: who waits on whom, the reminders
-due, a request's history, and what a card about an image shows.
+due, the outcomes still to tell, a request's history, and what a card about an image shows.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import RequestView, request_view
@@ -69,6 +69,65 @@ def claim_reminders(
                 request.last_reminded_at = now
             nudges.append(Nudge(request_view(session, request), escalate=escalate))
         return nudges
+
+
+OUTCOME_LEASE = timedelta(seconds=30)  # one teller at a time; a dead one's claim runs out
+OUTCOME_GRACE = timedelta(seconds=10)  # the settling process tells first
+
+
+def _untold(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        ApprovalRequest.state != "open",
+        ApprovalRequest.outcome_told_at.is_(None),
+        or_(
+            ApprovalRequest.outcome_claimed_until.is_(None),
+            ApprovalRequest.outcome_claimed_until < now,
+        ),
+    )
+
+
+def claim_outcome(factory: sessionmaker[Session], request_id: int, *, now: datetime) -> bool:
+    """Take the telling of a settled request's outcome to its requester: True for one
+    process at a time, until it is told (`mark_outcome_told`) or the claim runs out (the
+    process died first, and the worker's `untold_outcomes` finds it). True as well for a
+    request gone with its discarded image: there is nothing left to claim, only to tell."""
+    with session_scope(factory) as session:
+        result = session.execute(
+            update(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id, _untold(now))
+            .values(outcome_claimed_until=now + OUTCOME_LEASE)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        return session.get(ApprovalRequest, request_id) is None
+
+
+def mark_outcome_told(factory: sessionmaker[Session], request_id: int, *, now: datetime) -> None:
+    with session_scope(factory) as session:
+        session.execute(
+            update(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id)
+            .values(outcome_told_at=now, outcome_claimed_until=None)
+        )
+
+
+def untold_outcomes(
+    factory: sessionmaker[Session], *, now: datetime, limit: int = 200
+) -> list[RequestView]:
+    """Requests settled over OUTCOME_GRACE ago whose outcome nobody has told or is telling:
+    the process that settled them died before it could."""
+    with session_scope(factory) as session:
+        requests = session.scalars(
+            select(ApprovalRequest)
+            .where(
+                _untold(now),
+                ApprovalRequest.decided_at <= now - OUTCOME_GRACE,
+                still_installed(ApprovalRequest.team_id),
+            )
+            .order_by(ApprovalRequest.id)
+            .limit(limit)
+        )
+        return [request_view(session, request) for request in requests]
 
 
 def pending_for(

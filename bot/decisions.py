@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot import approvals, cancellation, reviews
+from bot.approval_queue import claim_outcome, mark_outcome_told
 from bot.approvals import ApprovalError, Decision, RequestView
 from bot.approvers import check_approvers, policy_of
 from bot.finder import visible_image
@@ -38,6 +39,20 @@ class Asked:
 
     request: RequestView
     links: list[NewLink]
+
+
+def show_change(services: Services, request: RequestView, *, settled: bool) -> None:
+    """Every card shows the request as it now is; when it has just settled, its requester is
+    told how it ended, once: the telling is claimed first (bot.approval_queue), so a double
+    click tells nothing twice, and a process that dies before telling leaves it to the
+    worker (bot.scheduler.tell_outcomes)."""
+    notifier = services.notifier
+    if notifier is None:
+        return
+    tell = settled and claim_outcome(services.factory, request.id, now=services.clock())
+    notifier.approval_changed(request, settled=tell)
+    if tell:
+        mark_outcome_told(services.factory, request.id, now=services.clock())
 
 
 def may_ask(actor: Person, image: Image) -> bool:
@@ -172,8 +187,7 @@ def decide_as_reviewer(
         now=now,
         reviewer=signed or page.name,
     )
-    if services.notifier is not None:
-        services.notifier.approval_changed(result.request, settled=result.settled)
+    show_change(services, result.request, settled=result.settled)
     return result
 
 
@@ -188,9 +202,8 @@ def revoke_review_link(services: Services, actor: Person, *, link_id: int) -> re
         is_admin=actor.is_admin,
         now=services.clock(),
     )
-    if services.notifier is not None:
-        for request, settled in revoked.changed:
-            services.notifier.approval_changed(request, settled=settled)
+    for request, settled in revoked.changed:
+        show_change(services, request, settled=settled)
     return revoked
 
 
@@ -234,8 +247,7 @@ def decide(
     )
     if on_saved is not None:
         on_saved(result)
-    if services.notifier is not None:
-        services.notifier.approval_changed(result.request, settled=result.settled)
+    show_change(services, result.request, settled=result.settled)
     return result
 
 
@@ -250,6 +262,5 @@ def cancel(services: Services, actor: Person, *, request_id: int) -> Decision:
         is_admin=actor.is_admin,
         now=services.clock(),
     )
-    if services.notifier is not None:
-        services.notifier.approval_changed(result.request, settled=result.settled)
+    show_change(services, result.request, settled=result.settled)
     return result

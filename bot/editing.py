@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.approvals import ApprovalError, get_request, request_view
 from bot.approvers import check_approvers
 from bot.cancellation import cancel_for_image
-from bot.decisions import email_link
+from bot.decisions import email_link, show_change
 from bot.details import DetailsError, DetailsInput, SavedDetails, can_edit, save_details, validate
 from bot.people import People, Person
 from bot.prompts import discard_image, keep_duplicate
@@ -167,8 +167,8 @@ def settle_duplicate(
             media=services.media,
             now=now,
         )
-        if cancelled is not None and services.notifier is not None:
-            services.notifier.approval_changed(cancelled, settled=True)
+        if cancelled is not None:
+            show_change(services, cancelled, settled=True)
     if image is not None:
         for person in {actor.user_id, image.uploader_id}:
             services.refresh_home(actor.team_id, person)
@@ -207,7 +207,7 @@ def archive(services: Services, actor: Person, *, image_id: int) -> None:
             )
         )
         poster = image.uploader_id
-    if cancelled_view is not None and services.notifier is not None:
-        services.notifier.approval_changed(cancelled_view, settled=True)
+    if cancelled_view is not None:
+        show_change(services, cancelled_view, settled=True)
     for person in {actor.user_id, poster}:
         services.refresh_home(actor.team_id, person)

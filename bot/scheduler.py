@@ -95,6 +95,20 @@ def remind_clients(services: Services, request: RequestView) -> None:
             log.warning("reminder for review link %s not e-mailed: %s", link.id, exc)
 
 
+def tell_outcomes(services: Services) -> int:
+    """Tell requesters how their requests ended when the process that settled one died
+    before telling (the cards are refreshed too). Returns how many were told."""
+    from bot.approval_queue import untold_outcomes
+    from bot.decisions import show_change
+
+    if services.notifier is None:
+        return 0  # keep them untold until Slack is connected
+    views = untold_outcomes(services.factory, now=services.clock())
+    for view in views:
+        show_change(services, view, settled=True)
+    return len(views)
+
+
 def recheck_channels(services: Services) -> int:
     """Ask the directory whether channels are private: never-checked ones first (unknown
     counts as private until then), then each one once a day, to catch a change whose message
@@ -135,6 +149,7 @@ JOBS = {
     "sweep_ingest": (sweep_ingest, {}),  # not scheduled: ingest threads poll (see below)
     "remind_about_details": (remind_about_details, {"minutes": 5}),
     "remind_approvers": (remind_approvers, {"minutes": 5}),
+    "tell_outcomes": (tell_outcomes, {"seconds": 15}),
     "recheck_channels": (recheck_channels, {"minutes": 10}),
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
     "prune_uploads": (uploads.prune, {"hours": 1}),

@@ -282,6 +282,10 @@ class ApprovalRequest(Base):
     decided_at: Mapped[datetime | None]
     last_reminded_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
+    # Telling the requester how it ended: claimed by one process, stamped once told
+    # (bot.approval_queue.claim_outcome), so a process dying in between loses nothing.
+    outcome_claimed_until: Mapped[datetime | None]
+    outcome_told_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

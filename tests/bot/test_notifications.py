@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import decisions, editing, scheduler
+from bot import approvals, decisions, editing, scheduler
 from bot.details import DetailsInput
 from bot.finder import visible_image
 from bot.prompts import register_view
@@ -318,6 +318,52 @@ def test_approvers_are_nudged_each_day_and_the_admins_after_three(
     assert nudges_after(24) == [(waiting.id, "open", False)]  # day 2
     assert nudges_after(24) == [(waiting.id, "open", True)]  # day 3: the admins too
     assert nudges_after(24) == [(waiting.id, "open", False)]  # escalated once only
+
+
+def test_the_requester_is_told_the_outcome_once_even_if_the_deciding_process_died(
+    services: Services, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """Settled, then killed before telling anyone: the worker tells it, once; a double click
+    (two processes deciding at once) tells it once too."""
+    poster, approver = services.people.person(TEAM, POSTER), services.people.person(TEAM, MEMBER)
+    requests = [
+        decisions.ask_for_approval(
+            services,
+            poster,
+            image_id=seed.add(services.factory, title, uploader=POSTER, status="draft"),
+            approvers=[MEMBER],
+        ).request
+        for title in ("Killed", "Clicked twice")
+    ]
+    # The first is settled by a process that dies right after its commit: no one is told.
+    approvals.decide(
+        services.factory,
+        team_id=TEAM,
+        request_id=requests[0].id,
+        user_id=MEMBER,
+        decision="approved",
+        reason=None,
+        is_admin=False,
+        now=clock(),
+    )
+    for _ in range(2):
+        decisions.decide(
+            services, approver, request_id=requests[1].id, decision="approved", reason=None
+        )
+
+    def told() -> list[tuple[int, str]]:
+        return [
+            (t.what.id, t.what.state)
+            for t in notifier.told
+            if t.kind == "approval_changed" and t.settled
+        ]
+
+    assert told() == [(requests[1].id, "approved")]
+    assert scheduler.tell_outcomes(services) == 0  # the settling process may still be telling
+    clock.advance(seconds=11)
+    assert scheduler.tell_outcomes(services) == 1
+    assert scheduler.tell_outcomes(services) == 0
+    assert told() == [(requests[1].id, "approved"), (requests[0].id, "approved")]
 
 
 def test_with_no_notifier_prompts_reminders_and_nudges_wait_unclaimed(
