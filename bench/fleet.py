@@ -135,14 +135,18 @@ class Database:
 
     def states(self) -> Counter[str]:
         """Ingest jobs per state, read without disturbing the app (no write lock on SQLite)."""
-        sql = "SELECT state, COUNT(*) FROM ingest_jobs GROUP BY state"
+        return Counter(dict(self.query("SELECT state, COUNT(*) FROM ingest_jobs GROUP BY state")))
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of a read-only statement, on a connection of its own (plain sqlite3 or
+        psycopg2: the app's engine would BEGIN IMMEDIATE on SQLite)."""
         if self.kind == "sqlite":
             import sqlite3
 
             path = self.url.removeprefix("sqlite:///")
             connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
             try:
-                return Counter(dict(connection.execute(sql)))
+                return list(connection.execute(sql))
             finally:
                 connection.close()
         import psycopg2
@@ -152,7 +156,7 @@ class Database:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql)
-                return Counter(dict(cursor.fetchall()))
+                return list(cursor.fetchall())
         finally:
             connection.close()
 

@@ -6,24 +6,29 @@ process and one worker mid-run; nothing may be lost or done twice.
     .venv/bin/python bench/scale.py --quick          # 150 images; under 2 minutes (CI)
     .venv/bin/python bench/scale.py --postgres URL   # on a throwaway database from that URL
 
-Three phases on one fleet (bench/fleet.py), each a share of the posts sent by SENDERS threads
-as fast as the app answers (closed loop), every post being the message event and the
+Four phases on one fleet (bench/fleet.py), each a share of the posts sent by SENDERS threads
+(closed loop: each waits for its answer), every post being the message event and the
 `file_shared` event Slack sends beside it for each file, a tenth of them delivered again as
 Slack's `http_timeout` retry to the other web process:
 
 1. "1web": every event to web0 alone: its events/s.
 2. "2web": round-robin to web0 and web1, retries to the other one: events/s of each, and the
    ratio of the two phases' totals (scaling from one web process to two, in the same run).
-3. "chaos": the rest of the posts while the poster saves details through the modal for a
-   share of the earlier posts, asking an approver for some, and the approver clicks Approve
-   on both web processes at once (a double click that two processes receive together);
-   halfway through, kill -9 of web1 and worker1. They are not restarted: the run finishes on
-   web0 and worker0 (Slack's retries of what web1 did not answer go to web0).
+   Images stored per minute by each process are counted while this phase's jobs run.
+3. "clicks": posts (paced, PACE_S per sender) while the poster opens the details modal from
+   the prompt of a share of the earlier posts and saves a title per image, asking an
+   approver for half of them; once every card is recorded, the approver clicks Approve on
+   both web processes at the same instant (a double click two processes receive together).
+4. "kill": when half of the approvals are clicked, a burst of posts (flat out), and halfway
+   through it kill -9 of web1 and worker1, while the other half of the approvals are clicked
+   (twice on web0). The killed processes are not restarted: the run finishes on web0 and
+   worker0; Slack's retries of what web1 left unanswered go to web0.
 
-Then it waits (SETTLE_S at most) for every job to be stored or failed, stops the fleet and
-reads the counts (bench.fleet.exactly_once). Figures go to stdout as `name: value` lines;
-progress to stderr. Exit status 1 when any count is non-zero, a request was answered
-anything but 200 (or not at all, other than by a killed process), or anything failed.
+Then it waits (SETTLE_S at most) for every job to be stored or failed and every settled
+request's outcome told, stops the fleet and reads the counts (bench.fleet.exactly_once).
+Figures go to stdout as `name: value` lines; progress to stderr. Exit status 1 when any count
+is non-zero, a request was answered anything but 200 (or not at all, other than by the killed
+process), or anything failed.
 
 Only 127.0.0.1 is contacted (and the Postgres server given or found, on loopback here).
 """
@@ -250,9 +255,10 @@ class Scale:
             replies = self.fleet.sender.at_once(payload, webs)
             self.double_clicks.append(sum(1 for r in replies if r.status == 200))
             self.across += len(set(webs)) > 1
-            bad = [r for r in replies if r.status != 200]
-            if bad:
-                self.failures.append(f"Approve of request {request_id}: {[r.status for r in bad]}")
+            # Unanswered (0) only by a process being killed, and then the other click counts.
+            bad = [r.status for r in replies if r.status not in (0, 200)]
+            if bad or not self.double_clicks[-1]:
+                self.failures.append(f"Approve of request {request_id}: {bad or 'unanswered'}")
 
     def wait_for_cards(self, timeout: float) -> list[int]:
         """The ids of the open requests, once every one's card has been DMed and recorded."""
@@ -283,12 +289,16 @@ class Scale:
             engine.dispose()
 
 
-def wait_settled(states: Callable[[], Any], expected: int, timeout: float) -> float:
-    """Seconds until every job is stored or failed (nan: not within `timeout`)."""
+UNTOLD = "SELECT COUNT(*) FROM approval_requests WHERE state <> 'open' AND outcome_told_at IS NULL"
+
+
+def wait_settled(db: Any, expected: int, timeout: float) -> float:
+    """Seconds until every job is stored or failed and every settled request's outcome was
+    told (nan: not within `timeout`)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        counts = states()
-        if counts["stored"] + counts["failed"] >= expected and sum(counts.values()) >= expected:
+        counts = db.states()
+        if counts["stored"] + counts["failed"] >= expected and not db.query(UNTOLD)[0][0]:
             return time.monotonic() - started
         time.sleep(POLL_S)
     return float("nan")
@@ -329,7 +339,7 @@ def drive(
     phase1 = scale.send_posts("1web", posts[:one], only=["web0"])
     busy_from = time.time()
     phase2 = scale.send_posts("2web", posts[one:two])
-    early = wait_settled(db.states, sum(map(len, posts[:two])), settle_s)
+    early = wait_settled(db, sum(map(len, posts[:two])), settle_s)
     busy = (busy_from, time.time())  # phase 2: both workers and both webs ingesting
     info(f"phases 1 and 2 settled {early:.1f} s after their last post")
     chosen = [p for p in scale.sent if rng.random() < DETAILS_SHARE]
@@ -359,7 +369,7 @@ def drive(
     # ...then a burst of posts, killed halfway, beside the second half of the clicks.
     phase4 = scale.send_posts("kill", posts[middle:], midway=kill)
     clicker.join(timeout=300)
-    settled = wait_settled(db.states, len(file_ids), settle_s)
+    settled = wait_settled(db, len(file_ids), settle_s)
     info(f"all jobs settled {settled:.1f} s after the last post: {dict(db.states())}")
     time.sleep(2.0)  # the last prompts and card updates leave after the jobs settle
     fleet.stop()
