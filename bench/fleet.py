@@ -374,7 +374,6 @@ class Delivered:
     web: str
     status: int
     elapsed_s: float
-    retry_num: int | None = None
     body: bytes = b""
     error: str = ""
 
@@ -448,8 +447,6 @@ class FleetSender:
         from tests.fakes.signed import SlackSender
 
         sender = SlackSender(self.fleet.url(web) + "/slack/events", SIGNING_SECRET)
-        retry = (headers or {}).get("X-Slack-Retry-Num")
-        retry_num = int(retry) if retry else None
         started = time.perf_counter()
         try:
             reply = sender.post(
@@ -460,13 +457,13 @@ class FleetSender:
                 self.stats[web].sent += 1
                 self.stats[web].refused += 1
             elapsed = time.perf_counter() - started
-            return Delivered(web, 0, elapsed, retry_num, error=f"{type(exc).__name__}: {exc}")
+            return Delivered(web, 0, elapsed, error=f"{type(exc).__name__}: {exc}")
         with self._lock:
             stats = self.stats[web]
             stats.sent += 1
             stats.statuses[reply.status] += 1
             stats.latencies_ms.append(reply.elapsed * 1000)
-        return Delivered(web, reply.status, reply.elapsed, retry_num, reply.body)
+        return Delivered(web, reply.status, reply.elapsed, reply.body)
 
     # -- events -------------------------------------------------------------------------------
 
