@@ -15,6 +15,10 @@ Slack's `http_timeout` retry to the other web process:
 2. "2web": round-robin to web0 and web1, retries to the other one: events/s of each, and the
    ratio of the two phases' totals (scaling from one web process to two, in the same run).
    Images stored per minute by each process are counted while this phase's jobs run.
+   Both phases last WINDOW_S (5 s with --quick): once their posts are sent, the senders
+   fill the window with plain messages in the channel (chatter), so that events/s is
+   measured over seconds rather than over the fraction of one that a share of the posts
+   takes.
 3. "clicks": posts (paced, PACE_S per sender) while the poster opens the details modal from
    the prompt of a share of the earlier posts and saves a title per image, asking an
    approver for half of them; once every card is recorded, the approver clicks Approve on
@@ -54,6 +58,7 @@ if str(ROOT) not in sys.path:
 from bench.fleet import (  # noqa: E402 - needs ROOT on sys.path
     APPROVERS,
     CHANNEL,
+    Delivered,
     Expected,
     Fleet,
     FleetSampler,
@@ -62,6 +67,7 @@ from bench.fleet import (  # noqa: E402 - needs ROOT on sys.path
     exactly_once,
     finish,
     make_images,
+    percentile,
     postgres_database,
     postgres_server,
     prompt_click,
@@ -77,6 +83,7 @@ RETRY_SHARE = 0.1  # events delivered again as Slack's http_timeout retry
 DETAILS_SHARE = 0.25  # of the posts of phases 1 and 2: details saved in phase 3
 APPROVAL_SHARE = 0.5  # of those: an approver asked, and Approve double-clicked
 SENDERS = 8  # threads sending events, each waiting for its answer
+WINDOW_S, QUICK_WINDOW_S = 15.0, 5.0  # phases 1 and 2 last this long (chatter after posts)
 PACE_S = 0.5  # phase 3: each sender's pause after an event while the clicks go on
 SETTLE_S = 150.0  # after the last post, for the jobs to settle (a killed run's lease: 60 s)
 POLL_S = 0.2
@@ -101,10 +108,22 @@ def split_posts(file_ids: list[str], rng: random.Random) -> list[list[str]]:
 @dataclass
 class PhaseResult:
     name: str
-    events: int  # first deliveries
-    deliveries: int  # including retries
+    events: int  # first deliveries: the posts' events and the chatter
     seconds: float
-    per_web: dict[str, int]  # deliveries answered by each web process
+    delivered: list[Delivered]  # every delivery, retries included
+
+    def per_web(self) -> dict[str, list[float]]:
+        """Ack latency (ms) of every answered delivery, by web process."""
+        out: dict[str, list[float]] = {}
+        for d in self.delivered:
+            if d.status:
+                out.setdefault(d.web, []).append(d.elapsed_s * 1000)
+        return out
+
+    @property
+    def rate(self) -> float:
+        """Answered deliveries per second, all web processes together."""
+        return sum(map(len, self.per_web().values())) / self.seconds
 
 
 class Scale:
@@ -130,46 +149,61 @@ class Scale:
         only: list[str] | None = None,
         until: threading.Event | None = None,
         midway: Callable[[], None] | None = None,
+        chatter_s: float = 0.0,
     ) -> PhaseResult:
         """Every post's events (message + file_shared per file) by SENDERS threads; `only`
         sends every delivery to those web processes. Until `until` is set, each thread
         waits PACE_S after each event (traffic beside the clicks), then goes flat out.
-        `midway` runs once, when half of the events are sent."""
+        `midway` runs once, when half of the posts' events are sent. With `chatter_s`, the
+        threads then send plain messages in the channel (a busy channel's talk, each one an
+        event the app records and acknowledges) until the phase has lasted that long: the
+        window events/s are measured over."""
         sender = self.fleet.sender
-        before = {n: s.sent - s.refused for n, s in sender.stats.items()}
         made = [sender.make_post(self.slack, files) for files in posts]
         events = [e for post in made for e in (post.envelope, *post.companions)]
         retries = [self.rng.random() < RETRY_SHARE for _ in events]
         counter = iter(range(len(events)))
         lock = threading.Lock()
         half = len(events) // 2
+        delivered: list[Delivered] = []
+        chatter = [0]
+        started = time.perf_counter()
 
-        def work() -> int:
-            delivered = 0
-            while True:
+        def next_event() -> tuple[dict[str, Any], int] | None:
+            with lock:
+                n = next(counter, None)
+                if n is None and time.perf_counter() - started < chatter_s:
+                    chatter[0] += 1
+                    text = f"chatter {chatter[0]}"
+                    message = self.slack.message_event(channel=CHANNEL, user=POSTER, text=text)
+                    return message, int(self.rng.random() < RETRY_SHARE)
+            if n is None:
+                return None
+            if n == half and midway is not None:
+                midway()
+            return events[n], int(retries[n])
+
+        def work() -> None:
+            while (event := next_event()) is not None:
+                done = sender.deliver(event[0], retries=event[1], among=only)
                 with lock:
-                    n = next(counter, None)
-                if n is None:
-                    return delivered
-                if n == half and midway is not None:
-                    midway()
-                done = sender.deliver(events[n], retries=int(retries[n]), among=only)
-                delivered += len(done)
+                    delivered.extend(done)
                 if until is not None:
                     until.wait(PACE_S)
 
-        started = time.perf_counter()
         with ThreadPoolExecutor(SENDERS, thread_name_prefix=f"send-{name}") as pool:
-            deliveries = sum(pool.map(lambda _: work(), range(SENDERS)))
-        seconds = time.perf_counter() - started
-        self.sent += made
-        after = {n: s.sent - s.refused for n, s in sender.stats.items()}
-        per_web = {n: after[n] - before.get(n, 0) for n in after}
-        info(
-            f"phase {name}: {len(posts)} posts, {len(events)} events, {deliveries} deliveries "
-            f"in {seconds:.1f} s ({', '.join(f'{n} {c}' for n, c in sorted(per_web.items()))})"
+            list(pool.map(lambda _: work(), range(SENDERS)))
+        result = PhaseResult(
+            name, len(events) + chatter[0], time.perf_counter() - started, delivered
         )
-        return PhaseResult(name, len(events), deliveries, seconds, per_web)
+        self.sent += made
+        counts = ", ".join(f"{n} {len(v)}" for n, v in sorted(result.per_web().items()))
+        info(
+            f"phase {name}: {len(posts)} posts, {len(events)} events of theirs and "
+            f"{chatter[0]} chatter, {len(delivered)} deliveries in {result.seconds:.1f} s "
+            f"({counts})"
+        )
+        return result
 
     # -- details and approvals ----------------------------------------------------------------
 
@@ -304,7 +338,7 @@ def wait_settled(db: Any, expected: int, timeout: float) -> float:
     return float("nan")
 
 
-def run(db: Any, images: int, settle_s: float, work: Path) -> list[str]:
+def run(db: Any, images: int, chatter_s: float, work: Path) -> list[str]:
     rng = random.Random(SEED)
     slack, cloudinary, file_ids = start_emulators(make_images(images))
     try:
@@ -312,7 +346,7 @@ def run(db: Any, images: int, settle_s: float, work: Path) -> list[str]:
         watch_channel(fleet.env, CHANNEL)
         with fleet, FleetSampler(fleet, every_s=1.0) as sampler:
             try:
-                return drive(fleet, slack, cloudinary, db, file_ids, rng, settle_s, sampler)
+                return drive(fleet, slack, cloudinary, db, file_ids, rng, chatter_s, sampler)
             except BenchError:
                 fleet.tail_logs()
                 raise
@@ -328,7 +362,7 @@ def drive(
     db: Any,
     file_ids: list[str],
     rng: random.Random,
-    settle_s: float,
+    chatter_s: float,
     sampler: FleetSampler,
 ) -> list[str]:
     scale = Scale(fleet, slack, rng)
@@ -336,10 +370,10 @@ def drive(
     one = round(len(posts) * SHARES[0])
     two = one + round(len(posts) * SHARES[1])
     info(f"{len(file_ids)} images in {len(posts)} posts: {one} / {two - one} / {len(posts) - two}")
-    phase1 = scale.send_posts("1web", posts[:one], only=["web0"])
+    phase1 = scale.send_posts("1web", posts[:one], only=["web0"], chatter_s=chatter_s)
     busy_from = time.time()
-    phase2 = scale.send_posts("2web", posts[one:two])
-    early = wait_settled(db, sum(map(len, posts[:two])), settle_s)
+    phase2 = scale.send_posts("2web", posts[one:two], chatter_s=chatter_s)
+    early = wait_settled(db, sum(map(len, posts[:two])), SETTLE_S)
     busy = (busy_from, time.time())  # phase 2: both workers and both webs ingesting
     info(f"phases 1 and 2 settled {early:.1f} s after their last post")
     chosen = [p for p in scale.sent if rng.random() < DETAILS_SHARE]
@@ -369,7 +403,7 @@ def drive(
     # ...then a burst of posts, killed halfway, beside the second half of the clicks.
     phase4 = scale.send_posts("kill", posts[middle:], midway=kill)
     clicker.join(timeout=300)
-    settled = wait_settled(db, len(file_ids), settle_s)
+    settled = wait_settled(db, len(file_ids), SETTLE_S)
     info(f"all jobs settled {settled:.1f} s after the last post: {dict(db.states())}")
     time.sleep(2.0)  # the last prompts and card updates leave after the jobs settle
     fleet.stop()
@@ -410,12 +444,11 @@ def report(
     """Events/s per web process in each phase and the 1 -> 2 web ratio; images stored per
     minute by each process while phase 2 kept them all busy, and in all; peak RSS."""
     for result in phases:
-        figure(f"events_per_s_{result.name}", sum(result.per_web.values()) / result.seconds, 1)
-        for web, count in sorted(result.per_web.items()):
-            if count:
-                figure(f"events_per_s_{result.name}_{web}", count / result.seconds, 1)
-    one, two = (sum(p.per_web.values()) / p.seconds for p in phases[:2])
-    figure("scaling_1_to_2_web", two / one, 2)
+        figure(f"events_per_s_{result.name}", result.rate, 1)
+        for web, latencies in sorted(result.per_web().items()):
+            figure(f"events_per_s_{result.name}_{web}", len(latencies) / result.seconds, 1)
+            figure(f"ack_p99_ms_{result.name}_{web}", percentile(latencies, 99), 1)
+    figure("scaling_1_to_2_web", phases[1].rate / phases[0].rate, 2)
     minutes = (busy[1] - busy[0]) / 60
     for name in fleet.processes:
         stored = fleet.log_times(name, STORED_LINE)
@@ -438,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     images = args.images or (QUICK_IMAGES if args.quick else IMAGES)
+    chatter_s = QUICK_WINDOW_S if args.quick else WINDOW_S
     if not 50 <= images <= 5000:
         parser.error("--images must be 50-5000")
     started = time.perf_counter()
@@ -450,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         info(f"database: {db.describe}")
         try:
             with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-                problems = run(db, images, SETTLE_S, Path(tmp))
+                problems = run(db, images, chatter_s, Path(tmp))
         finally:
             db.cleanup()
     except BenchError as exc:
