@@ -2,23 +2,32 @@
 HTTP exactly as Slack drives it, and the exactly-once counts read when it is over: the shared
 harness of the scale-out run (bench/scale.py) and the chaos soak (bench/soak.py).
 
-    from bench.fleet import Fleet, Expected, exactly_once, start_emulators, make_images
+    from bench.fleet import (Expected, Fleet, FleetSampler, exactly_once, make_images,
+                             postgres_database, postgres_server, start_emulators, watch_channel)
 
-    server, _ = tests.pg.find_postgres()
+    server, _ = postgres_server(None)                    # tests.pg.find_postgres, or a URL
     db = postgres_database(server)                       # throwaway, migrated; db.cleanup()
     slack, cloudinary, file_ids = start_emulators(make_images(40))
-    with Fleet(database_url=db.url, slack=slack, cloudinary=cloudinary, work=tmp,
-               webs=2, workers=2) as fleet:              # started; stopped (SIGTERM) on exit
-        watch_channel(fleet.env, CHANNEL)                # the bench channel is watched
-        post = fleet.sender.post(slack, file_ids[:3])    # one message of 3 images + the
-                                                         # file_shared companions, round-robin
-        fleet.sender.deliver(envelope, retries=1)        # Slack's retry on another process
-        fleet.kill("web1")                               # kill -9, the sender skips it
+    fleet = Fleet(database_url=db.url, slack=slack, cloudinary=cloudinary, work=tmp,
+                  webs=2, workers=2)
+    watch_channel(fleet.env)                             # the bench channel (CHANNEL) watched
+    with fleet, FleetSampler(fleet) as rss:              # started; SIGTERM on exit
+        post = fleet.sender.post(slack, file_ids[:3])    # a message of 3 images and its 3
+                                                         # file_shared events, round-robin
+        fleet.sender.deliver(envelope, retries=1)        # and Slack's retry on another process
+        fleet.kill("web1")                               # kill -9; the sender skips it
         fleet.restart("web1")                            # same port, same environment
-        view_id = fleet.sender.open_modal(slack.block_action(...))
-        fleet.sender.at_once(payload, ["web0", "web1"])  # a double click across processes
-    counts = exactly_once(db.url, slack, Expected(file_ids=..., messages=...))
-    counts.print(); sys.exit(1 if counts.problems() else 0)
+        view_id = fleet.sender.open_modal(prompt_click(slack, action_id=..., value=...))
+        fleet.sender.interactive(slack.view_submission(user=..., view_id=view_id, values=...))
+        fleet.sender.at_once(card_click(slack, ...), ["web0", "web1"])  # a double click
+        db.states(); db.query("SELECT ...")              # read-only looks while it runs
+    counts = exactly_once(db.url, slack, Expected(file_ids=..., messages=...), cloudinary)
+    counts.print()                                       # `name: value` lines
+    sys.exit(finish(started, counts.problems()))         # 1 when any count is not zero
+
+Also: `fleet.sender.stats` / `figures()` (requests, non-200, unanswered, ack p50/p99 per web
+process), `fleet.log_times(name, needle)` (when a process logged a line), `fleet.tail_logs()`,
+`rss.peak(name)` / `rss.growth(name)`, `percentile`.
 
 Processes are named "web0".."web{N-1}" (`python -m bot serve`: gunicorn, HTTP mode, each on
 its own port) and "worker0".."worker{M-1}" (`python -m bot worker`), all with the environment
