@@ -224,6 +224,7 @@ class LeaseKeeper:
         self._factory, self._clock, self._every = factory, clock, every
         self._kept: dict[int, Claim] = {}
         self._lock = threading.Lock()
+        self._renewing = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @contextmanager
@@ -236,20 +237,23 @@ class LeaseKeeper:
         try:
             yield
         finally:
-            with self._lock:
+            # Once this returns, the job's lease is never pushed back again (a renewal under
+            # way is waited for): a run that ended, or is treated as dead, lets it run out.
+            with self._renewing, self._lock:
                 self._kept.pop(claimed.job_id, None)
 
     def _run(self) -> None:
         while True:
             time.sleep(self._every)
-            with self._lock:
-                kept = list(self._kept.values())
-                if not kept:
-                    self._thread = None
-                    return
-            try:
-                renew(self._factory, kept, now=self._clock())
-            except Exception:
-                # The database is away: the leases run out unless a later renewal gets
-                # through, and then another process takes the jobs over.
-                log.warning("could not renew the leases of %s ingest jobs", len(kept))
+            with self._renewing:
+                with self._lock:
+                    kept = list(self._kept.values())
+                    if not kept:
+                        self._thread = None
+                        return
+                try:
+                    renew(self._factory, kept, now=self._clock())
+                except Exception:
+                    # The database is away: the leases run out unless a later renewal gets
+                    # through, and then another process takes the jobs over.
+                    log.warning("could not renew the leases of %s ingest jobs", len(kept))
