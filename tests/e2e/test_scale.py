@@ -33,6 +33,9 @@ COUNTS = (
 )
 
 
+# The run waits out a killed worker's ingest lease (60 s): more than the suite's 120 s per
+# test on a loaded machine.
+@pytest.mark.timeout(600)
 @pytest.mark.postgres
 def test_quick_scale_out_run_loses_nothing_and_does_nothing_twice(
     postgres_server: PostgresServer,
