@@ -27,7 +27,7 @@ harness of the scale-out run (bench/scale.py) and the chaos soak (bench/soak.py)
 
 Also: `fleet.sender.stats` / `figures()` (requests, non-200, unanswered, ack p50/p99 per web
 process), `fleet.log_times(name, needle)` (when a process logged a line), `fleet.tail_logs()`,
-`rss.peak(name)` / `rss.growth(name)`, `percentile`.
+`rss.peak(name)` / `rss.growth(name, since=warm)`, `percentile`.
 
 Processes are named "web0".."web{N-1}" (`python -m bot serve`: gunicorn, HTTP mode, each on
 its own port) and "worker0".."worker{M-1}" (`python -m bot worker`), all with the environment
@@ -636,14 +636,16 @@ class FleetSampler:
     def peak(self, name: str) -> int:
         return max((rss for _, _, rss in self.samples[name]), default=0)
 
-    def growth(self, name: str) -> float:
-        """Last sample over first, minus 1, of the process's last incarnation (nan: none)."""
+    def growth(self, name: str, *, since: float = 0.0) -> float:
+        """Last sample over first, minus 1, of the process's last incarnation, from its first
+        sample at or after `since` (epoch seconds: pass the end of a warm-up, since a process
+        just started is still importing); nan when there is none."""
         series = self.samples[name]
         if not series:
             return float("nan")
         last_pid = series[-1][1]
-        mine = [rss for _, pid, rss in series if pid == last_pid]
-        return mine[-1] / mine[0] - 1
+        mine = [rss for t, pid, rss in series if pid == last_pid and t >= since]
+        return mine[-1] / mine[0] - 1 if mine else float("nan")
 
     def __enter__(self) -> FleetSampler:
         self._thread.start()
