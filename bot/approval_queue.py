@@ -86,20 +86,33 @@ def _untold(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def claim_outcome(factory: sessionmaker[Session], request_id: int, *, now: datetime) -> bool:
-    """Take the telling of a settled request's outcome to its requester: True for one
-    process at a time, until it is told (`mark_outcome_told`) or the claim runs out (the
-    process died first, and the worker's `untold_outcomes` finds it). True as well for a
-    request gone with its discarded image: there is nothing left to claim, only to tell."""
+@dataclass(frozen=True)
+class Telling:
+    """This process tells a settled request's outcome. `again`: an earlier teller claimed it
+    and died before stamping it told, perhaps after telling: look before telling again."""
+
+    again: bool
+
+
+def claim_outcome(
+    factory: sessionmaker[Session], request_id: int, *, now: datetime
+) -> Telling | None:
+    """Take the telling of a settled request's outcome to its requester: one process at a
+    time, until it is told (`mark_outcome_told`) or the claim runs out (the process died
+    first, and the worker's `untold_outcomes` finds it); None when it is not ours to tell.
+    A request gone with its discarded image is told too: there is nothing left to claim."""
     with session_scope(factory) as session:
-        result = session.execute(
-            update(ApprovalRequest)
+        request = session.scalar(
+            select(ApprovalRequest)
             .where(ApprovalRequest.id == request_id, _untold(now))
-            .values(outcome_claimed_until=now + OUTCOME_LEASE)
+            .with_for_update()
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            return True
-        return session.get(ApprovalRequest, request_id) is None
+        if request is None:
+            gone = session.get(ApprovalRequest, request_id) is None
+            return Telling(again=False) if gone else None
+        again = request.outcome_claimed_until is not None
+        request.outcome_claimed_until = now + OUTCOME_LEASE
+        return Telling(again=again)
 
 
 def mark_outcome_told(factory: sessionmaker[Session], request_id: int, *, now: datetime) -> None:

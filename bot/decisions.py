@@ -49,9 +49,11 @@ def show_change(services: Services, request: RequestView, *, settled: bool) -> N
     notifier = services.notifier
     if notifier is None:
         return
-    tell = settled and claim_outcome(services.factory, request.id, now=services.clock())
-    notifier.approval_changed(request, settled=tell)
-    if tell:
+    telling = claim_outcome(services.factory, request.id, now=services.clock()) if settled else None
+    notifier.approval_changed(
+        request, settled=telling is not None, told_maybe=telling is not None and telling.again
+    )
+    if telling is not None:
         mark_outcome_told(services.factory, request.id, now=services.clock())
 
 

@@ -110,8 +110,12 @@ class Notifier(Protocol):
         """Ask each approver, and tell the requester it was sent."""
         ...
 
-    def approval_changed(self, request: RequestView, *, settled: bool) -> None:
-        """Show a vote (or the outcome) wherever the request is shown."""
+    def approval_changed(
+        self, request: RequestView, *, settled: bool, told_maybe: bool = False
+    ) -> None:
+        """Show a vote (or the outcome) wherever the request is shown; `settled`: tell the
+        requester how it ended. `told_maybe`: a process that was telling it died, perhaps
+        after telling (do not tell twice what can be seen to be told)."""
         ...
 
     def approval_nudge(self, nudge: Nudge) -> None:

@@ -28,9 +28,15 @@ class SlackNotifier:
     def approval_requested(self, request: RequestView) -> None:
         send_request(self._services, self._gateway.client(request.team_id), request)
 
-    def approval_changed(self, request: RequestView, *, settled: bool) -> None:
+    def approval_changed(
+        self, request: RequestView, *, settled: bool, told_maybe: bool = False
+    ) -> None:
         show_outcome(
-            self._services, self._gateway.client(request.team_id), request, settled=settled
+            self._services,
+            self._gateway.client(request.team_id),
+            request,
+            settled=settled,
+            told_maybe=told_maybe,
         )
 
     def approval_nudge(self, nudge: Nudge) -> None:

@@ -247,6 +247,7 @@ class Told:
     kind: str  # the Notifier method's name
     what: Any  # PromptPlan, RequestView, Nudge, DetailsReminder, or (team_id, user_id)
     settled: bool | None = None  # approval_changed only
+    told_maybe: bool = False  # approval_changed only
 
 
 class RecordingNotifier:
@@ -289,8 +290,10 @@ class RecordingNotifier:
     def approval_requested(self, request: RequestView) -> None:
         self._add(Told("approval_requested", request))
 
-    def approval_changed(self, request: RequestView, *, settled: bool) -> None:
-        self._add(Told("approval_changed", request, settled=settled))
+    def approval_changed(
+        self, request: RequestView, *, settled: bool, told_maybe: bool = False
+    ) -> None:
+        self._add(Told("approval_changed", request, settled=settled, told_maybe=told_maybe))
 
     def approval_nudge(self, nudge: Nudge) -> None:
         self._add(Told("approval_nudge", nudge))

@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import select
 
 from bot import approvals, decisions, editing, scheduler
+from bot.approval_queue import claim_outcome
 from bot.details import DetailsInput
 from bot.finder import visible_image
 from bot.prompts import register_view
 from bot.services import Services
 from storage.db import session_scope
-from storage.models import Image, PostPrompt
+from storage.models import ApprovalRequest, Image, PostPrompt
 from tests import images, seed
 from tests.bot.fakes import (
     ADMIN,
@@ -351,19 +352,26 @@ def test_the_requester_is_told_the_outcome_once_even_if_the_deciding_process_die
             services, approver, request_id=requests[1].id, decision="approved", reason=None
         )
 
-    def told() -> list[tuple[int, str]]:
+    def told() -> list[tuple[int, str, bool]]:
         return [
-            (t.what.id, t.what.state)
+            (t.what.id, t.what.state, t.told_maybe)
             for t in notifier.told
             if t.kind == "approval_changed" and t.settled
         ]
 
-    assert told() == [(requests[1].id, "approved")]
+    assert told() == [(requests[1].id, "approved", False)]
     assert scheduler.tell_outcomes(services) == 0  # the settling process may still be telling
     clock.advance(seconds=11)
     assert scheduler.tell_outcomes(services) == 1
     assert scheduler.tell_outcomes(services) == 0
-    assert told() == [(requests[1].id, "approved"), (requests[0].id, "approved")]
+    assert told()[1:] == [(requests[0].id, "approved", False)]  # nobody had begun telling it
+    # A teller that claimed it and died (perhaps after telling): told again, warned.
+    with session_scope(services.factory) as session:
+        session.get_one(ApprovalRequest, requests[0].id).outcome_told_at = None
+    assert claim_outcome(services.factory, requests[0].id, now=clock()) is not None
+    clock.advance(seconds=31)
+    assert scheduler.tell_outcomes(services) == 1
+    assert told()[2:] == [(requests[0].id, "approved", True)]
 
 
 def test_with_no_notifier_prompts_reminders_and_nudges_wait_unclaimed(

@@ -102,10 +102,16 @@ def post_card(
 
 
 def show_outcome(
-    services: Services, client: WebClient, request: RequestView, *, settled: bool
+    services: Services,
+    client: WebClient,
+    request: RequestView,
+    *,
+    settled: bool,
+    told_maybe: bool = False,
 ) -> None:
     """Make every card tell the truth; when the request just settled, tell the requester in
-    the original thread."""
+    the original thread (unless, `told_maybe`, the thread already says it: a process killed
+    between telling and recording it told)."""
     image = card_image(
         services.factory, services.media, team_id=request.team_id, image_id=request.image_id
     )
@@ -124,11 +130,14 @@ def show_outcome(
         thread = thread_of(services.factory, request)
         line = f"<@{request.requested_by}> {approval_status(request)}"
         if thread:
-            send(
-                "chat.postMessage",
-                lambda: client.chat_postMessage(channel=thread[0], thread_ts=thread[1], text=line),
-                ignore=("not_in_channel", "channel_not_found"),
-            )
+            if not (told_maybe and _in_thread(client, thread, line)):
+                send(
+                    "chat.postMessage",
+                    lambda: client.chat_postMessage(
+                        channel=thread[0], thread_ts=thread[1], text=line
+                    ),
+                    ignore=("not_in_channel", "channel_not_found"),
+                )
         else:
             send(
                 "chat.postMessage",
@@ -136,6 +145,16 @@ def show_outcome(
             )
     for user in {request.requested_by, *request.workspace_approvers}:
         services.refresh_home(request.team_id, user)
+
+
+def _in_thread(client: WebClient, thread: tuple[str, str], line: str) -> bool:
+    """Does the thread already hold `line`? Asked only after a teller died mid-telling."""
+    replies = send(
+        "conversations.replies",
+        lambda: client.conversations_replies(channel=thread[0], ts=thread[1], limit=1000),
+        ignore=("thread_not_found", "channel_not_found", "not_in_channel"),
+    )
+    return replies is not None and any(m.get("text") == line for m in replies.get("messages") or [])
 
 
 def send_nudge(services: Services, client: WebClient, nudge: Nudge) -> None:

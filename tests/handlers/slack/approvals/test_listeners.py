@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 from slack_sdk import WebClient
+from sqlalchemy import update
 
-from tests.conftest import ADMIN, MEMBER, POSTER, PUBLIC_CHANNEL
+from bot import approvals, decisions
+from bot.approval_queue import OUTCOME_GRACE, untold_outcomes
+from storage.models import ApprovalRequest
+from tests.conftest import ADMIN, MEMBER, POSTER, PUBLIC_CHANNEL, TEAM
 from tests.fakes.slack_api import Call
 from tests.handlers.slack.harness import Harness, Sent, buttons, said
 
@@ -153,6 +157,43 @@ def test_an_approvers_approve_updates_every_card_and_tells_the_thread(h: Harness
     assert line.startswith("<@UPOSTER> :white_check_mark: Approved by <@UBEN>")
     found = h.answer(h.command("status:approved", user=MEMBER))
     assert "*1 image*" in said(found["blocks"])
+
+
+def test_an_outcome_left_untold_by_a_dead_process_is_told_once_by_the_worker(h: Harness) -> None:
+    """A process killed after its commit: either before telling (the worker tells) or after
+    telling but before recording it (the worker sees the line in the thread, and is quiet)."""
+    told, untold = (h.posted_image(f"F0DIED{n}", seed=20 + n) for n in range(2))
+    decide(h, ask(h, told, [BEN])[BEN], "approve", user=BEN)  # told in the thread
+    card = ask(h, untold, [MEMBER])[MEMBER]
+    request_id = int(buttons(card.params["blocks"], "approve")[0]["value"])
+    approvals.decide(
+        h.services.factory,
+        team_id=TEAM,
+        request_id=request_id,
+        user_id=MEMBER,
+        decision="approved",
+        reason=None,
+        is_admin=False,
+        now=h.services.clock(),
+    )  # committed, and the process died before anyone was told
+    assert len([t for t in thread_lines(h) if "Approved" in t]) == 1
+    # Both as a dead teller leaves them: claimed a while ago, never stamped told.
+    with h.services.engine.begin() as connection:
+        connection.execute(
+            update(ApprovalRequest).values(
+                outcome_told_at=None,
+                outcome_claimed_until=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        )
+    # What the worker's tell_outcomes does once they are OUTCOME_GRACE old.
+    later = datetime.now(UTC) + OUTCOME_GRACE + timedelta(seconds=1)
+    views = untold_outcomes(h.services.factory, now=later)
+    assert len(views) == 2
+    for view in views:
+        decisions.show_change(h.services, view, settled=True)
+    h.settle()
+    assert len([t for t in thread_lines(h) if "Approved" in t]) == 2  # one each
+    assert untold_outcomes(h.services.factory, now=later) == []
 
 
 def test_someone_who_is_not_an_approver_is_told_privately_and_nothing_changes(
