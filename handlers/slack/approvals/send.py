@@ -18,6 +18,8 @@ from handlers.slack.gateway import send
 
 log = logging.getLogger(__name__)
 
+OUTCOME_EVENT = "approval_outcome"  # the metadata of the line telling how a request ended
+
 
 def send_request(services: Services, client: WebClient, request: RequestView) -> None:
     """DM each approver a card, confirm privately to the requester, and say it once in the
@@ -130,11 +132,14 @@ def show_outcome(
         thread = thread_of(services.factory, request)
         line = f"<@{request.requested_by}> {approval_status(request)}"
         if thread:
-            if not (told_maybe and _in_thread(client, thread, line)):
+            # The request is named in the line's metadata: one thread can hold the same
+            # words about several images of a post.
+            told = {"event_type": OUTCOME_EVENT, "event_payload": {"request_id": request.id}}
+            if not (told_maybe and _in_thread(client, thread, request.id)):
                 send(
                     "chat.postMessage",
                     lambda: client.chat_postMessage(
-                        channel=thread[0], thread_ts=thread[1], text=line
+                        channel=thread[0], thread_ts=thread[1], text=line, metadata=told
                     ),
                     ignore=("not_in_channel", "channel_not_found"),
                 )
@@ -147,14 +152,21 @@ def show_outcome(
         services.refresh_home(request.team_id, user)
 
 
-def _in_thread(client: WebClient, thread: tuple[str, str], line: str) -> bool:
-    """Does the thread already hold `line`? Asked only after a teller died mid-telling."""
+def _in_thread(client: WebClient, thread: tuple[str, str], request_id: int) -> bool:
+    """Does the thread already tell this request's outcome? Asked only after a teller died
+    mid-telling."""
     replies = send(
         "conversations.replies",
-        lambda: client.conversations_replies(channel=thread[0], ts=thread[1], limit=1000),
+        lambda: client.conversations_replies(
+            channel=thread[0], ts=thread[1], limit=1000, include_all_metadata=True
+        ),
         ignore=("thread_not_found", "channel_not_found", "not_in_channel"),
     )
-    return replies is not None and any(m.get("text") == line for m in replies.get("messages") or [])
+    return replies is not None and any(
+        (m.get("metadata") or {}).get("event_type") == OUTCOME_EVENT
+        and (m["metadata"].get("event_payload") or {}).get("request_id") == request_id
+        for m in replies.get("messages") or []
+    )
 
 
 def send_nudge(services: Services, client: WebClient, nudge: Nudge) -> None:
