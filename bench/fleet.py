@@ -793,20 +793,25 @@ def exactly_once(url: str, slack: Any, expected: Expected, cloudinary: Any = Non
     return counts
 
 
-def _prompts_twice(slack: Any) -> int:
-    """Prompts the poster got more than once for the same images (the details button's
-    value lists the post's image ids)."""
+def prompt_values(slack: Any) -> list[str]:
+    """The value of the details button of every prompt the poster got, in order: the post's
+    image ids, comma-separated (what the poster's click sends back)."""
     from handlers.slack.details import ids as details_ids
 
-    seen: Counter[str] = Counter()
+    values = []
     for call in slack.calls_to("chat.postEphemeral"):
         if call.params.get("user") != POSTER or call.status != 200:
             continue
         for block in call.params.get("blocks") or []:
             for element in block.get("elements", []) if block.get("type") == "actions" else []:
                 if element.get("action_id") == details_ids.ADD_DETAILS:
-                    seen[str(element.get("value"))] += 1
-    return sum(n - 1 for n in seen.values() if n > 1)
+                    values.append(str(element.get("value")))
+    return values
+
+
+def _prompts_twice(slack: Any) -> int:
+    """Prompts the poster got more than once for the same images."""
+    return sum(n - 1 for n in Counter(prompt_values(slack)).values() if n > 1)
 
 
 def _decisions(

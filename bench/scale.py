@@ -71,17 +71,20 @@ from bench.fleet import (  # noqa: E402 - needs ROOT on sys.path
     postgres_database,
     postgres_server,
     prompt_click,
+    prompt_values,
     start_emulators,
     watch_channel,
 )
 from bench.ingest import MB, POSTER, BenchError, info  # noqa: E402
+from handlers.slack.approvals import ids as approval_ids  # noqa: E402
+from handlers.slack.details import ids as details_ids  # noqa: E402
 
 IMAGES, QUICK_IMAGES = 1000, 150
 POST_SIZES = (1, 10)  # images per post, uniformly
-SHARES = (0.3, 0.4)  # of the posts: phase 1 and phase 2; the rest is phase 3
+SHARES = (0.3, 0.4)  # of the posts: phases 1 and 2; the rest, halved, phases 3 and 4
 RETRY_SHARE = 0.1  # events delivered again as Slack's http_timeout retry
-DETAILS_SHARE = 0.25  # of the posts of phases 1 and 2: details saved in phase 3
-APPROVAL_SHARE = 0.5  # of those: an approver asked, and Approve double-clicked
+DETAILS_EVERY = 4  # of the posts of phases 1 and 2, every 4th: details saved in phase 3
+APPROVAL_EVERY = 2  # of those, every other one: an approver asked, Approve double-clicked
 SENDERS = 8  # threads sending events, each waiting for its answer
 WINDOW_S, QUICK_WINDOW_S = 15.0, 5.0  # phases 1 and 2 last this long (chatter after posts)
 PACE_S = 0.5  # phase 3: each sender's pause after an event while the clicks go on
@@ -210,18 +213,12 @@ class Scale:
     def prompt_values(self) -> dict[str, str]:
         """The details button's value (the post's image ids) of every prompt, by the first
         image's file id."""
-        from handlers.slack.details import ids as details_ids
-
         ids_to_file = self.image_files()
-        out: dict[str, str] = {}
-        for call in self.slack.calls_to("chat.postEphemeral"):
-            for block in call.params.get("blocks") or []:
-                for element in block.get("elements", []) if block.get("type") == "actions" else []:
-                    if element.get("action_id") == details_ids.ADD_DETAILS:
-                        first = int(str(element["value"]).split(",")[0])
-                        if first in ids_to_file:
-                            out[ids_to_file[first]] = str(element["value"])
-        return out
+        return {
+            ids_to_file[int(value.split(",")[0])]: value
+            for value in prompt_values(self.slack)
+            if int(value.split(",")[0]) in ids_to_file
+        }
 
     def image_files(self) -> dict[int, str]:
         from sqlalchemy import select
@@ -238,24 +235,24 @@ class Scale:
 
     def save_details(self, posts: list[Post]) -> None:
         """The poster opens the details modal from each post's prompt and saves a title per
-        image; for APPROVAL_SHARE of them, with an approver asked."""
+        image; for every APPROVAL_EVERY-th, with an approver asked."""
         from tests.live import form_values
 
         values_of = self.prompt_values()
         files = self.image_files()
-        for post in posts:
+        for n, post in enumerate(posts):
             value = values_of.get(post.file_ids[0])
             if value is None:
                 self.failures.append(f"no prompt for the post of {post.file_ids[0]}")
                 continue
             image_ids = [int(v) for v in value.split(",")]
             view_id = self.fleet.sender.open_modal(
-                prompt_click(self.slack, action_id="details.add", value=value)
+                prompt_click(self.slack, action_id=details_ids.ADD_DETAILS, value=value)
             )
             if view_id is None:
                 self.failures.append(f"the details modal did not open for {value}")
                 continue
-            ask = self.rng.random() < APPROVAL_SHARE
+            ask = n % APPROVAL_EVERY == 0
             titles = [f"Scale {files[i]}" for i in image_ids]
             payload = self.slack.view_submission(
                 user=POSTER,
@@ -284,7 +281,7 @@ class Scale:
             live = self.fleet.live_webs()
             webs = live if len(live) > 1 else live * 2
             payload = card_click(
-                self.slack, user=APPROVERS[0], action_id="approvals.approve", value=str(request_id)
+                self.slack, user=APPROVERS[0], action_id=approval_ids.APPROVE, value=str(request_id)
             )
             replies = self.fleet.sender.at_once(payload, webs)
             self.double_clicks.append(sum(1 for r in replies if r.status == 200))
@@ -311,7 +308,7 @@ class Scale:
                             ApprovalVote, ApprovalVote.request_id == ApprovalRequest.id
                         )
                     ).all()
-                if rows and all(ts for _, ts in rows) and len(rows) >= len(self.approved):
+                if all(ts for _, ts in rows) and len(rows) >= len(self.approved):
                     return sorted({request_id for request_id, _ in rows})
                 if time.monotonic() > deadline:
                     self.failures.append(
@@ -376,7 +373,7 @@ def drive(
     early = wait_settled(db, sum(map(len, posts[:two])), SETTLE_S)
     busy = (busy_from, time.time())  # phase 2: both workers and both webs ingesting
     info(f"phases 1 and 2 settled {early:.1f} s after their last post")
-    chosen = [p for p in scale.sent if rng.random() < DETAILS_SHARE]
+    chosen = scale.sent[::DETAILS_EVERY]
     running_at_kill: list[int] = []
 
     def kill() -> None:
