@@ -20,8 +20,8 @@ Slack's `http_timeout` retry to the other web process:
    measured over seconds rather than over the fraction of one that a share of the posts
    takes.
 3. "clicks": posts (paced, PACE_S per sender) while the poster opens the details modal from
-   the prompt of a share of the earlier posts and saves a title per image, asking an
-   approver for half of them; once every card is recorded, the approver clicks Approve on
+   the prompt of every 4th earlier post and saves a title per image, asking an approver
+   for every other one; once every card is recorded, the approver clicks Approve on
    both web processes at the same instant (a double click two processes receive together).
 4. "kill": when half of the approvals are clicked, a burst of posts (flat out), and halfway
    through it kill -9 of web1 and worker1, while the other half of the approvals are clicked
