@@ -109,6 +109,49 @@ def tell_outcomes(services: Services) -> int:
     return len(views)
 
 
+PROMPT_GRACE = timedelta(seconds=30)  # the process that settled a post tells its poster first
+PROMPT_WINDOW = timedelta(hours=1)  # older posts never told stay so (Slack was not connected)
+
+
+def prompt_settled_posts(services: Services) -> int:
+    """Prompt the posters of posts settled a while ago that nobody prompted: the process
+    that settled the last image died (kill -9) between recording it and telling. Returns
+    how many posts it looked at (each is claimed, so told once whoever else looks)."""
+    from sqlalchemy import and_, case, func, select
+
+    from storage.models import Image, IngestJob, PostPrompt
+
+    if services.notifier is None:
+        return 0
+    now = services.clock()
+    unsettled = func.sum(case((IngestJob.state.in_(("queued", "running")), 1), else_=0))
+    query = (
+        select(Image.team_id, Image.uploader_id, func.min(Image.id))
+        .join(IngestJob, IngestJob.image_id == Image.id)
+        .outerjoin(
+            PostPrompt,
+            and_(
+                PostPrompt.team_id == Image.team_id,
+                PostPrompt.channel_id == Image.channel_id,
+                PostPrompt.message_ts == Image.message_ts,
+            ),
+        )
+        .where(Image.message_ts.is_not(None), PostPrompt.prompted_at.is_(None))
+        .group_by(Image.team_id, Image.channel_id, Image.message_ts, Image.uploader_id)
+        .having(
+            unsettled == 0,
+            func.max(IngestJob.updated_at) <= now - PROMPT_GRACE,
+            func.max(IngestJob.updated_at) > now - PROMPT_WINDOW,
+        )
+        .limit(200)
+    )
+    with session_scope(services.factory) as session:
+        posts = session.execute(query).all()
+    for team_id, uploader, image_id in posts:
+        services.prompt_if_settled(team_id, uploader, image_id)
+    return len(posts)
+
+
 def recheck_channels(services: Services) -> int:
     """Ask the directory whether channels are private: never-checked ones first (unknown
     counts as private until then), then each one once a day, to catch a change whose message
@@ -150,6 +193,7 @@ JOBS = {
     "remind_about_details": (remind_about_details, {"minutes": 5}),
     "remind_approvers": (remind_approvers, {"minutes": 5}),
     "tell_outcomes": (tell_outcomes, {"seconds": 15}),
+    "prompt_settled_posts": (prompt_settled_posts, {"seconds": 15}),
     "recheck_channels": (recheck_channels, {"minutes": 10}),
     "prune_processed_events": (prune_processed_events, {"hours": 1}),
     "prune_uploads": (uploads.prune, {"hours": 1}),

@@ -99,18 +99,24 @@ class Services:
 
     def _after_ingest(self, outcome: IngestOutcome) -> None:
         """After every ingest attempt: once the whole message settled, tell the poster."""
-        if self.notifier is None or outcome.state not in ("stored", "failed"):
+        if outcome.state in ("stored", "failed"):
+            self.prompt_if_settled(outcome.team_id, outcome.uploader_id, outcome.image_id)
+
+    def prompt_if_settled(self, team_id: str, uploader: str, image_id: int) -> None:
+        """Tell the poster about `image_id`'s message once all of it settled, unless someone
+        has (bot.prompts.claim_prompt): after an ingest, and from the worker for a message
+        whose last ingest's process died before telling (bot.scheduler.prompt_settled_posts)."""
+        if self.notifier is None:
             return
-        team_id, uploader = outcome.team_id, outcome.uploader_id
         if not uploader:
             with session_scope(self.factory) as session:
-                posted = session.get(Image, outcome.image_id)
+                posted = session.get(Image, image_id)
                 team_id, uploader = (posted.team_id, posted.uploader_id) if posted else ("", "")
             if not uploader:
                 return
         plan = claim_prompt(
             self.factory,
-            image_id=outcome.image_id,
+            image_id=image_id,
             media=self.media,
             duplicate_distance=self.settings.duplicate_max_distance,
             # Outside any transaction: this may ask the directory who is where.

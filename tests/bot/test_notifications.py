@@ -137,6 +137,22 @@ def test_the_poster_is_told_once_when_every_image_of_the_post_is_stored(
     assert homes_refreshed(services, notifier) == {(TEAM, POSTER)}
 
 
+def test_a_post_whose_settling_process_died_before_telling_is_told_by_the_worker_once(
+    services: Services, files: FakeFiles, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    jobs = post(services, files, user=POSTER, channel=SHOOTS, images={"F1": photo(1)}, ts=TS)
+    assert ingest(services, jobs) == ["stored"]
+    # As a process killed between storing the last image and claiming the prompt leaves it:
+    with session_scope(services.factory) as session:
+        session.get_one(PostPrompt, (TEAM, SHOOTS, TS)).prompted_at = None
+    assert scheduler.prompt_settled_posts(services) == 0  # its process may still be telling
+    clock.advance(seconds=31)
+    assert scheduler.prompt_settled_posts(services) == 1
+    assert scheduler.prompt_settled_posts(services) == 0  # claimed: told once
+    # Once by the ingest itself, once by the worker for the claim this test undid.
+    assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS, TS]
+
+
 def test_a_file_that_cannot_be_fetched_is_told_with_the_reason(
     services: Services, files: FakeFiles, notifier: RecordingNotifier
 ) -> None:
