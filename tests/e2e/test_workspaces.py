@@ -37,6 +37,7 @@ from tests.conftest import (
     app_env,
     make_services,
 )
+from tests.e2e.test_approvals import posted_image
 from tests.e2e.test_search import tag_options
 from tests.fakes.slack_api import Call, SlackEmulator
 from tests.live import Live, RealClock, form_values, wait_until
@@ -136,18 +137,7 @@ def watch(live: Live) -> None:
 
 def post_with_details(live: Live, title: str, tag: str, approvers: list[str] = ()) -> int:  # type: ignore[assignment]
     """The poster posts PHOTO in the watched channel and fills in the details modal."""
-    live.add_jpeg(PHOTO, seed=7 if live.slack.team_id == TEAM else 8)
-    live.post(PHOTO)
-    prompt = live.wait_for_prompt()
-    image_id = int(
-        next(
-            e["value"]
-            for b in prompt.params["blocks"]
-            if b["type"] == "actions"
-            for e in b["elements"]
-            if e["action_id"] == details_ids.ADD_DETAILS
-        ).split(",")[0]
-    )
+    image_id = posted_image(live, PHOTO, seed=7 if live.slack.team_id == TEAM else 8)
     view_id, _ = live.click_to_open(details_ids.ADD_DETAILS, str(image_id))
     values = form_values([image_id], titles=[title], tags=[tag], approvers=approvers)
     reply = live.submit(view_id, values)
