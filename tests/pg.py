@@ -52,20 +52,42 @@ class PostgresServer:
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
         if self._cluster is not None:
-            subprocess.run(
-                [
-                    *self._run_as,
-                    "pg_ctl",
-                    "-D",
-                    str(self._cluster / "data"),
-                    "-m",
-                    "immediate",
-                    "stop",
-                ],
-                check=False,
-                capture_output=True,
-            )
+            self.stop_cluster(mode="immediate")
             shutil.rmtree(self._cluster, ignore_errors=True)
+
+    def stop_cluster(self, *, mode: str = "fast") -> str:
+        """Stop the throwaway cluster this object started (`pg_ctl stop -m mode`); "" when
+        it stopped, else pg_ctl's complaint. The chaos soak's Postgres restart is this, then
+        `start_cluster`: clients lose every connection, as when a managed server restarts."""
+        return self._pg_ctl("-m", mode, "stop")
+
+    def start_cluster(self) -> str:
+        """Start the throwaway cluster again, on the same port: "" when it answers."""
+        if self._cluster is None:
+            return "not a cluster this process started"
+        return self._pg_ctl(
+            "-o",
+            f"-p {self.port} -k {self._cluster} -c listen_addresses=127.0.0.1",
+            "-l",
+            str(self._cluster / "log"),
+            "-w",
+            "start",
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.admin_dsn.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def _pg_ctl(self, *args: str) -> str:
+        if self._cluster is None:
+            return "not a cluster this process started"
+        result = subprocess.run(
+            [*self._run_as, "pg_ctl", "-D", str(self._cluster / "data"), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        return "" if result.returncode == 0 else (result.stderr or result.stdout).strip()[:200]
 
     def _execute(self, statement: sql.Composable) -> None:
         connection = psycopg2.connect(self.admin_dsn, connect_timeout=5)
@@ -99,7 +121,7 @@ def find_postgres() -> tuple[PostgresServer | None, str]:
     if _reachable(LOCAL_URL) is None:
         return PostgresServer(LOCAL_URL, "127.0.0.1:5432"), "the server at 127.0.0.1:5432"
     if shutil.which("initdb") and shutil.which("pg_ctl"):
-        return _throwaway_cluster()
+        return throwaway_cluster()
     return None, (
         "no PostgreSQL: TEST_DATABASE_URL is unset, nothing answers at 127.0.0.1:5432, "
         "and initdb/pg_ctl are not on PATH"
@@ -112,7 +134,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _throwaway_cluster() -> tuple[PostgresServer | None, str]:
+def throwaway_cluster() -> tuple[PostgresServer | None, str]:
+    """A new cluster from initdb on a free loopback port, trust auth, that `close()` removes;
+    or None and why not. Never the machine's shared server: the chaos soak restarts it."""
+    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+        return None, "initdb and pg_ctl are not on PATH (apt-get install postgresql)"
     run_as: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="imglib-pg-"))
     if os.geteuid() == 0:
@@ -124,30 +150,16 @@ def _throwaway_cluster() -> tuple[PostgresServer | None, str]:
         os.chown(base, account.pw_uid, account.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = base / "data", _free_port()
-    steps = [
-        [*run_as, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-        [
-            *run_as,
-            "pg_ctl",
-            "-D",
-            str(data),
-            "-o",
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
-            "-l",
-            str(base / "log"),
-            "-w",
-            "start",
-        ],
-    ]
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            shutil.rmtree(base, ignore_errors=True)
-            return None, f"throwaway cluster failed: {result.stderr.strip()[:200]}"
+    initdb = [*run_as, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+    result = subprocess.run(initdb, capture_output=True, text=True, check=False)
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    server = PostgresServer(dsn, f"a throwaway cluster on port {port}", base, run_as)
+    problem = result.stderr.strip()[:200] if result.returncode else server.start_cluster()
+    if problem:
+        shutil.rmtree(base, ignore_errors=True)
+        return None, f"throwaway cluster failed: {problem}"
     for _ in range(50):
         if _reachable(dsn) is None:
             break
         time.sleep(0.1)
-    server = PostgresServer(dsn, f"a throwaway cluster on port {port}", base, run_as)
     return server, server.source
