@@ -437,6 +437,11 @@ class CloudinaryEmulator:
         with self._cond:
             self._faults.extend(_Fault(kind, delay) for _ in range(times))
 
+    def clear_faults(self) -> None:
+        """Drop the faults not yet used: a fault window (bench/soak.py) ends now."""
+        with self._cond:
+            self._faults.clear()
+
     def pending_faults(self) -> list[str]:
         with self._cond:
             return [fault.kind for fault in self._faults]

@@ -312,6 +312,17 @@ def test_faults_are_consumed_in_order(emulator: CloudinaryEmulator) -> None:
     assert upload(emulator, png())["existing"] is False
 
 
+def test_cleared_faults_answer_no_more_uploads(emulator: CloudinaryEmulator) -> None:
+    emulator.inject("unavailable", times=1000)
+    with pytest.raises(GeneralError):
+        upload(emulator, png())
+
+    emulator.clear_faults()
+
+    assert emulator.pending_faults() == []
+    assert upload(emulator, png())["existing"] is False
+
+
 def test_faults_do_not_apply_to_destroy(emulator: CloudinaryEmulator) -> None:
     emulator.inject("server_error")
 
