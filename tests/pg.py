@@ -1,7 +1,8 @@
 """Find a PostgreSQL server for the tests, or start a throwaway one.
 
 Order: $TEST_DATABASE_URL; the server these machines run at 127.0.0.1:5432 (trust auth,
-database `test`); a temporary cluster from initdb/pg_ctl when they are on PATH. Each test run
+database `test`); a temporary cluster from initdb/pg_ctl (on PATH, or Debian's
+/usr/lib/postgresql/<version>/bin). Each test run
 (each xdist worker) gets its own fresh database on that server, dropped at the end.
 """
 
@@ -82,7 +83,7 @@ class PostgresServer:
         if self._cluster is None:
             return "not a cluster this process started"
         result = subprocess.run(
-            [*self._run_as, "pg_ctl", "-D", str(self._cluster / "data"), *args],
+            [*self._run_as, _tool("pg_ctl") or "pg_ctl", "-D", str(self._cluster / "data"), *args],
             check=False,
             capture_output=True,
             text=True,
@@ -120,12 +121,28 @@ def find_postgres() -> tuple[PostgresServer | None, str]:
         return PostgresServer(dsn, "TEST_DATABASE_URL"), "TEST_DATABASE_URL"
     if _reachable(LOCAL_URL) is None:
         return PostgresServer(LOCAL_URL, "127.0.0.1:5432"), "the server at 127.0.0.1:5432"
-    if shutil.which("initdb") and shutil.which("pg_ctl"):
+    if _tool("initdb") and _tool("pg_ctl"):
         return throwaway_cluster()
     return None, (
         "no PostgreSQL: TEST_DATABASE_URL is unset, nothing answers at 127.0.0.1:5432, "
-        "and initdb/pg_ctl are not on PATH"
+        f"and initdb/pg_ctl are neither on PATH nor in {DEBIAN_BIN}"
     )
+
+
+DEBIAN_BIN = "/usr/lib/postgresql/<version>/bin"
+
+
+def _tool(name: str) -> str | None:
+    """The full path of a PostgreSQL server program: on PATH, else the newest version's in
+    Debian's /usr/lib/postgresql (not on PATH there)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return str(versions[-1]) if versions else None
 
 
 def _free_port() -> int:
@@ -137,8 +154,12 @@ def _free_port() -> int:
 def throwaway_cluster() -> tuple[PostgresServer | None, str]:
     """A new cluster from initdb on a free loopback port, trust auth, that `close()` removes;
     or None and why not. Never the machine's shared server: the chaos soak restarts it."""
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
-        return None, "initdb and pg_ctl are not on PATH (apt-get install postgresql)"
+    initdb_path = _tool("initdb")
+    if not (initdb_path and _tool("pg_ctl")):
+        return None, (
+            f"initdb and pg_ctl are neither on PATH nor in {DEBIAN_BIN} "
+            "(apt-get install postgresql)"
+        )
     run_as: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="imglib-pg-"))
     if os.geteuid() == 0:
@@ -150,7 +171,7 @@ def throwaway_cluster() -> tuple[PostgresServer | None, str]:
         os.chown(base, account.pw_uid, account.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = base / "data", _free_port()
-    initdb = [*run_as, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+    initdb = [*run_as, initdb_path, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
     result = subprocess.run(initdb, capture_output=True, text=True, check=False)
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     server = PostgresServer(dsn, f"a throwaway cluster on port {port}", base, run_as)
