@@ -1,12 +1,13 @@
 # make run   - set everything up and start the app (SQLite + local media unless configured)
 # make test  - set everything up and run the whole test suite (SQLite and PostgreSQL)
+# make soak  - the quick chaos soak (bench/soak.py --quick, about 4 minutes), on its own
 # make procfile - run the Procfile as Heroku does (release, then web and worker) with honcho
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test procfile lint format bench clean check-python
+.PHONY: run test soak procfile lint format bench clean check-python
 
 check-python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -29,7 +30,11 @@ run: $(VENV)/.runtime
 # In parallel (pytest-xdist): most tests wait on an app process, not on the CPU.
 # PYTEST_ARGS comes last, so PYTEST_ARGS="-n 0" runs them one at a time again.
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -n 4 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 4 -m "not soak" $(PYTEST_ARGS)
+
+# Alone: its ack-latency goal must measure the app, not the rest of the suite beside it.
+soak: $(VENV)/.dev
+	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_soak.py
 
 # The Procfile says `python`: the venv's, first on PATH. honcho reads .env as the app does, and
 # `honcho start` alone would start `release` too, then stop everything when it exits: the

@@ -40,7 +40,8 @@ SLACK_TARGETS = (
     "reactions.add",
     "files.download",
 )
-STORM = 10**6  # faults queued for a storm: every call until the window clears them
+STORM = 10**6  # Slack faults queued for a storm (a counter): every call until cleared
+UPLOAD_STORM = 10_000  # Cloudinary's are one object each; uploads come a few a second
 RETRY_AFTER_S = 1  # the Retry-After of Slack's 429s (slack_sdk waits that long, 3 times)
 CLOUDINARY_HANG_S = 65.0  # longer than the app's upload timeout (storage.media, 60 s)
 GRACE_S = 5.0  # after a window ends, its effects (reconnects, retries) may still show
@@ -89,6 +90,19 @@ KINDS = (
     "cloudinary_timeout",
 )
 STRANDING = ("kill_web", "kill_worker", "pg_restart")  # may leave a job under a dead lease
+# Which doors a person uses (Slack, the web pages, the API) each fault can make fail. A kill
+# cuts the requests a web process holds; without Postgres nothing can be read or written;
+# Slack's storms fail what the app asks of Slack. Nobody talks to a worker, and Cloudinary
+# is only uploaded to by ingest: those faults delay images, and explain no error.
+EXPLAINS = {
+    "kill_web": {"slack", "web", "api"},
+    "kill_worker": set(),
+    "pg_restart": {"slack", "web", "api", "worker"},  # a `worker --once` fails too
+    "slack_429": {"slack"},
+    "slack_5xx": {"slack"},
+    "cloudinary_5xx": set(),
+    "cloudinary_timeout": set(),
+}
 
 
 def plan(duration_s: float, *, quick: bool) -> list[Planned]:
@@ -129,13 +143,17 @@ class Chaos:
         """The fault (or its grace period) on at wall-clock `at`, if any."""
         return next((w for w in self.windows if w.covers(at)), None)
 
+    def explain(self, at: float, door: str) -> Window | None:
+        """The fault on at `at` that can make `door` fail, if any."""
+        return next((w for w in self.windows if w.covers(at) and door in EXPLAINS[w.kind]), None)
+
     def _run(self, t0: float) -> None:
         for item in self.planned:
             if self._stop.wait(max(0.0, t0 + item.at_s - time.time())):
                 return
             window = Window(item.kind, time.time())
             self.windows.append(window)
-            self.log(f"fault on: {item.kind}")
+            self.log(f"fault on: {item.kind} at {window.start - t0:.0f} s")
             try:
                 window.detail, ends = self._apply(item)
             except Exception as exc:  # a fault that cannot be undone ends the soak's trust
@@ -144,7 +162,7 @@ class Chaos:
                 self.log(f"fault {item.kind} FAILED: {exc}")
                 return
             window.end = ends
-            self.log(f"fault off: {item.kind} ({window.detail}) after {ends - window.start:.1f} s")
+            self.log(f"fault off: {item.kind} at {ends - t0:.0f} s ({window.detail})")
 
     def _hold(self, seconds: float) -> None:
         self._stop.wait(seconds)
@@ -175,17 +193,15 @@ class Chaos:
             what = "429 with Retry-After" if item.kind == "slack_429" else "503"
             return f"every Slack call answered {what}", time.time()
         if item.kind == "cloudinary_5xx":
-            t.cloudinary.inject("unavailable", times=STORM)
+            t.cloudinary.inject("unavailable", times=UPLOAD_STORM)
             self._hold(item.hold_s)
             t.cloudinary.clear_faults()
             return "every Cloudinary upload answered 503", time.time()
         if item.kind == "cloudinary_timeout":
-            t.cloudinary.inject("slow", times=STORM, delay=CLOUDINARY_HANG_S)
+            t.cloudinary.inject("slow", times=UPLOAD_STORM, delay=CLOUDINARY_HANG_S)
             self._hold(item.hold_s)
             t.cloudinary.clear_faults()
-            # Uploads that started inside the window hang on past it.
-            return (
-                f"Cloudinary uploads hung {CLOUDINARY_HANG_S:.0f} s (past the app's timeout)",
-                time.time() + CLOUDINARY_HANG_S,
-            )
+            # The uploads begun in the window hang on after it, holding ingest threads only.
+            what = f"Cloudinary uploads begun in it hung {CLOUDINARY_HANG_S:.0f} s"
+            return f"{what} (past the app's 60 s timeout)", time.time()
         raise ValueError(f"unknown fault {item.kind!r}")

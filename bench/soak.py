@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,13 +43,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.chaos import GRACE_S, Chaos, Window, plan  # noqa: E402
 from bench.fleet import (  # noqa: E402
     APPROVERS,
     CHANNEL,
     Expected,
     Fleet,
     FleetSampler,
-    card_click,
     exactly_once,
     make_images,
     percentile,
@@ -57,8 +58,6 @@ from bench.fleet import (  # noqa: E402
     start_emulators,
     watch_channel,
 )
-
-from bench.chaos import Chaos, Window, plan  # noqa: E402
 from bench.ingest import ADMIN, MB, POSTER, BenchError, info  # noqa: E402
 
 DURATION_S = 1200.0
@@ -68,6 +67,9 @@ SHARE = {"post": 4, "details": 3, "decide": 2, "search": 3, "web": 2, "api": 2}
 ACTORS = 8  # threads acting for people; an action finds none free: skipped, and counted
 DRAIN_S = {True: 150.0, False: 300.0}  # after the traffic, for the last jobs to settle
 WAIT_S = 10.0  # for the app's answer to a person (a modal, a search result)
+# A live ingest run finishes within this long of its claim (Cloudinary's 60 s timeout and
+# the download's are the longest waits in it); a run still holding its job after that died.
+LIVE_RUN_S = 120.0
 REMINDER_HOURS = 30 / 3600  # DETAILS_REMINDER_HOURS: due 30 s after the post
 APPROVAL_REMINDER_S = 60.0  # APPROVAL_REMINDER_HOURS, in seconds
 REMIND_EVERY_S = 30.0  # two `worker --once` at once, this often
@@ -79,17 +81,30 @@ ERROR_MARKS = (":warning:", "went wrong", "try again")
 
 @dataclass(frozen=True)
 class Seen:
-    """Something a person saw go wrong, when, and what it was."""
+    """Something a person saw go wrong, when, through which door, and what it was."""
 
     at: float  # time.time()
+    door: str  # "slack", "web" or "api" (bench.chaos.EXPLAINS)
     what: str
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One answer to Slack: the action's start and end (time.time()), how long the answer
+    took, what it was and which process gave it."""
+
+    start: float
+    end: float
+    ms: float
+    what: str
+    web: str
 
 
 @dataclass
 class Journal:
     """What the people did and saw; every list is appended to from the actor threads."""
 
-    acks: list[tuple[float, float, float]] = field(default_factory=list)  # start, end, ms
+    acks: list[Ack] = field(default_factory=list)
     errors: list[Seen] = field(default_factory=list)
     posted: list[str] = field(default_factory=list)  # file ids of messages Slack delivered
     messages: int = 0
@@ -99,13 +114,17 @@ class Journal:
     skipped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def ack(self, start: float, replies: list[Any]) -> None:
+    def ack(self, start: float, replies: list[Any], what: str) -> None:
+        """The answers Slack got (a request with no HTTP answer has no ack time)."""
+        end = time.time()
         with self.lock:
-            self.acks += [(start, time.time(), r.elapsed_s * 1000) for r in replies if r.status]
+            self.acks += [
+                Ack(start, end, r.elapsed_s * 1000, what, r.web) for r in replies if r.status
+            ]
 
-    def saw(self, what: str, at: float | None = None) -> None:
+    def saw(self, what: str, at: float | None = None, door: str = "slack") -> None:
         with self.lock:
-            self.errors.append(Seen(at or time.time(), what))
+            self.errors.append(Seen(at or time.time(), door, what))
 
 
 class People:
@@ -139,6 +158,16 @@ class People:
         self.api = Browser(web)
         self.api.token = run_cli(self.fleet, "token", "create", "--user", ADMIN, "--name", "soak")
 
+    def warm_up(self) -> None:
+        """Every kind of action twice before the clock starts: a fresh process pays for its
+        lazy imports and first connections once, and that is not what the soak measures.
+        (Restarted processes pay it again inside their fault's window.)"""
+        for kind in ["post", "post"] + list(SHARE) * 2:
+            self.act(kind)
+            time.sleep(0.5)
+        with self.journal.lock:
+            self.journal.acks.clear()
+
     def act(self, kind: str) -> None:
         {
             "post": self.post,
@@ -168,7 +197,7 @@ class People:
             # Slack's later retries (after 1 and 5 minutes): one more, a minute on.
             time.sleep(min(60.0, WAIT_S * 6))
             replies.append(self.sender.post_to(self.sender.next_web(), *_event(post.envelope)))
-        self.journal.ack(start, replies)
+        self.journal.ack(start, replies, "message event")
         if any(r.status == 200 for r in replies):
             with self.journal.lock:
                 self.journal.posted += files
@@ -176,7 +205,7 @@ class People:
         else:
             self.journal.saw(f"post of {files}: never answered 200 ({_statuses(replies)})", start)
         for companion in post.companions:
-            self.journal.ack(time.time(), self.sender.deliver(companion))
+            self.journal.ack(time.time(), self.sender.deliver(companion), "file_shared event")
 
     def add_details(self) -> None:
         """The poster opens the modal from the oldest prompt not used yet and saves titles,
@@ -184,14 +213,15 @@ class People:
         from handlers.slack.details import ids as details_ids
         from tests.live import form_values
 
-        value = self._take(self.slack.calls_to("chat.postEphemeral"), details_ids.ADD_DETAILS)
-        if value is None:
+        prompt = self._take(self.slack.calls_to("chat.postEphemeral"), details_ids.ADD_DETAILS)
+        if prompt is None:
             return
+        value = prompt[0]
         image_ids = [int(i) for i in value.split(",")]
         start = time.time()
         payload = prompt_click(self.slack, action_id=details_ids.ADD_DETAILS, value=value)
         reply = self.sender.interactive(payload)
-        self.journal.ack(start, [reply])
+        self.journal.ack(start, [reply], "Add details click")
         view_id, why = (
             self._modal_for(payload["trigger_id"])
             if reply.status == 200
@@ -210,7 +240,7 @@ class People:
         reply = self.sender.interactive(
             self.slack.view_submission(user=POSTER, view_id=view_id, values=values)
         )
-        self.journal.ack(start, [reply])
+        self.journal.ack(start, [reply], "details submission")
         if reply.status != 200 or reply.body:
             self.journal.saw(f"details of {value} not saved: {reply.status} {reply.body[:200]!r}")
             return
@@ -222,13 +252,19 @@ class People:
         reaches both web processes at once (a double click)."""
         from handlers.slack.approvals import ids as approval_ids
 
-        value = self._take(self.slack.calls_to("chat.postMessage"), approval_ids.APPROVE)
-        if value is None:
+        card = self._take(self.slack.calls_to("chat.postMessage"), approval_ids.APPROVE)
+        if card is None:
             return
+        value, call = card
         if self.rng.random() < 0.15:
             return  # left waiting: its approver is reminded
-        payload = card_click(
-            self.slack, user=APPROVERS[0], action_id=approval_ids.APPROVE, value=value
+        # On the card where Slack shows it: the DM and message the app's post created.
+        payload = self.slack.block_action(
+            user=APPROVERS[0],
+            action_id=approval_ids.APPROVE,
+            value=value,
+            channel=call.response["channel"],
+            message_ts=call.response["ts"],
         )
         live = self.fleet.live_webs()
         start = time.time()
@@ -236,7 +272,7 @@ class People:
             replies = self.sender.at_once(payload, live[:2])
         else:
             replies = [self.sender.interactive(payload)]
-        self.journal.ack(start, replies)
+        self.journal.ack(start, replies, "Approve click")
         if any(r.status == 200 for r in replies):
             with self.journal.lock:
                 self.journal.decided.add(int(value))
@@ -251,7 +287,7 @@ class People:
         fields = self.slack.slash_command("/images", user=ADMIN, channel=CHANNEL, text=text)
         start = time.time()
         reply = self.sender.post_to(self.sender.next_web(), *encode_command(**fields))
-        self.journal.ack(start, [reply])
+        self.journal.ack(start, [reply], "/images command")
         if reply.status != 200:
             self.journal.saw(f"/images {text}: {_statuses([reply])}", start)
             return
@@ -270,12 +306,12 @@ class People:
     # -- the web and the API ----------------------------------------------------------------
 
     def open_page(self) -> None:
-        path = self.rng.choice(["/", "/?q=soak", "/approvals", "/images?q=status:approved"])
-        self._get(self.browser, path, "page")
+        path = self.rng.choice(["/", "/?q=soak", "/approvals", "/?q=status:approved"])
+        self._get(self.browser, path, "web")
 
     def call_api(self) -> None:
         path = self.rng.choice(["/api/v1/images?q=soak", "/api/v1/tags", "/api/v1/approvals"])
-        self._get(self.api, path, "API", {"Authorization": f"Bearer {self.api.token}"})
+        self._get(self.api, path, "api", {"Authorization": f"Bearer {self.api.token}"})
 
     def _get(self, client: Any, path: str, door: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
         live = self.fleet.live_webs()
@@ -286,25 +322,26 @@ class People:
         try:
             answer = client.request("GET", path, headers=headers)
         except OSError as exc:
-            self.journal.saw(f"{door} GET {path}: {type(exc).__name__}: {exc}", start)
+            self.journal.saw(f"{door} GET {path}: {type(exc).__name__}: {exc}", start, door)
             return
         if answer.status != 200:
-            self.journal.saw(f"{door} GET {path}: {answer.status} {answer.text[:120]!r}", start)
+            said = f"{answer.status} {answer.text[:120]!r}"
+            self.journal.saw(f"{door} GET {path}: {said}", start, door)
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _take(self, calls: list[Any], action_id: str) -> str | None:
+    def _take(self, calls: list[Any], action_id: str) -> tuple[str, Any] | None:
         """The value of `action_id`'s button in the oldest message Slack accepted that no
-        action took yet (prompts and cards are each used once)."""
+        action took yet (prompts and cards are each used once), and that call."""
         taken = self._prompts_taken if "details" in action_id else self._cards_taken
         for call in calls:
-            if call.status != 200:
+            if call.status != 200 or not (call.response or {}).get("ok"):
                 continue
             for value in _button_values(call.params.get("blocks"), action_id):
                 with self._lock:
                     if value not in taken:
                         taken.add(value)
-                        return value
+                        return value, call
         return None
 
     def _modal_for(self, trigger: str) -> tuple[str | None, str]:
@@ -321,7 +358,9 @@ class People:
                 if call.status == 200 and (call.response or {}).get("ok"):
                     return str(call.response["view"]["id"]), ""
             if calls and not self._retrying(calls):
-                return None, f"views.open answered {calls[-1].status} ({calls[-1].fault})"
+                last = calls[-1]
+                error = last.fault or (last.response or {}).get("error")
+                return None, f"views.open answered {last.status} ({error})"
             time.sleep(0.05)
         return None, f"no views.open within {WAIT_S:.0f} s"
 
@@ -377,8 +416,8 @@ def _process_env(fleet: Fleet) -> dict[str, str]:
 
 def remind_round(fleet: Fleet) -> list[str]:
     """Two `python -m bot worker --once` started together: both claim the reminders due
-    (and any ingest due), as two schedulers firing at the same moment would. Returns what
-    went wrong."""
+    (and any ingest due), as two schedulers firing at the same moment would. Returns how
+    they failed (Postgres restarting under them, say)."""
     started = [
         subprocess.Popen(
             [sys.executable, "-m", "bot", "worker", "--once"],
@@ -398,7 +437,8 @@ def remind_round(fleet: Fleet) -> list[str]:
             process.kill()
             _, err = process.communicate()
         if process.returncode:
-            problems.append(f"worker --once exited {process.returncode}: {err[-300:]}")
+            last = err.strip().splitlines()[-3:] if err.strip() else ["(nothing said)"]
+            problems.append(f"worker --once exited {process.returncode}: {' / '.join(last)}")
     return problems
 
 
@@ -443,7 +483,9 @@ def drive(people: People, fleet: Fleet, *, seconds: float, seed: int) -> list[st
             free.release()
 
     def remind() -> None:
-        failures.extend(remind_round(fleet))
+        start = time.time()
+        for problem in remind_round(fleet):
+            people.journal.saw(problem, start, "worker")
 
     t0 = time.monotonic()
     next_report, next_round = 30.0, REMIND_EVERY_S
@@ -483,8 +525,9 @@ def drain(db_url: str, *, seconds: float, quick: bool) -> dict[str, list[str]]:
 
 
 def unsettled(db_url: str) -> dict[str, list[str]]:
-    """Jobs neither stored nor failed: those running under an unexpired lease nobody is
-    working on (the quick run cannot outwait them), and the rest."""
+    """Jobs neither stored nor failed: those running under the lease of a run that died
+    (claimed long enough ago that a live run would have finished: a quick soak cannot
+    outwait the lease), and the rest."""
     from datetime import UTC, datetime
 
     from sqlalchemy import select
@@ -496,7 +539,12 @@ def unsettled(db_url: str) -> dict[str, list[str]]:
     try:
         with engine.connect() as connection:
             rows = connection.execute(
-                select(Image.slack_file_id, IngestJob.state, IngestJob.lease_until)
+                select(
+                    Image.slack_file_id,
+                    IngestJob.state,
+                    IngestJob.updated_at,
+                    IngestJob.lease_until,
+                )
                 .join(IngestJob, IngestJob.image_id == Image.id)
                 .where(IngestJob.state.in_([IngestState.QUEUED, IngestState.RUNNING]))
             ).all()
@@ -504,30 +552,26 @@ def unsettled(db_url: str) -> dict[str, list[str]]:
         engine.dispose()
     now = datetime.now(UTC)
     out: dict[str, list[str]] = {"unsettled": [], "waiting on the lease of a dead run": []}
-    for file_id, state, lease in rows:
-        # A live run finishes within a minute (Cloudinary's timeout); a lease with minutes
-        # left after the drain belongs to a run that died.
-        held = state == IngestState.RUNNING and lease is not None
-        key = "waiting on the lease of a dead run" if held and _after(lease, now) else "unsettled"
-        out[key].append(f"{file_id} ({state}, lease until {lease})")
+    for file_id, state, claimed, lease in rows:
+        dead = state == IngestState.RUNNING and (now - claimed).total_seconds() > LIVE_RUN_S
+        key = "waiting on the lease of a dead run" if dead else "unsettled"
+        out[key].append(
+            f"{file_id} ({state} since {claimed:%H:%M:%S}, lease until {lease:%H:%M:%S})"
+        )
     return out
-
-
-def _after(lease: Any, now: Any) -> bool:
-    return bool((lease - now).total_seconds() > 60)
 
 
 # --------------------------------------------------------------------------------------------
 # The counts
 
 
-def acks_outside(journal: Journal, windows: list[Window]) -> tuple[list[float], list[float]]:
-    """Ack latencies (ms) of the Slack requests that started and ended outside every fault
-    window (and its grace), and of the others."""
+def acks_outside(journal: Journal, windows: list[Window]) -> tuple[list[Ack], list[Ack]]:
+    """The answers to Slack whose action started and ended outside every fault window (and
+    its grace), and the others."""
     outside, inside = [], []
-    for start, end, ms in journal.acks:
-        touched = any(w.start <= end and start <= w.end + 5.0 for w in windows)
-        (inside if touched else outside).append(ms)
+    for ack in journal.acks:
+        touched = any(w.start <= ack.end and ack.start <= w.end + GRACE_S for w in windows)
+        (inside if touched else outside).append(ack)
     return outside, inside
 
 
@@ -575,22 +619,23 @@ def reminders_twice(slack: Any) -> tuple[int, int, int]:
     return sent, twice, too_soon
 
 
-def slack_errors(slack: Any) -> list[Seen]:
-    """Error messages the app sent people in Slack (and Slack accepted)."""
-    found = []
+def slack_errors(slack: Any) -> tuple[list[Seen], Counter[str]]:
+    """Error messages the app sent people in Slack (and Slack accepted), and the app's calls
+    Slack refused for a reason of its own (an error code, not an injected fault); with the
+    count of calls the faults refused, per method and status."""
+    found, faulted = [], Counter[str]()
     for method in ("chat.postEphemeral", "chat.postMessage", "response_url"):
         for call in slack.calls_to(method):
             said = str(call.params.get("text") or "") + str(call.params.get("blocks") or "")
             if call.status == 200 and any(mark in said for mark in ERROR_MARKS):
-                found.append(Seen(call.at, f"{method} to a person: {said[:160]!r}"))
-    return found
-
-
-def failed_sends(slack: Any, method: str, chaos: Chaos) -> tuple[int, int]:
-    """The app's calls of `method` Slack did not accept: (inside a fault window, outside)."""
-    failed = [c for c in slack.calls_to(method) if c.status != 200]
-    inside = sum(1 for c in failed if chaos.window_at(c.at))
-    return inside, len(failed) - inside
+                found.append(Seen(call.at, "slack", f"{method} to a person: {said[:160]!r}"))
+    for call in list(slack.calls):
+        if call.fault:
+            faulted[f"{call.method} {call.status}"] += 1
+        elif isinstance(call.response, dict) and call.response.get("ok") is False:
+            error = call.response.get("error")
+            found.append(Seen(call.at, "slack", f"Slack refused the app's {call.method}: {error}"))
+    return found, faulted
 
 
 def decisions(db_url: str, decided: set[int]) -> tuple[int, int]:
@@ -649,8 +694,11 @@ def figure(name: str, value: float, digits: int = 0) -> None:
     print(f"{name}: {value:.{digits}f}", flush=True)
 
 
-def soak(server: Any, *, seconds: float, quick: bool, seed: int) -> list[str]:
-    """One soak on the throwaway cluster `server`; the reasons it failed (none: passed)."""
+def soak(
+    server: Any, *, seconds: float, quick: bool, seed: int, keep_logs: Path | None
+) -> list[str]:
+    """One soak on the throwaway cluster `server`; the reasons it failed (none: passed).
+    With `keep_logs`, every process's log is copied there at the end."""
     db = postgres_database(server)
     n_files = int(seconds * RATE * SHARE["post"] / sum(SHARE.values()) * 3) + 30
     slack, cloudinary, file_ids = start_emulators(make_images(n_files))
@@ -674,6 +722,7 @@ def soak(server: Any, *, seconds: float, quick: bool, seed: int) -> list[str]:
             fleet.start()
             people = People(fleet, slack, file_ids, seed=seed)
             people.sign_in()
+            people.warm_up()
             info(f"{len(chaos.planned)} faults planned over {seconds:.0f} s at {RATE:g} actions/s")
             with FleetSampler(fleet, every_s=1.0, limit_s=seconds + DRAIN_S[quick] + 300) as rss:
                 chaos.start(time.time())
@@ -689,6 +738,10 @@ def soak(server: Any, *, seconds: float, quick: bool, seed: int) -> list[str]:
         finally:
             chaos.stop()
             fleet.stop()
+            if keep_logs is not None:
+                keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in Path(tmp).glob("*.log"):
+                    shutil.copy(log, keep_logs / log.name)
             slack.stop()
             cloudinary.stop()
             db.cleanup()
@@ -718,19 +771,22 @@ def report(
     waiting = left["waiting on the lease of a dead run"]
     lost, duplicated = decisions(url, journal.decided)
     sent, twice, too_soon = reminders_twice(slack)
-    outside, inside = acks_outside(journal, chaos.windows)
+    outside_acks, inside_acks = acks_outside(journal, chaos.windows)
+    outside, inside = [a.ms for a in outside_acks], [a.ms for a in inside_acks]
+    t0 = min((a.start for a in journal.acks), default=0.0)
+    for ack in sorted(outside_acks, key=lambda a: -a.ms)[:5]:
+        when = f"at {ack.start - t0:.0f} s"
+        info(f"slow ack outside faults: {ack.ms:.0f} ms, {ack.what} to {ack.web} {when}")
     growth = rss_growth(rss, window_s=RSS_WINDOW_S[quick])
 
-    seen = sorted(journal.errors + slack_errors(slack), key=lambda s: s.at)
+    refused, faulted = slack_errors(slack)
+    seen = sorted(journal.errors + refused, key=lambda s: s.at)
     unexplained = 0
     for item in seen:
-        window = chaos.window_at(item.at)
+        window = chaos.explain(item.at, item.door)
         unexplained += window is None
         info(f"person saw: {item.what} -- {'during ' + window.kind if window else 'UNEXPLAINED'}")
-    for method in ("chat.postEphemeral", "chat.update", "chat.postMessage", "views.open"):
-        inside_n, outside_n = failed_sends(slack, method, chaos)
-        info(f"{method} refused by Slack: {inside_n} in fault windows, {outside_n} outside")
-        unexplained += outside_n
+    info("calls the faults answered: " + ", ".join(f"{k} x{n}" for k, n in faulted.items()))
 
     rows: list[tuple[str, float, int]] = [
         ("duration_s", QUICK_DURATION_S if quick else DURATION_S, 0),
@@ -797,6 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 minutes instead of 20")
     parser.add_argument("--seconds", type=float, help="minutes of traffic, in seconds (60-1800)")
     parser.add_argument("--seed", type=int, default=12, help="the people's random choices")
+    parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs to this folder")
     args = parser.parse_args(argv)
     seconds = args.seconds or (QUICK_DURATION_S if args.quick else DURATION_S)
     if not 60 <= seconds <= 1800:
@@ -811,7 +868,9 @@ def main(argv: list[str] | None = None) -> int:
     info(f"PostgreSQL: {source} (restarted by the soak)")
     started = time.perf_counter()
     try:
-        problems = soak(server, seconds=seconds, quick=args.quick, seed=args.seed)
+        problems = soak(
+            server, seconds=seconds, quick=args.quick, seed=args.seed, keep_logs=args.keep_logs
+        )
     except BenchError as exc:
         info(f"FAILED: {exc}")
         return 1

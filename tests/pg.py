@@ -121,7 +121,7 @@ def find_postgres() -> tuple[PostgresServer | None, str]:
         return PostgresServer(dsn, "TEST_DATABASE_URL"), "TEST_DATABASE_URL"
     if _reachable(LOCAL_URL) is None:
         return PostgresServer(LOCAL_URL, "127.0.0.1:5432"), "the server at 127.0.0.1:5432"
-    if _tool("initdb") and _tool("pg_ctl"):
+    if cluster_tools_missing() is None:
         return throwaway_cluster()
     return None, (
         "no PostgreSQL: TEST_DATABASE_URL is unset, nothing answers at 127.0.0.1:5432, "
@@ -151,15 +151,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cluster_tools_missing() -> str | None:
+    """Why this machine cannot start a throwaway cluster (no initdb or pg_ctl), or None."""
+    if _tool("initdb") and _tool("pg_ctl"):
+        return None
+    return f"initdb and pg_ctl are neither on PATH nor in {DEBIAN_BIN} (apt-get install postgresql)"
+
+
 def throwaway_cluster() -> tuple[PostgresServer | None, str]:
     """A new cluster from initdb on a free loopback port, trust auth, that `close()` removes;
     or None and why not. Never the machine's shared server: the chaos soak restarts it."""
-    initdb_path = _tool("initdb")
-    if not (initdb_path and _tool("pg_ctl")):
-        return None, (
-            f"initdb and pg_ctl are neither on PATH nor in {DEBIAN_BIN} "
-            "(apt-get install postgresql)"
-        )
+    missing = cluster_tools_missing()
+    if missing:
+        return None, missing
     run_as: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="imglib-pg-"))
     if os.geteuid() == 0:
@@ -171,7 +175,17 @@ def throwaway_cluster() -> tuple[PostgresServer | None, str]:
         os.chown(base, account.pw_uid, account.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = base / "data", _free_port()
-    initdb = [*run_as, initdb_path, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+    initdb = [
+        *run_as,
+        str(_tool("initdb")),
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+    ]
     result = subprocess.run(initdb, capture_output=True, text=True, check=False)
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     server = PostgresServer(dsn, f"a throwaway cluster on port {port}", base, run_as)
