@@ -555,9 +555,8 @@ def unsettled(db_url: str) -> dict[str, list[str]]:
     for file_id, state, claimed, lease in rows:
         dead = state == IngestState.RUNNING and (now - claimed).total_seconds() > LIVE_RUN_S
         key = "waiting on the lease of a dead run" if dead else "unsettled"
-        out[key].append(
-            f"{file_id} ({state} since {claimed:%H:%M:%S}, lease until {lease:%H:%M:%S})"
-        )
+        until = f", lease until {lease:%H:%M:%S}" if lease else ""
+        out[key].append(f"{file_id} ({state} since {claimed:%H:%M:%S}{until})")
     return out
 
 
