@@ -13,7 +13,7 @@ Meanwhile, at a bounded rate, people post images (now and then delivered twice, 
 retries), add details from the prompt, ask for approval, decide from the approver's card
 (sometimes a double click landing on both processes), search with /images, open web pages
 and call the JSON API. Details reminders are made due after 30 s and two `worker --once`
-race to send them every half minute or so.
+race to send them every 30 s (every minute in the full run, beside the workers' own).
 
 Figures go to stdout as `name: value` lines; the faults, progress and every error a person
 saw (with the fault that explains it, or UNEXPLAINED) go to stderr. The exit status is 1
@@ -72,7 +72,7 @@ WAIT_S = 10.0  # for the app's answer to a person (a modal, a search result)
 LIVE_RUN_S = 120.0
 REMINDER_HOURS = 30 / 3600  # DETAILS_REMINDER_HOURS: due 30 s after the post
 APPROVAL_REMINDER_S = 60.0  # APPROVAL_REMINDER_HOURS, in seconds
-REMIND_EVERY_S = 30.0  # two `worker --once` at once, this often
+REMIND_EVERY_S = {True: 30.0, False: 60.0}  # two `worker --once` at once, this often
 GOAL_P99_MS = 100.0
 GOAL_RSS_GROWTH = 0.10
 RSS_WINDOW_S = {True: 20.0, False: 60.0}  # "first and last minute" (20 s in a 2-minute run)
@@ -464,7 +464,7 @@ class Targets:
         return name
 
 
-def drive(people: People, fleet: Fleet, *, seconds: float, seed: int) -> list[str]:
+def drive(people: People, fleet: Fleet, *, seconds: float, quick: bool, seed: int) -> list[str]:
     """People act at RATE a second for `seconds` (open loop: an action due while ACTORS are
     all busy is skipped and counted); a reminder round every REMIND_EVERY_S. Returns the
     soak's own failures (an action that raised: a bug in the bench, not the app)."""
@@ -488,7 +488,8 @@ def drive(people: People, fleet: Fleet, *, seconds: float, seed: int) -> list[st
             people.journal.saw(problem, start, "worker")
 
     t0 = time.monotonic()
-    next_report, next_round = 30.0, REMIND_EVERY_S
+    every = REMIND_EVERY_S[quick]
+    next_report, next_round = 30.0, every
     with ThreadPoolExecutor(ACTORS, thread_name_prefix="person") as pool:
         for n in range(int(seconds * RATE)):
             due = n / RATE
@@ -497,10 +498,10 @@ def drive(people: People, fleet: Fleet, *, seconds: float, seed: int) -> list[st
                 pool.submit(act, rng.choices(kinds, weights)[0])
             else:
                 people.journal.skipped += 1
-            if due >= next_round and len(rounds) < int(seconds / REMIND_EVERY_S):
+            if due >= next_round and len(rounds) < int(seconds / every):
                 rounds.append(threading.Thread(target=remind, name="remind", daemon=True))
                 rounds[-1].start()
-                next_round += REMIND_EVERY_S
+                next_round += every
             if due >= next_report:
                 info(f"  {due:4.0f} s: {dict(people.journal.done)}, live {fleet.live_webs()}")
                 next_report += 30.0
@@ -590,23 +591,21 @@ def rss_growth(sampler: FleetSampler, *, window_s: float) -> dict[str, tuple[flo
     return out
 
 
-def reminders_twice(slack: Any) -> tuple[int, int, int]:
-    """(details reminders sent, images reminded about more than once, approval reminders
-    sent twice within one interval) from what Slack accepted."""
+def reminders(slack: Any) -> tuple[int, int, int, int]:
+    """(details reminders Slack accepted, reminders it never accepted, images reminded about
+    more than once, approval reminders sent twice within one interval)."""
     from handlers.slack.details import ids as details_ids
 
     per_image: Counter[str] = Counter()
+    delivered: dict[str, bool] = {}  # a reminder (its images) -> whether Slack took it
     nudges: dict[tuple[str, str], list[float]] = defaultdict(list)
-    sent = 0
     for call in slack.calls_to("chat.postMessage"):
-        if call.status != 200:
-            continue
-        text = str(call.params.get("text") or "")
+        text, ok = str(call.params.get("text") or ""), call.status == 200
         if "still without details" in text:
-            sent += 1
             for value in _button_values(call.params.get("blocks"), details_ids.ADD_DETAILS):
-                per_image.update(value.split(","))
-        elif text.startswith(":bell: Reminder"):
+                delivered[value] = delivered.get(value, False) or ok
+                per_image.update(value.split(",") if ok else [])
+        elif ok and text.startswith(":bell: Reminder"):
             nudges[(str(call.params.get("channel")), text)].append(call.at)
     twice = sum(1 for n in per_image.values() if n > 1)
     too_soon = sum(
@@ -615,7 +614,8 @@ def reminders_twice(slack: Any) -> tuple[int, int, int]:
         for a, b in zip(sorted(times), sorted(times)[1:], strict=False)
         if b - a < APPROVAL_REMINDER_S - 2
     )
-    return sent, twice, too_soon
+    sent = sum(delivered.values())
+    return sent, len(delivered) - sent, twice, too_soon
 
 
 def slack_errors(slack: Any) -> tuple[list[Seen], Counter[str]]:
@@ -725,7 +725,7 @@ def soak(
             info(f"{len(chaos.planned)} faults planned over {seconds:.0f} s at {RATE:g} actions/s")
             with FleetSampler(fleet, every_s=1.0, limit_s=seconds + DRAIN_S[quick] + 300) as rss:
                 chaos.start(time.time())
-                failures = drive(people, fleet, seconds=seconds, seed=seed)
+                failures = drive(people, fleet, seconds=seconds, quick=quick, seed=seed)
                 chaos.stop()
                 left = drain(db.url, seconds=DRAIN_S[quick], quick=quick)
             fleet.stop()
@@ -769,7 +769,7 @@ def report(
     counts = exactly_once(url, slack, expected, cloudinary=chaos.targets.cloudinary)
     waiting = left["waiting on the lease of a dead run"]
     lost, duplicated = decisions(url, journal.decided)
-    sent, twice, too_soon = reminders_twice(slack)
+    sent, unsent, twice, too_soon = reminders(slack)
     outside_acks, inside_acks = acks_outside(journal, chaos.windows)
     outside, inside = [a.ms for a in outside_acks], [a.ms for a in inside_acks]
     t0 = min((a.start for a in journal.acks), default=0.0)
@@ -805,6 +805,7 @@ def report(
         ("decisions_lost", lost, 0),
         ("decisions_duplicated", duplicated, 0),
         ("details_reminders_sent", sent, 0),
+        ("details_reminders_lost_to_faults", unsent, 0),
         ("reminders_twice", twice + too_soon, 0),
         ("errors_seen", len(seen), 0),
         ("errors_unexplained", unexplained, 0),
