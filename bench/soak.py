@@ -47,6 +47,7 @@ from bench.chaos import GRACE_S, Chaos, Window, plan  # noqa: E402
 from bench.fleet import (  # noqa: E402
     APPROVERS,
     CHANNEL,
+    Database,
     Expected,
     Fleet,
     FleetSampler,
@@ -67,9 +68,6 @@ SHARE = {"post": 4, "details": 3, "decide": 2, "search": 3, "web": 2, "api": 2}
 ACTORS = 8  # threads acting for people; an action finds none free: skipped, and counted
 DRAIN_S = {True: 150.0, False: 300.0}  # after the traffic, for the last jobs to settle
 WAIT_S = 10.0  # for the app's answer to a person (a modal, a search result)
-# A live ingest run finishes within this long of its claim (Cloudinary's 60 s timeout and
-# the download's are the longest waits in it); a run still holding its job after that died.
-LIVE_RUN_S = 120.0
 REMINDER_HOURS = 30 / 3600  # DETAILS_REMINDER_HOURS: due 30 s after the post
 APPROVAL_REMINDER_S = 60.0  # APPROVAL_REMINDER_HOURS, in seconds
 REMIND_EVERY_S = {True: 30.0, False: 60.0}  # two `worker --once` at once, this often
@@ -510,69 +508,43 @@ def drive(people: People, fleet: Fleet, *, seconds: float, quick: bool, seed: in
     return failures[:20]
 
 
-def drain(db_url: str, *, seconds: float, quick: bool) -> dict[str, list[str]]:
-    """Wait (at most `seconds`) until every ingest job is stored or failed; in the quick run
-    also stop waiting for jobs held by the lease of a run that died (they are retried when
-    it runs out, 10 minutes on: longer than a quick soak). Returns the jobs left, by why."""
+def drain(db: Database, *, seconds: float) -> list[str]:
+    """Wait (at most `seconds`) until every ingest job is stored or failed: retries after a
+    fault wait out their backoff, and a killed run's job its one-minute lease. Returns the
+    jobs still unsettled then (stuck)."""
     deadline = time.monotonic() + seconds
-    while True:
-        left = unsettled(db_url)
-        waiting = left["waiting on the lease of a dead run"]
-        if not left["unsettled"] and (quick or not waiting):
-            return left
-        if time.monotonic() > deadline:
-            return left
+    while time.monotonic() < deadline:
+        states = db.states()
+        if not set(states) - {"stored", "failed"}:
+            return []
         time.sleep(1.0)
-
-
-def unsettled(db_url: str) -> dict[str, list[str]]:
-    """Jobs neither stored nor failed: those running under the lease of a run that died
-    (claimed long enough ago that a live run would have finished: a quick soak cannot
-    outwait the lease), and the rest."""
-    from datetime import UTC, datetime
-
-    from sqlalchemy import select
-
-    from storage.db import make_engine
-    from storage.models import Image, IngestJob, IngestState
-
-    engine = make_engine(db_url, pool_size=1)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                select(
-                    Image.slack_file_id,
-                    IngestJob.state,
-                    IngestJob.updated_at,
-                    IngestJob.lease_until,
-                )
-                .join(IngestJob, IngestJob.image_id == Image.id)
-                .where(IngestJob.state.in_([IngestState.QUEUED, IngestState.RUNNING]))
-            ).all()
-    finally:
-        engine.dispose()
-    now = datetime.now(UTC)
-    out: dict[str, list[str]] = {"unsettled": [], "waiting on the lease of a dead run": []}
-    for file_id, state, claimed, lease in rows:
-        dead = state == IngestState.RUNNING and (now - claimed).total_seconds() > LIVE_RUN_S
-        key = "waiting on the lease of a dead run" if dead else "unsettled"
-        until = f", lease until {lease:%H:%M:%S}" if lease else ""
-        out[key].append(f"{file_id} ({state} since {claimed:%H:%M:%S}{until})")
-    return out
+    return [
+        f"{file_id}: {state} since {changed:%H:%M:%S}, attempt {attempts}, {error}"
+        for file_id, state, changed, attempts, error in db.query(
+            "SELECT i.slack_file_id, j.state, j.updated_at, j.attempts, j.last_error "
+            "FROM ingest_jobs j JOIN images i ON i.id = j.image_id "
+            "WHERE j.state NOT IN ('stored', 'failed')"
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------------------
 # The counts
 
 
-def acks_outside(journal: Journal, windows: list[Window]) -> tuple[list[Ack], list[Ack]]:
-    """The answers to Slack whose action started and ended outside every fault window (and
-    its grace), and the others."""
-    outside, inside = [], []
+def acks_outside(journal: Journal, windows: list[Window]) -> tuple[list[float], list[float]]:
+    """How long the answers to Slack took (ms) when their action started and ended outside
+    every fault window (and its grace), and the others; the slowest outside on stderr."""
+    outside: list[Ack] = []
+    inside: list[Ack] = []
     for ack in journal.acks:
         touched = any(w.start <= ack.end and ack.start <= w.end + GRACE_S for w in windows)
         (inside if touched else outside).append(ack)
-    return outside, inside
+    t0 = min((a.start for a in journal.acks), default=0.0)
+    for ack in sorted(outside, key=lambda a: -a.ms)[:5]:
+        when = f"at {ack.start - t0:.0f} s"
+        info(f"slow ack outside faults: {ack.ms:.0f} ms, {ack.what} to {ack.web} {when}")
+    return [a.ms for a in outside], [a.ms for a in inside]
 
 
 def rss_growth(sampler: FleetSampler, *, window_s: float) -> dict[str, tuple[float, float, float]]:
@@ -637,52 +609,31 @@ def slack_errors(slack: Any) -> tuple[list[Seen], Counter[str]]:
     return found, faulted
 
 
-def decisions(db_url: str, decided: set[int]) -> tuple[int, int]:
+def decisions(db: Database, decided: set[int]) -> tuple[int, int]:
     """(lost, duplicated): requests whose Approve was answered 200 but are not approved with
-    the approver's vote; extra decided votes or decision audit rows of one request."""
-    from sqlalchemy import select
-
-    from storage.db import make_engine
-    from storage.models import ApprovalRequest, ApprovalVote, AuditEvent
-
-    engine = make_engine(db_url, pool_size=1)
-    try:
-        with engine.connect() as connection:
-            state = dict(
-                connection.execute(select(ApprovalRequest.id, ApprovalRequest.state)).all()
-            )
-            votes = Counter(
-                connection.scalars(
-                    select(ApprovalVote.request_id).where(ApprovalVote.decision.is_not(None))
-                )
-            )
-            audits = connection.scalars(
-                select(AuditEvent.detail).where(AuditEvent.action.in_(["approved", "rejected"]))
-            ).all()
-    finally:
-        engine.dispose()
-    per_request = Counter(int(detail["request"]) for detail in audits)
+    a decided vote; extra decided votes or decision audit rows of one request."""
+    state = dict(db.query("SELECT id, state FROM approval_requests"))
+    votes = Counter(
+        request
+        for (request,) in db.query(
+            "SELECT request_id FROM approval_votes WHERE decision IS NOT NULL"
+        )
+    )
+    audits = Counter(
+        int(detail["request"])
+        for (detail,) in db.query(
+            "SELECT detail FROM audit_events WHERE action IN ('approved', 'rejected')"
+        )
+    )
     lost = sum(1 for r in decided if state.get(r) != "approved" or votes[r] < 1)
     duplicated = sum(n - 1 for n in votes.values() if n > 1)
-    duplicated += sum(n - 1 for n in per_request.values() if n > 1)
+    duplicated += sum(n - 1 for n in audits.values() if n > 1)
     return lost, duplicated
 
 
-def file_ids_of(db_url: str, image_ids: list[int]) -> dict[int, str]:
-    from sqlalchemy import select
-
-    from storage.db import make_engine
-    from storage.models import Image
-
-    engine = make_engine(db_url, pool_size=1)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                select(Image.id, Image.slack_file_id).where(Image.id.in_(image_ids))
-            ).all()
-    finally:
-        engine.dispose()
-    return dict(rows)
+def file_ids_of(db: Database, image_ids: list[int]) -> dict[int, str]:
+    wanted = set(image_ids)
+    return {i: f for i, f in db.query("SELECT id, slack_file_id FROM images") if i in wanted}
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,9 +678,9 @@ def soak(
                 chaos.start(time.time())
                 failures = drive(people, fleet, seconds=seconds, quick=quick, seed=seed)
                 chaos.stop()
-                left = drain(db.url, seconds=DRAIN_S[quick], quick=quick)
+                left = drain(db, seconds=DRAIN_S[quick])
             fleet.stop()
-            return report(fleet, people, chaos, rss, left, failures, quick=quick)
+            return report(db, people, chaos, rss, left, failures, quick=quick)
         except BenchError:
             chaos.stop()
             fleet.tail_logs()
@@ -746,60 +697,58 @@ def soak(
             db.cleanup()
 
 
+MUST_BE_ZERO = (
+    "images_lost",
+    "images_duplicated",
+    "images_ingested_twice",
+    "jobs_stuck",
+    "jobs_failed",
+    "prompts_twice",
+    "details_lost",
+    "decisions_lost",
+    "decisions_duplicated",
+    "reminders_twice",
+    "errors_unexplained",
+)
+
+
 def report(
-    fleet: Fleet,
+    db: Database,
     people: People,
     chaos: Chaos,
     rss: FleetSampler,
-    left: dict[str, list[str]],
+    left: list[str],
     failures: list[str],
     *,
     quick: bool,
 ) -> list[str]:
-    """Print the figures and the errors people saw; the reasons the soak failed."""
-    journal, url, slack = people.journal, fleet.env["DATABASE_URL"], people.slack
+    """Print the figures, the faults and the errors people saw; the reasons the soak failed."""
+    journal, slack = people.journal, people.slack
     for window in chaos.windows:
         info(f"fault {window.kind}: {window.end - window.start:.1f} s ({window.detail})")
-    details = file_ids_of(url, list(journal.details))
+    titles = file_ids_of(db, list(journal.details))
     expected = Expected(
         file_ids=journal.posted,
         messages=journal.messages,
-        details={details[i]: title for i, title in journal.details.items() if i in details},
+        details={titles[i]: title for i, title in journal.details.items() if i in titles},
     )
-    counts = exactly_once(url, slack, expected, cloudinary=chaos.targets.cloudinary)
-    waiting = left["waiting on the lease of a dead run"]
-    lost, duplicated = decisions(url, journal.decided)
+    counts = exactly_once(db.url, slack, expected, cloudinary=chaos.targets.cloudinary)
+    lost, duplicated = decisions(db, journal.decided)
     sent, unsent, twice, too_soon = reminders(slack)
-    outside_acks, inside_acks = acks_outside(journal, chaos.windows)
-    outside, inside = [a.ms for a in outside_acks], [a.ms for a in inside_acks]
-    t0 = min((a.start for a in journal.acks), default=0.0)
-    for ack in sorted(outside_acks, key=lambda a: -a.ms)[:5]:
-        when = f"at {ack.start - t0:.0f} s"
-        info(f"slow ack outside faults: {ack.ms:.0f} ms, {ack.what} to {ack.web} {when}")
+    outside, inside = acks_outside(journal, chaos.windows)
     growth = rss_growth(rss, window_s=RSS_WINDOW_S[quick])
-
-    refused, faulted = slack_errors(slack)
-    seen = sorted(journal.errors + refused, key=lambda s: s.at)
-    unexplained = 0
-    for item in seen:
-        window = chaos.explain(item.at, item.door)
-        unexplained += window is None
-        info(f"person saw: {item.what} -- {'during ' + window.kind if window else 'UNEXPLAINED'}")
-    info("calls the faults answered: " + ", ".join(f"{k} x{n}" for k, n in faulted.items()))
-
     rows: list[tuple[str, float, int]] = [
-        ("duration_s", QUICK_DURATION_S if quick else DURATION_S, 0),
         ("faults", len(chaos.windows), 0),
         *((f"actions_{kind}", n, 0) for kind, n in sorted(journal.done.items())),
         ("actions_skipped", journal.skipped, 0),
         ("images_posted", len(journal.posted), 0),
-        ("images_lost", counts.images_lost - (len(waiting) if quick else 0), 0),
-        ("images_waiting_on_a_dead_lease", len(waiting), 0),
+        ("images_lost", counts.images_lost, 0),
         ("images_duplicated", counts.images_duplicated + counts.images_unexpected, 0),
         ("images_ingested_twice", counts.ingested_twice + counts.uploads_twice, 0),
-        ("jobs_stuck", len(left["unsettled"]) + (0 if quick else len(waiting)), 0),
+        ("jobs_stuck", len(left), 0),
         ("jobs_failed", counts.jobs_failed, 0),
         ("prompts_twice", counts.prompts_twice, 0),
+        ("details_saved", len(journal.details), 0),
         ("details_lost", counts.details_lost, 0),
         ("decisions_made", len(journal.decided), 0),
         ("decisions_lost", lost, 0),
@@ -807,8 +756,7 @@ def report(
         ("details_reminders_sent", sent, 0),
         ("details_reminders_lost_to_faults", unsent, 0),
         ("reminders_twice", twice + too_soon, 0),
-        ("errors_seen", len(seen), 0),
-        ("errors_unexplained", unexplained, 0),
+        *errors_seen(journal, slack, chaos),
         ("ack_p50_ms_outside_faults", percentile(outside, 50), 1),
         ("ack_p99_ms_outside_faults", percentile(outside, 99), 1),
         ("ack_p99_ms_in_faults", percentile(inside, 99), 1),
@@ -819,26 +767,11 @@ def report(
         rows.append((f"rss_growth_pct_{name}", grew * 100, 1))
     for name, value, digits in rows:
         figure(name, value, digits)
-    for item in left["unsettled"] + waiting:
-        info(f"job left: {item}")
-    for note in counts.notes:
-        info(note)
+    for line in left + counts.notes:
+        info(line)
 
-    must_be_zero = [
-        "images_lost",
-        "images_duplicated",
-        "images_ingested_twice",
-        "jobs_stuck",
-        "jobs_failed",
-        "prompts_twice",
-        "details_lost",
-        "decisions_lost",
-        "decisions_duplicated",
-        "reminders_twice",
-        "errors_unexplained",
-    ]
     values = {name: value for name, value, _ in rows}
-    problems = [f"{name} {values[name]:.0f}" for name in must_be_zero if values[name]]
+    problems = [f"{name} {values[name]:.0f}" for name in MUST_BE_ZERO if values[name]]
     problems += chaos.failures + failures
     if not outside or percentile(outside, 99) >= GOAL_P99_MS:
         problems.append(f"ack p99 outside the faults {percentile(outside, 99):.1f} ms")
@@ -846,6 +779,20 @@ def report(
     if grown and not quick:
         problems.append("RSS grew: " + ", ".join(grown))
     return problems
+
+
+def errors_seen(journal: Journal, slack: Any, chaos: Chaos) -> list[tuple[str, float, int]]:
+    """Every error a person saw, on stderr with the fault that explains it (one that was on
+    then and can fail that door) or UNEXPLAINED; the counts of both."""
+    refused, faulted = slack_errors(slack)
+    seen = sorted(journal.errors + refused, key=lambda s: s.at)
+    unexplained = 0
+    for item in seen:
+        window = chaos.explain(item.at, item.door)
+        unexplained += window is None
+        info(f"person saw: {item.what} -- {'during ' + window.kind if window else 'UNEXPLAINED'}")
+    info("calls the faults answered: " + ", ".join(f"{k} x{n}" for k, n in faulted.items()))
+    return [("errors_seen", len(seen), 0), ("errors_unexplained", unexplained, 0)]
 
 
 def main(argv: list[str] | None = None) -> int:
