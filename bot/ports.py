@@ -122,8 +122,9 @@ class Notifier(Protocol):
         """Remind the approvers still to decide (or escalate to the admins)."""
         ...
 
-    def details_reminder(self, reminder: DetailsReminder) -> None:
-        """Remind a poster of images still without details."""
+    def details_reminder(self, reminder: DetailsReminder) -> bool:
+        """Remind a poster of images still without details. False when the reminder surely
+        did not reach them (Slack refused it): it is due again."""
         ...
 
     def home_changed(self, team_id: str, user_id: str) -> None:

@@ -66,3 +66,16 @@ def claim_details_reminders(
         )
         for (team_id, user_id), items in sorted(grouped.items())
     ]
+
+
+def release_details_reminder(
+    factory: sessionmaker[Session], reminder: DetailsReminder, *, claimed_at: datetime
+) -> None:
+    """Un-stamp the images of a reminder that was not sent, so the next round claims them
+    again; only the stamp this claim made (`claimed_at`)."""
+    with session_scope(factory) as session:
+        session.execute(
+            update(Image)
+            .where(Image.id.in_(reminder.image_ids), Image.details_reminded_at == claimed_at)
+            .values(details_reminded_at=None)
+        )

@@ -32,20 +32,24 @@ def sweep_ingest(services: Services) -> int:
 
 def remind_about_details(services: Services) -> int:
     """DM posters, once, about their images still without details after
-    DETAILS_REMINDER_HOURS. Returns how many images were reminded about."""
-    from bot.reminders import claim_details_reminders
+    DETAILS_REMINDER_HOURS. Returns how many images were reminded about. A reminder Slack
+    refused is released, to be sent by the next round."""
+    from bot.reminders import claim_details_reminders, release_details_reminder
 
     notifier = services.notifier
     if notifier is None:
         return 0  # nobody to send them: keep them unclaimed until Slack is connected
+    now = services.clock()
     reminders = claim_details_reminders(
-        services.factory,
-        now=services.clock(),
-        after=timedelta(hours=services.settings.details_reminder_hours),
+        services.factory, now=now, after=timedelta(hours=services.settings.details_reminder_hours)
     )
+    reminded = 0
     for reminder in reminders:
-        notifier.details_reminder(reminder)
-    return sum(len(r.image_ids) for r in reminders)
+        if notifier.details_reminder(reminder):
+            reminded += len(reminder.image_ids)
+        else:
+            release_details_reminder(services.factory, reminder, claimed_at=now)
+    return reminded
 
 
 def remind_approvers(services: Services) -> int:

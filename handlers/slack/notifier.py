@@ -42,8 +42,8 @@ class SlackNotifier:
     def approval_nudge(self, nudge: Nudge) -> None:
         send_nudge(self._services, self._gateway.client(nudge.request.team_id), nudge)
 
-    def details_reminder(self, reminder: DetailsReminder) -> None:
-        remind_about_details(self._gateway.client(reminder.team_id), reminder)
+    def details_reminder(self, reminder: DetailsReminder) -> bool:
+        return remind_about_details(self._gateway.client(reminder.team_id), reminder)
 
     def home_changed(self, team_id: str, user_id: str) -> None:
         publish_home(

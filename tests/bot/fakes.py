@@ -298,8 +298,9 @@ class RecordingNotifier:
     def approval_nudge(self, nudge: Nudge) -> None:
         self._add(Told("approval_nudge", nudge))
 
-    def details_reminder(self, reminder: DetailsReminder) -> None:
+    def details_reminder(self, reminder: DetailsReminder) -> bool:
         self._add(Told("details_reminder", reminder))
+        return True
 
     def home_changed(self, team_id: str, user_id: str) -> None:
         self._add(Told("home_changed", (team_id, user_id)))

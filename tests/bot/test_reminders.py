@@ -88,6 +88,23 @@ def test_reminder_is_sent_once_after_the_configured_hours(
     assert len(reminder_dms(slack)) == 1
 
 
+def test_a_reminder_slack_refused_is_sent_at_the_next_round_once(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    image_id = stored_image(services, slack, "F0REFUSED")
+    clock.advance(hours=4, minutes=1)
+    slack.inject("chat.postMessage", "server_error", status=503)
+    assert remind_about_details(services) == 0  # Slack answered 503: nothing was posted
+    clock.advance(minutes=5)
+    assert remind_about_details(services) == 1
+    clock.advance(hours=24)
+    assert remind_about_details(services) == 0
+    sent = [c for c in slack.calls_to("chat.postMessage") if c.status == 200]
+    (dm,) = [c.params for c in sent if c.params["channel"] == POSTER]
+    (button,) = [e for b in dm["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert button["value"] == str(image_id)
+
+
 def test_images_with_details_are_not_reminded_about(
     services: Services, slack: SlackEmulator, clock: FakeClock
 ) -> None:

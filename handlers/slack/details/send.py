@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.details_form import details_form
 from bot.link_notices import LinkNotice
@@ -13,6 +16,8 @@ from handlers.slack.blocks import Block, button, escape, message_modal, section
 from handlers.slack.details import ids
 from handlers.slack.details.views import MAX_TITLES_IN_MODAL, details_modal
 from handlers.slack.gateway import send
+
+log = logging.getLogger(__name__)
 
 GONE = "These images are no longer in the library."
 
@@ -57,7 +62,10 @@ def details_or_reasons(services: Services, plan: PromptPlan) -> Block:
     )
 
 
-def remind_about_details(client: WebClient, reminder: DetailsReminder) -> None:
+def remind_about_details(client: WebClient, reminder: DetailsReminder) -> bool:
+    """DM the poster; False when Slack answered with an error (so nothing was posted and the
+    reminder can be sent again), True when sent, or when no answer came (it may have been
+    posted: better not sent twice)."""
     count = len(reminder.image_ids)
     noun = "image is" if count == 1 else f"{count} images are"
     titles = ", ".join(f"*{escape(t or 'untitled')}*" for t in reminder.titles[:10])
@@ -78,12 +86,16 @@ def remind_about_details(client: WebClient, reminder: DetailsReminder) -> None:
             ],
         },
     ]
-    send(
-        "chat.postMessage",
-        lambda: client.chat_postMessage(
+    try:
+        client.chat_postMessage(
             channel=reminder.user_id, text=f"Your {noun} still without details", blocks=body
-        ),
-    )
+        )
+    except SlackApiError as exc:
+        log.warning("details reminder not sent (Slack said %s)", exc.response.get("error"))
+        return False
+    except Exception:
+        log.exception("details reminder: no answer from Slack")
+    return True
 
 
 def announce_link_uploads(client: WebClient, notice: LinkNotice) -> None:
