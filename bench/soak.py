@@ -563,31 +563,38 @@ def rss_growth(sampler: FleetSampler, *, window_s: float) -> dict[str, tuple[flo
     return out
 
 
-def reminders(slack: Any) -> tuple[int, int, int, int]:
-    """(details reminders Slack accepted, reminders it never accepted, images reminded about
-    more than once, approval reminders sent twice within one interval)."""
+def reminders(db: Database, slack: Any) -> tuple[int, int, int, int]:
+    """(details reminders Slack accepted, images stamped reminded with no reminder accepted,
+    images reminded about more than once, approval reminders sent twice within one interval).
+
+    A reminder names how many images it is about in its text, and up to 20 of their ids in
+    its button: the images in accepted reminders, summed, must equal the images the database
+    says were reminded about (each once), and no id may be in two of them."""
     from handlers.slack.details import ids as details_ids
 
-    per_image: Counter[str] = Counter()
-    delivered: dict[str, bool] = {}  # a reminder (its images) -> whether Slack took it
+    stamped = db.query("SELECT COUNT(*) FROM images WHERE details_reminded_at IS NOT NULL")
+    visible: Counter[str] = Counter()
+    accepted = named = 0
     nudges: dict[tuple[str, str], list[float]] = defaultdict(list)
     for call in slack.calls_to("chat.postMessage"):
-        text, ok = str(call.params.get("text") or ""), call.status == 200
-        if "still without details" in text:
+        text = str(call.params.get("text") or "")
+        if call.status != 200:
+            continue
+        if text.endswith("still without details"):
+            accepted += 1
+            named += int(text.split()[1]) if text.split()[1].isdigit() else 1
             for value in _button_values(call.params.get("blocks"), details_ids.ADD_DETAILS):
-                delivered[value] = delivered.get(value, False) or ok
-                per_image.update(value.split(",") if ok else [])
-        elif ok and text.startswith(":bell: Reminder"):
+                visible.update(value.split(","))
+        elif text.startswith(":bell: Reminder"):
             nudges[(str(call.params.get("channel")), text)].append(call.at)
-    twice = sum(1 for n in per_image.values() if n > 1)
+    twice = max(named - stamped[0][0], sum(1 for n in visible.values() if n > 1))
     too_soon = sum(
         1
         for times in nudges.values()
         for a, b in zip(sorted(times), sorted(times)[1:], strict=False)
         if b - a < APPROVAL_REMINDER_S - 2
     )
-    sent = sum(delivered.values())
-    return sent, len(delivered) - sent, twice, too_soon
+    return accepted, max(0, stamped[0][0] - named), twice, too_soon
 
 
 def slack_errors(slack: Any) -> tuple[list[Seen], Counter[str]]:
@@ -707,6 +714,7 @@ MUST_BE_ZERO = (
     "details_lost",
     "decisions_lost",
     "decisions_duplicated",
+    "details_reminders_lost",
     "reminders_twice",
     "errors_unexplained",
 )
@@ -734,7 +742,7 @@ def report(
     )
     counts = exactly_once(db.url, slack, expected, cloudinary=chaos.targets.cloudinary)
     lost, duplicated = decisions(db, journal.decided)
-    sent, unsent, twice, too_soon = reminders(slack)
+    sent, unsent, twice, too_soon = reminders(db, slack)
     outside, inside = acks_outside(journal, chaos.windows)
     growth = rss_growth(rss, window_s=RSS_WINDOW_S[quick])
     rows: list[tuple[str, float, int]] = [
@@ -754,7 +762,7 @@ def report(
         ("decisions_lost", lost, 0),
         ("decisions_duplicated", duplicated, 0),
         ("details_reminders_sent", sent, 0),
-        ("details_reminders_lost_to_faults", unsent, 0),
+        ("details_reminders_lost", unsent, 0),
         ("reminders_twice", twice + too_soon, 0),
         *errors_seen(journal, slack, chaos),
         ("ack_p50_ms_outside_faults", percentile(outside, 50), 1),
