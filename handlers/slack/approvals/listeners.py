@@ -39,7 +39,9 @@ TOO_SLOW = "Slack took too long to open the form; click again."
 def approve(
     ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
 ) -> None:
-    ack()
+    """Answered once the decision is saved: Slack's 200 tells the approver it was taken, so
+    a process killed or a database gone before the save must leave them without one (Slack
+    shows the click failed, and they click again)."""
     container = body.get("container") or {}
     _decide(
         services_of(context),
@@ -52,6 +54,8 @@ def approve(
         clicked=(container.get("channel_id"), container.get("message_ts"))
         if container.get("type") == "message"
         else None,
+        ack=ack,
+        in_modal=False,
     )
 
 
@@ -82,6 +86,7 @@ def reject_submitted(
         reason=reason,
         clicked=(metadata.get("channel"), metadata.get("ts")),
         ack=ack,
+        in_modal=True,
     )
 
 
@@ -198,11 +203,13 @@ def _decide(
     decision: str,
     reason: str | None,
     clicked: tuple[str | None, str | None] | None,
-    ack: Ack | None = None,
+    ack: Ack,
+    in_modal: bool,
 ) -> None:
-    """Record the decision (every recorded card is updated by the use case); then refresh
-    the card it was taken on too, when that is not one of them (an admin's escalation
-    card). From the reason modal (`ack`), a refusal is shown in the modal."""
+    """Record the decision and answer Slack once it is saved, before the cards are updated
+    (every recorded card is by the use case); then refresh the card it was taken on too,
+    when that is not one of them (an admin's escalation card). A refusal is shown in the
+    reason modal, or (a click) in a DM."""
     actor = services.people.person(team_id, user_id)
     try:
         result = decisions.decide(
@@ -211,13 +218,13 @@ def _decide(
             request_id=request_id,
             decision=decision,
             reason=reason,
-            # The modal closes before the cards are updated.
-            on_saved=(lambda _: ack()) if ack is not None else None,
+            on_saved=lambda _: ack(),
         )
     except ApprovalError as exc:
-        if ack is not None:
+        if in_modal:
             ack(response_action="errors", errors={ids.REASON_BLOCK: str(exc)})
         else:
+            ack()
             _dm(client, user_id, escape(str(exc)))
         return
     channel, ts = clicked or (None, None)

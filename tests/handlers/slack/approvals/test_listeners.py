@@ -4,6 +4,8 @@ sees: the cards as they read now in Slack, the DMs, the line in the image's thre
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -194,6 +196,22 @@ def test_an_outcome_left_untold_by_a_dead_process_is_told_once_by_the_worker(h: 
     h.settle()
     assert len([t for t in thread_lines(h) if "Approved" in t]) == 2  # one each
     assert untold_outcomes(h.services.factory, now=later) == []
+
+
+def test_approve_is_answered_only_once_the_decision_is_saved(h: Harness) -> None:
+    """Slack's 200 tells the approver their click worked, so it comes once the decision is
+    saved: answered first, a process killed or a database gone before the save would lose a
+    decision the approver was told was taken. Here the database is busy for a second."""
+    image_id = h.posted_image("F0SAVED", seed=9)
+    cards = ask(h, image_id, [MEMBER])
+    busy = sqlite3.connect(h.services.engine.url.database, check_same_thread=False)
+    busy.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    threading.Timer(1.0, busy.commit).start()
+    sent = h.click_on(cards[MEMBER], "approve", user=MEMBER)
+    assert (sent.status, h.rows("SELECT decision FROM approval_votes")) == (200, [("approved",)])
+    h.settle()
+    busy.close()
+    assert "Approved by <@UMEMBER>" in said(reads_now(h, cards[MEMBER])["blocks"])
 
 
 def test_someone_who_is_not_an_approver_is_told_privately_and_nothing_changes(
