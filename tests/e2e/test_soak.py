@@ -14,22 +14,11 @@ import sys
 
 import pytest
 
+from bench.soak import MUST_BE_ZERO
 from tests.conftest import ROOT
 from tests.pg import cluster_tools_missing
 
 pytestmark = [pytest.mark.postgres, pytest.mark.soak]
-
-MUST_BE_ZERO = (
-    "images_lost",
-    "images_duplicated",
-    "images_ingested_twice",
-    "jobs_stuck",
-    "jobs_failed",
-    "decisions_lost",
-    "decisions_duplicated",
-    "reminders_twice",
-    "errors_unexplained",
-)
 
 
 @pytest.mark.timeout(900)
