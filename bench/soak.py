@@ -81,7 +81,7 @@ class Seen:
     """Something a person saw go wrong, when, through which door, and what it was."""
 
     at: float  # time.time()
-    door: str  # "slack", "web" or "api" (bench.chaos.EXPLAINS)
+    door: str  # "slack", "web", "api" or "worker" (bench.chaos.EXPLAINS)
     what: str
 
 
@@ -310,7 +310,11 @@ class People:
         path = self.rng.choice(["/api/v1/images?q=soak", "/api/v1/tags", "/api/v1/approvals"])
         self._get(self.api, path, "api", {"Authorization": f"Bearer {self.api.token}"})
 
-    def _get(self, client: Any, path: str, door: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def _get(
+        self, client: Any, path: str, door: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """GET `path` from a live web process (either: the session and the token work on
+        both), as a person's browser or script would."""
         live = self.fleet.live_webs()
         if not live:
             return
