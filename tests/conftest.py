@@ -115,9 +115,13 @@ class Tracked:
         )
 
 
-def _postgres_skip_reason(_: Tracked) -> str | None:
-    server, reason = _pg or (None, "not needed")
-    return reason if server is None else None
+def _postgres_skip_reason(tracked: Tracked) -> str | None:
+    # No server: that is why. A server, and still skipped (the chaos soak needs initdb to
+    # start a cluster of its own): the tests' own reasons.
+    server, reason = _pg or (None, "")
+    if server is None and reason:
+        return reason
+    return "; ".join(tracked.skip_reasons) or None
 
 
 TRACKED = [
