@@ -447,7 +447,7 @@ def remind_round(fleet: Fleet) -> list[str]:
 # The run
 
 
-class Targets:
+class FleetTargets:
     """What the faults act on (bench.chaos.Targets): kills take the fleet's processes of a
     role in turn."""
 
@@ -681,7 +681,8 @@ def soak(
             workers=2,
             extra_env=hours,
         )
-        chaos = Chaos(Targets(fleet, slack, cloudinary, server), plan(seconds, quick=quick), info)
+        targets = FleetTargets(fleet, slack, cloudinary, server)
+        chaos = Chaos(targets, plan(seconds, quick=quick), info)
         rss = FleetSampler(fleet, every_s=1.0, limit_s=seconds + DRAIN_S[quick] + 300)
         try:
             watch_channel(fleet.env)
