@@ -17,13 +17,16 @@ from typing import Generic, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.ports import Directory, PersonFacts
+from bot.ports import UNKNOWN_PERSON, Directory, PersonFacts
 from storage.db import session_scope
 from storage.models import Channel
 from storage.search import Viewer
 
 MEMBERSHIP_TTL_SECONDS = 60.0
 FACTS_TTL_SECONDS = 300.0
+# "The directory would not say" (Slack rate limiting us, or down): kept this long only, so a
+# burst of clicks during an outage asks once, and the outage does not outlast itself.
+UNSURE_TTL_SECONDS = 5.0
 
 V = TypeVar("V")
 
@@ -54,24 +57,27 @@ class People:
         configured_admins: frozenset[str] = frozenset(),
         facts_ttl: float = FACTS_TTL_SECONDS,
         membership_ttl: float = MEMBERSHIP_TTL_SECONDS,
+        unsure_ttl: float = UNSURE_TTL_SECONDS,
     ) -> None:
         self._factory = factory
         self._configured = configured_admins
-        self._facts: _TtlCache[PersonFacts] = _TtlCache(directory.person, facts_ttl)
-        self._guests: _TtlCache[frozenset[str] | None] = _TtlCache(
+
+        def cache(lookup: Callable[[str, str], V], ttl: float) -> _TtlCache[V]:
+            return _TtlCache(lookup, ttl, unsure_ttl)
+
+        self._facts: _TtlCache[PersonFacts] = cache(directory.person, facts_ttl)
+        self._guests: _TtlCache[frozenset[str] | None] = cache(
             lambda team, _: directory.guests(team), membership_ttl
         )
-        self._members: _TtlCache[frozenset[str] | None] = _TtlCache(
-            directory.members, membership_ttl
-        )
-        self._conversations: _TtlCache[frozenset[str] | None] = _TtlCache(
+        self._members: _TtlCache[frozenset[str] | None] = cache(directory.members, membership_ttl)
+        self._conversations: _TtlCache[frozenset[str] | None] = cache(
             directory.conversations_of, membership_ttl
         )
-        self._everyone: _TtlCache[list[tuple[str, PersonFacts]] | None] = _TtlCache(
+        self._everyone: _TtlCache[list[tuple[str, PersonFacts]] | None] = cache(
             lambda team, _: directory.everyone(team), membership_ttl
         )
-        self._names: _TtlCache[str | None] = _TtlCache(directory.conversation_name, facts_ttl)
-        self._named: _TtlCache[dict[str, str] | None] = _TtlCache(
+        self._names: _TtlCache[str | None] = cache(directory.conversation_name, facts_ttl)
+        self._named: _TtlCache[dict[str, str] | None] = cache(
             directory.conversations_named, membership_ttl
         )
 
@@ -139,12 +145,14 @@ class People:
 
 
 class _TtlCache(Generic[V]):
-    """Answers remembered for `ttl` seconds. Threads missing the same key at once wait for
+    """Answers remembered for `ttl` seconds, or `unsure_ttl` for the directory's "I would
+    not say" (None, or the unknown person). Threads missing the same key at once wait for
     one lookup (a burst of clicks costs one directory call, not one each)."""
 
-    def __init__(self, lookup: Callable[[str, str], V], ttl: float) -> None:
+    def __init__(self, lookup: Callable[[str, str], V], ttl: float, unsure_ttl: float) -> None:
         self._lookup = lookup
         self._ttl = ttl
+        self._unsure_ttl = unsure_ttl
         self._cache: dict[tuple[str, str], tuple[float, V]] = {}
         self._lock = threading.Lock()
         self._inflight: dict[tuple[str, str], threading.Lock] = {}
@@ -164,7 +172,9 @@ class _TtlCache(Generic[V]):
             with self._lock:
                 if len(self._cache) > 50_000:
                     self._cache.clear()
-                self._cache[entry] = (time.monotonic() + self._ttl, value)
+                unsure = value is None or value == UNKNOWN_PERSON
+                ttl = self._unsure_ttl if unsure else self._ttl
+                self._cache[entry] = (time.monotonic() + ttl, value)
                 self._inflight.pop(entry, None)
         return value
 

@@ -102,6 +102,10 @@ class FakeDirectory:
             raise ValueError(f"the Directory protocol has no method {method}")
         self._silent.add((method, key))
 
+    def answer_again(self, method: str, key: str) -> None:
+        """The platform answers `method` about `key` again (an outage is over)."""
+        self._silent.discard((method, key))
+
     def asked(self, method: str, key: str | None = None) -> int:
         """How many times `method` was asked (about `key`, when given)."""
         with self._lock:

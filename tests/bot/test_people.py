@@ -260,3 +260,22 @@ def test_the_directory_is_asked_again_once_its_answer_is_old(
     assert SECRET not in people.viewer(TEAM, ADMIN).channels  # still the cached answer
     time.sleep(0.06)
     assert SECRET in people.viewer(TEAM, ADMIN).channels
+
+
+def test_an_answer_the_directory_would_not_give_is_not_kept_past_the_outage(
+    services: Services, directory: FakeDirectory
+) -> None:
+    # Slack answering 429 or 503 for a while: an approver must not stay "no longer in the
+    # workspace", nor a token's owner "deactivated", for the five minutes a real answer is
+    # kept (the chaos soak saw both, minutes after a Slack storm).
+    people = People(directory, services.factory, unsure_ttl=0.05)
+    directory.silence("person", MEMBER)
+    directory.silence("conversations_of", MEMBER)
+    assert people.facts(TEAM, MEMBER).deleted
+    assert people.conversations_of(TEAM, MEMBER) == frozenset()
+    directory.answer_again("person", MEMBER)
+    directory.answer_again("conversations_of", MEMBER)
+    time.sleep(0.06)
+    assert not people.facts(TEAM, MEMBER).deleted
+    assert SECRET in people.conversations_of(TEAM, MEMBER)
+    assert people.facts(TEAM, MEMBER) is people.facts(TEAM, MEMBER)  # a real answer is kept
