@@ -1,6 +1,7 @@
 # make run   - set everything up and start the app (SQLite + local media unless configured)
-# make test  - set everything up and run the whole test suite (SQLite and PostgreSQL)
-# make soak  - the quick chaos soak (bench/soak.py --quick, about 4 minutes), on its own
+# make test  - set everything up and run the whole test suite (SQLite and PostgreSQL), the
+#              quick chaos soak last, on its own
+# make soak  - only the quick chaos soak (bench/soak.py --quick, a few minutes)
 # make procfile - run the Procfile as Heroku does (release, then web and worker) with honcho
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
@@ -28,11 +29,12 @@ run: $(VENV)/.runtime
 	$(BIN)/python -m bot run
 
 # In parallel (pytest-xdist): most tests wait on an app process, not on the CPU.
-# PYTEST_ARGS comes last, so PYTEST_ARGS="-n 0" runs them one at a time again.
+# PYTEST_ARGS comes last, so PYTEST_ARGS="-n 0" runs them one at a time again. Then the soak,
+# alone: its ack-latency goal must measure the app, not the rest of the suite beside it.
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -n 4 -m "not soak" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory soak
 
-# Alone: its ack-latency goal must measure the app, not the rest of the suite beside it.
 soak: $(VENV)/.dev
 	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_soak.py
 
