@@ -52,12 +52,6 @@ def record_uninstall(factory: sessionmaker[Session], *, team_id: str, now: datet
         return True
 
 
-def is_installed(factory: sessionmaker[Session], team_id: str) -> bool:
-    with session_scope(factory) as session:
-        row = session.get(Workspace, team_id)
-        return row is not None and row.uninstalled_at is None
-
-
 def only_workspace(factory: sessionmaker[Session]) -> str | None:
     """The one workspace the app is installed in, or None (none, or several)."""
     with session_scope(factory) as session:
