@@ -27,6 +27,9 @@ FACTS_TTL_SECONDS = 300.0
 # "The directory would not say" (Slack rate limiting us, or down): kept this long only, so a
 # burst of clicks during an outage asks once, and the outage does not outlast itself.
 UNSURE_TTL_SECONDS = 5.0
+# Meanwhile a real answer that expired less than this long ago still stands: a person Slack
+# described a moment ago is not "deactivated" because Slack is busy now.
+STALE_LIMIT_SECONDS = 900.0
 
 V = TypeVar("V")
 
@@ -146,14 +149,16 @@ class People:
 
 class _TtlCache(Generic[V]):
     """Answers remembered for `ttl` seconds, or `unsure_ttl` for the directory's "I would
-    not say" (None, or the unknown person). Threads missing the same key at once wait for
-    one lookup (a burst of clicks costs one directory call, not one each)."""
+    not say" (None, or the unknown person), which never replaces a real answer less than
+    STALE_LIMIT_SECONDS past its time. Threads missing the same key at once wait for one
+    lookup (a burst of clicks costs one directory call, not one each)."""
 
     def __init__(self, lookup: Callable[[str, str], V], ttl: float, unsure_ttl: float) -> None:
         self._lookup = lookup
         self._ttl = ttl
         self._unsure_ttl = unsure_ttl
-        self._cache: dict[tuple[str, str], tuple[float, V]] = {}
+        # key -> (when the answer expires, the answer, whether it is real, when to ask again)
+        self._cache: dict[tuple[str, str], tuple[float, V, bool, float]] = {}
         self._lock = threading.Lock()
         self._inflight: dict[tuple[str, str], threading.Lock] = {}
 
@@ -172,13 +177,22 @@ class _TtlCache(Generic[V]):
             with self._lock:
                 if len(self._cache) > 50_000:
                     self._cache.clear()
+                now = time.monotonic()
                 unsure = value is None or value == UNKNOWN_PERSON
-                ttl = self._unsure_ttl if unsure else self._ttl
-                self._cache[entry] = (time.monotonic() + ttl, value)
+                if unsure:
+                    # The last real answer, while it is recent enough, is truer than none.
+                    old = self._cache.get(entry)
+                    if old is not None and old[2] and old[0] > now - STALE_LIMIT_SECONDS:
+                        value = old[1]
+                        self._cache[entry] = (old[0], value, True, now + self._unsure_ttl)
+                    else:
+                        self._cache[entry] = (now, value, False, now + self._unsure_ttl)
+                else:
+                    self._cache[entry] = (now + self._ttl, value, True, now + self._ttl)
                 self._inflight.pop(entry, None)
         return value
 
     def _fresh(self, entry: tuple[str, str]) -> tuple[V] | None:
         with self._lock:
             hit = self._cache.get(entry)
-        return (hit[1],) if hit and hit[0] > time.monotonic() else None
+        return (hit[1],) if hit and hit[3] > time.monotonic() else None

@@ -279,3 +279,20 @@ def test_an_answer_the_directory_would_not_give_is_not_kept_past_the_outage(
     assert not people.facts(TEAM, MEMBER).deleted
     assert SECRET in people.conversations_of(TEAM, MEMBER)
     assert people.facts(TEAM, MEMBER) is people.facts(TEAM, MEMBER)  # a real answer is kept
+
+
+def test_a_person_slack_described_a_moment_ago_stays_known_while_slack_cannot_be_asked(
+    services: Services, directory: FakeDirectory
+) -> None:
+    # The chaos soak: right after a Slack storm, API tokens were refused as "deactivated"
+    # because the directory's "could not say" replaced the person's real, recent answer.
+    people = People(directory, services.factory, facts_ttl=0.05, unsure_ttl=0.05)
+    known = people.facts(TEAM, MEMBER)
+    assert not known.deleted
+    directory.silence("person", MEMBER)
+    time.sleep(0.06)  # the real answer has expired; Slack cannot be asked now
+    assert people.facts(TEAM, MEMBER) == known
+    assert directory.asked("person", MEMBER) == 2  # it was asked, and will be again soon
+    # Someone Slack never described is still nobody while it cannot say.
+    directory.silence("person", GUEST)
+    assert people.facts(TEAM, GUEST).deleted
