@@ -875,34 +875,64 @@ def memberships_map() -> dict[str, set[str]]:
     return members
 
 
+class BenchDirectory:
+    """The workspace search.py seeded, as `bot.ports.Directory`: three people who act (the
+    admin, the member, the guest), the uploaders (named on the image page), who is in
+    which channel."""
+
+    def __init__(self) -> None:
+        self._members = memberships_map()
+        self._names = {ADMIN: "Ana Admin", MEMBER: "Max Member", GUEST: "Gil Guest"}
+        self._names.update(dict(VOCAB.uploaders))
+
+    def person(self, team_id: str, user_id: str) -> Any:
+        from bot.ports import UNKNOWN_PERSON, PersonFacts
+
+        if team_id != TEAM or user_id not in self._names:
+            return UNKNOWN_PERSON
+        return PersonFacts(
+            is_admin=user_id == ADMIN,
+            is_guest=user_id == GUEST,
+            is_bot=False,
+            deleted=False,
+            name=self._names[user_id],
+        )
+
+    def guests(self, team_id: str) -> frozenset[str] | None:
+        return frozenset({GUEST})
+
+    def members(self, team_id: str, conversation_id: str) -> frozenset[str] | None:
+        return frozenset(self._members.get(conversation_id, ()))
+
+    def conversations_of(self, team_id: str, user_id: str) -> frozenset[str] | None:
+        return frozenset(c for c, people in self._members.items() if user_id in people)
+
+    def is_private(self, team_id: str, conversation_id: str) -> bool | None:
+        return conversation_id in VOCAB.private
+
+    def everyone(self, team_id: str) -> list[tuple[str, Any]] | None:
+        return [(user_id, self.person(team_id, user_id)) for user_id in sorted(self._names)]
+
+    def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
+        return conversation_id.lower() if conversation_id in self._members else None
+
+    def app_is_in(self, team_id: str, conversation_id: str) -> bool | None:
+        return conversation_id in self._members
+
+    def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
+        mine = self.conversations_of(team_id, user_id) or frozenset()
+        return {c: c.lower() for c in mine}
+
+
 def open_library(url: str, media_dir: Path) -> Library:
     from bot.people import People
-    from bot.ports import PersonFacts
     from storage.db import make_engine, make_session_factory
     from storage.media import LocalStore
 
     engine = make_engine(url)
     factory = make_session_factory(engine)
     media = LocalStore(media_dir, signing_key=b"bench-search", public_base_url=MEDIA_BASE_URL)
-    members = memberships_map()
-
-    class Directory:  # the workspace, as the bench seeded it
-        def person(self, team: str, user: str) -> PersonFacts:
-            return PersonFacts(is_admin=False, is_guest=user == GUEST, is_bot=False, deleted=False)
-
-        def guests(self, team: str) -> frozenset[str] | None:
-            return frozenset({GUEST})
-
-        def members(self, team: str, channel: str) -> frozenset[str] | None:
-            return frozenset(members.get(channel, ()))
-
-        def conversations_of(self, team: str, user: str) -> frozenset[str] | None:
-            return frozenset(channel for channel, people in members.items() if user in people)
-
-        def is_private(self, team: str, channel: str) -> bool | None:
-            return None
-
-    people = People(Directory(), factory, configured_admins=frozenset({ADMIN}))
+    people = People(BenchDirectory(), factory, configured_admins=frozenset({ADMIN}))
     viewers = {user: people.viewer(TEAM, user) for user in (MEMBER, GUEST)}
     if viewers[MEMBER].channels != frozenset(MEMBER_PRIVATE):
         raise BenchError(f"member viewer has {sorted(viewers[MEMBER].channels)}")

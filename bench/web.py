@@ -51,12 +51,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.search import (  # noqa: E402 - needs ROOT on sys.path
-    ADMIN,
     END,
     GUEST,
     MEMBER,
     TEAM,
     VOCAB,
+    BenchDirectory,
     BenchError,
     figure,
     info,
@@ -73,55 +73,6 @@ API = "api"  # the client that calls the JSON API with the member's token
 GZIP_LEVEL = 6  # what nginx, Heroku's router and most servers use
 MIN_ROUNDS = 30  # timed rounds at least, whatever the time budget
 DIAGNOSTIC_REQUESTS = 20  # per shape over the goal: without the counts, statements, profile
-
-
-class BenchDirectory:
-    """The workspace search.py seeded, as `bot.ports.Directory`: three people who act (the
-    admin, the member, the guest), the uploaders (named on the image page), who is in
-    which channel."""
-
-    def __init__(self) -> None:
-        self._members = memberships_map()
-        self._names = {ADMIN: "Ana Admin", MEMBER: "Max Member", GUEST: "Gil Guest"}
-        self._names.update(dict(VOCAB.uploaders))
-
-    def person(self, team_id: str, user_id: str) -> Any:
-        from bot.ports import UNKNOWN_PERSON, PersonFacts
-
-        if team_id != TEAM or user_id not in self._names:
-            return UNKNOWN_PERSON
-        return PersonFacts(
-            is_admin=user_id == ADMIN,
-            is_guest=user_id == GUEST,
-            is_bot=False,
-            deleted=False,
-            name=self._names[user_id],
-        )
-
-    def guests(self, team_id: str) -> frozenset[str] | None:
-        return frozenset({GUEST})
-
-    def members(self, team_id: str, conversation_id: str) -> frozenset[str] | None:
-        return frozenset(self._members.get(conversation_id, ()))
-
-    def conversations_of(self, team_id: str, user_id: str) -> frozenset[str] | None:
-        return frozenset(c for c, people in self._members.items() if user_id in people)
-
-    def is_private(self, team_id: str, conversation_id: str) -> bool | None:
-        return conversation_id in VOCAB.private
-
-    def everyone(self, team_id: str) -> list[tuple[str, Any]] | None:
-        return [(user_id, self.person(team_id, user_id)) for user_id in sorted(self._names)]
-
-    def conversation_name(self, team_id: str, conversation_id: str) -> str | None:
-        return conversation_id.lower() if conversation_id in self._members else None
-
-    def app_is_in(self, team_id: str, conversation_id: str) -> bool | None:
-        return conversation_id in self._members
-
-    def conversations_named(self, team_id: str, user_id: str) -> dict[str, str] | None:
-        mine = self.conversations_of(team_id, user_id) or frozenset()
-        return {c: c.lower() for c in mine}
 
 
 @dataclass
