@@ -313,7 +313,7 @@ def watch(factory: Any, *, now: Any) -> None:
 
 def child_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     """The app's ingest of one file, after a warm-up ingest of a tiny JPEG (imports, SQL
-    compilation, scipy's lazy import in phash), so the figure is the per-image cost."""
+    compilation), so the figure is the per-image cost."""
     import bot.ingestor
     from bot.config import Settings
     from bot.domain import Post

@@ -17,13 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import imagehash
-import pillow_heif
 import pyvips
 from PIL import Image
 
 from bot import exif as exif_reader
 from bot.exif import orientation_of, parse_exif_datetime
+from bot.phash import phash as perceptual_hash
 from bot.pixels import (
     DecodeBudget,
     InvalidImage,
@@ -48,9 +47,6 @@ __all__ = [
     "sniff",
     "write_thumbnail",
 ]
-
-# HEIC still decodes through Pillow's plugin (libvips here has no HEVC decoder).
-pillow_heif.register_heif_opener()
 
 
 def configure(*, max_pixels: int, decode_budget_bytes: int | None = None) -> None:
@@ -147,10 +143,10 @@ def inspect(path: Path, *, max_pixels: int) -> ImageFacts:
     facts = exif_reader.read(header.exif)
     with budget().reserve(cost):
         small = reduced(path, header, HASH_EDGE, orientation=facts.orientation)
-    # imagehash wants a PIL image; the reduced one is at most 512 x 512, so this is cheap.
+    # The hash wants a PIL image; the reduced one is at most 512 x 512, so this is cheap.
     rgb = small[:3] if small.bands == 4 else small
     picture = Image.frombytes("RGB", (rgb.width, rgb.height), rgb.write_to_memory())
-    phash = _signed64(int(str(imagehash.phash(picture)), 16))
+    phash = _signed64(perceptual_hash(picture))
     if facts.orientation in (5, 6, 7, 8):
         width, height = height, width
     return ImageFacts(

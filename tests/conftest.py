@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pillow_heif
 import pytest
 from sqlalchemy import text
 
@@ -35,6 +36,9 @@ from tests.fakes.slack_api import SlackEmulator
 from tests.pg import PostgresServer, find_postgres
 
 pytest_plugins = ["tests.live", "tests.web.browser"]
+
+# The tests write HEIC files with Pillow (the app reads them through pillow_heif directly).
+pillow_heif.register_heif_opener()
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
