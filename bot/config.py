@@ -14,8 +14,6 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from sqlalchemy.engine import make_url
-
 DEFAULT_DATABASE_URL = "sqlite:///data/library.db"
 DEFAULT_MEDIA_DIR = "data/media"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -90,6 +88,10 @@ class Settings:
     @property
     def database_url_redacted(self) -> str:
         """The database URL with its password masked, for logs and repr."""
+        # Imported here: gunicorn's master process reads Settings too, and needs none of
+        # SQLAlchemy's 28 MB.
+        from sqlalchemy.engine import make_url
+
         return make_url(self.database_url).render_as_string(hide_password=True)
 
     @property
@@ -103,7 +105,7 @@ class Settings:
             self.media_signing_key,
             self.slack_client_secret,
             self.secret_key,
-            make_url(self.database_url).password,
+            unquote(urlparse(self.database_url).password or ""),
             self.smtp_url,
             self.metrics_token,
             unquote(urlparse(self.smtp_url).password or "") if self.smtp_url else None,
