@@ -11,7 +11,6 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import jwt
 from flask import (
     Blueprint,
     abort,
@@ -37,7 +36,7 @@ bp = Blueprint("auth", __name__)
 ISSUER = "https://slack.com"
 SCOPES = "openid email profile"
 attempts = RateLimit(limit=20, window=60.0)
-_jwks: dict[str, jwt.PyJWKClient] = {}
+_jwks: dict[str, Any] = {}  # jwt.PyJWKClient by keys URL
 
 
 def load_person() -> None:
@@ -116,8 +115,9 @@ def callback() -> Any:
     code = request.args.get("code", "")
     try:
         claims = _exchange(settings, code, nonce=str(expected["nonce"]))
-    except (SlackApiError, jwt.PyJWTError, KeyError, OSError) as exc:
-        log.warning("sign in with Slack failed: %s", type(exc).__name__)
+    except (SlackApiError, NotConfirmed, KeyError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, NotConfirmed) else type(exc).__name__
+        log.warning("sign in with Slack failed: %s", reason)
         return _refused("Slack did not confirm who you are. Try again.")
     team_id = str(claims.get("https://slack.com/team_id", ""))
     user_id = str(claims.get("https://slack.com/user_id") or claims.get("sub", ""))
@@ -160,9 +160,15 @@ def _refused(message: str) -> tuple[str, int]:
     return render_template("login.html", settings=services().settings, problem=message), 400
 
 
+class NotConfirmed(Exception):
+    """The ID token Slack gave is not one we can trust (PyJWT's reason is its cause)."""
+
+
 def _exchange(settings: Settings, code: str, *, nonce: str) -> dict[str, Any]:
     """Trade the code for an ID token and check it: Slack's signature (its published keys),
     our client id as audience, Slack as issuer, unexpired, and the nonce we sent."""
+    import jwt  # with cryptography, 9 MB: only once someone signs in, not in every process
+
     client = WebClient(base_url=settings.slack_api_url, timeout=10)
     response = client.openid_connect_token(
         client_id=settings.slack_client_id or "",
@@ -173,16 +179,19 @@ def _exchange(settings: Settings, code: str, *, nonce: str) -> dict[str, Any]:
     id_token = str(response["id_token"])
     keys_url = f"{_slack_origin(settings)}/openid/connect/keys"
     keys = _jwks.setdefault(keys_url, jwt.PyJWKClient(keys_url, cache_keys=True, timeout=10))
-    claims: dict[str, Any] = jwt.decode(
-        id_token,
-        keys.get_signing_key_from_jwt(id_token).key,
-        algorithms=["RS256"],
-        audience=settings.slack_client_id,
-        issuer=ISSUER,
-        options={"require": ["exp", "iat", "aud", "iss", "sub"]},
-    )
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            id_token,
+            keys.get_signing_key_from_jwt(id_token).key,
+            algorithms=["RS256"],
+            audience=settings.slack_client_id,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "aud", "iss", "sub"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise NotConfirmed(type(exc).__name__) from exc
     if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
-        raise jwt.InvalidTokenError("nonce mismatch")
+        raise NotConfirmed("nonce mismatch")
     return claims
 
 
