@@ -7,11 +7,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from handlers.slack.details import ids as details_ids
 from storage.db import session_scope
 from storage.models import Channel
 from tests.conftest import GUEST, MEMBER, POSTER, TEAM
 from tests.e2e.test_search import result_titles, search, seed, share
-from tests.live import Live
+from tests.live import Live, form_values, wait_until
 from tests.seed import START
 
 GENERAL = "C0GENERAL"
@@ -69,3 +70,28 @@ def test_search_and_share_in_a_busy_workspace_cost_a_few_calls(live: Live) -> No
     assert made["conversations.members"] <= 5
     assert made["users.list"] <= 4
     assert live.slack.calls_to("chat.postMessage") == []
+
+
+def test_saving_details_in_a_busy_workspace_is_answered_after_a_few_calls(live: Live) -> None:
+    busy_workspace(live)
+    private = "G0P00070"  # one of Max's three private channels
+    image_id = seed(live, "Launch in private 70", channel=private, private=True, uploader=MEMBER)
+    view_id, _ = live.click_to_open(
+        details_ids.ADD_DETAILS, str(image_id), user=MEMBER, channel=private
+    )
+
+    # The submission is answered only once the details are saved, and who Max is (what he
+    # may see) is worked out first: that must not cost a call per private channel.
+    mark = len(live.slack.calls)
+    started = time.monotonic()
+    reply = live.submit(view_id, form_values([image_id], titles=["Launch keynote"]), user=MEMBER)
+    answered_in = time.monotonic() - started
+    before_answer = calls_since(live, mark)
+    assert reply.status == 200 and not reply.body, reply
+    assert answered_in < 3
+    assert before_answer["conversations.members"] == 0
+    assert before_answer["users.conversations"] <= 1
+    wait_until(
+        lambda: (live.image(image_id) or None).title == "Launch keynote",  # type: ignore[union-attr]
+        what="details saved",
+    )
