@@ -92,6 +92,6 @@ def test_saving_details_in_a_busy_workspace_is_answered_after_a_few_calls(live: 
     assert before_answer["conversations.members"] == 0
     assert before_answer["users.conversations"] <= 1
     wait_until(
-        lambda: (live.image(image_id) or None).title == "Launch keynote",  # type: ignore[union-attr]
+        lambda: getattr(live.image(image_id), "title", None) == "Launch keynote",
         what="details saved",
     )
