@@ -20,6 +20,9 @@ from PIL import ExifTags, Image
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 255
+# A shoot date is kept only inside these years: the first photograph is from 1826, and a year
+# at either end of Python's range (0001, 9999) overflows once its offset moves it to UTC.
+SHOOT_YEARS = range(1826, 9999)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -116,13 +119,16 @@ def parse_exif_datetime(raw: Any, offset: Any = None) -> datetime | None:
     """EXIF writes "2026:11:03 14:05:09" and, separately, an offset like "+01:00".
 
     Without an offset the camera's local time is unknown; we keep it as UTC rather than
-    guess the server's zone. Returns None for blank or impossible values ("0000:00:00")."""
+    guess the server's zone. Returns None for blank or impossible values ("0000:00:00", a
+    year outside SHOOT_YEARS)."""
     value = text(raw)
     if not value:
         return None
     try:
         naive = datetime.strptime(value[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:
+        return None
+    if naive.year not in SHOOT_YEARS:
         return None
     tz: timezone = UTC
     off = text(offset)

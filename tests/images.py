@@ -107,7 +107,9 @@ def tiny_jpeg(width: int = 8, height: int = 8) -> bytes:
 BAD_TIFF_HEADER_EXIF = b"Exif\x00\x00XX\x00\x2a\x00\x00\x00\x08" + b"\x00" * 18
 
 
-def jpeg_with_exif_text(*, make: str, model: str, lens: str, taken: str) -> bytes:
+def jpeg_with_exif_text(
+    *, make: str, model: str, lens: str, taken: str, offset: str | None = None
+) -> bytes:
     """A small JPEG whose EXIF text fields are exactly what we pass (NULs, any length)."""
     exif = Image.Exif()
     exif[ExifTags.Base.Make] = make
@@ -115,6 +117,8 @@ def jpeg_with_exif_text(*, make: str, model: str, lens: str, taken: str) -> byte
     sub = exif.get_ifd(ExifTags.IFD.Exif)
     sub[ExifTags.Base.LensModel] = lens
     sub[ExifTags.Base.DateTimeOriginal] = taken
+    if offset is not None:
+        sub[ExifTags.Base.OffsetTimeOriginal] = offset
     out = io.BytesIO()
     pattern(64, 48).save(out, "JPEG", quality=80, exif=exif)
     return out.getvalue()

@@ -3,8 +3,10 @@ thumbnail path either succeed or raise InvalidImage with a reason, nothing else.
 
 Seeds are small real files of every kept format (with EXIF where the format carries it);
 mutations flip, overwrite, insert, duplicate and cut bytes. EXIF blocks are fuzzed on their
-own too, inside a JPEG's APP1 segment and raw through the EXIF reader. Bounded for CI: a
-fixed number of examples per test and a wall-clock cap (FUZZ_SECONDS, ~1 minute in all).
+own too, inside a JPEG's APP1 segment and raw through the EXIF reader, and so are the values
+a well-formed block carries (texts of any length and character, dates of any year and
+offset). Bounded for CI: a fixed number of examples per test and a wall-clock cap
+(FUZZ_SECONDS, ~1 minute in all).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,7 @@ from tests import images
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")
 
 LIMIT = 100_000_000
-SECONDS_PER_TEST = float(os.environ.get("FUZZ_SECONDS", "60")) / 6
+SECONDS_PER_TEST = float(os.environ.get("FUZZ_SECONDS", "60")) / 7
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
 
 
@@ -161,5 +164,47 @@ def test_mutated_exif_blocks_in_a_jpeg_never_break_ingest(tmp_path: Path) -> Non
         assert 1 <= facts.orientation <= 8
         # ...and inside a JPEG, through inspect and the thumbnail path.
         check_file(images.with_app1(jpeg, block[:65000]), tmp_path)
+
+    run()
+
+
+# EXIF texts as cameras and editors write them, and as they should not: NULs, control
+# characters, any Unicode, past the 255 the database keeps.
+exif_text = st.text(st.characters(codec="utf-8"), max_size=400)
+exif_date = st.one_of(
+    st.text(max_size=30),
+    st.builds(
+        "{:04d}:{:02d}:{:02d} {:02d}:{:02d}:{:02d}".format,
+        st.integers(0, 9999),
+        st.integers(0, 13),
+        st.integers(0, 32),
+        st.integers(0, 25),
+        st.integers(0, 61),
+        st.integers(0, 61),
+    ),
+)
+exif_offset = st.one_of(st.none(), st.from_regex(r"[+-][0-9]{2}:[0-9]{2}", fullmatch=True))
+
+
+def test_any_exif_values_in_a_jpeg_never_break_ingest(tmp_path: Path) -> None:
+    deadline = Deadline(SECONDS_PER_TEST)
+
+    @FUZZ
+    @given(make=exif_text, model=exif_text, taken=exif_date, offset=exif_offset)
+    def run(make: str, model: str, taken: str, offset: str | None) -> None:
+        if deadline.passed():
+            return
+        data = images.jpeg_with_exif_text(
+            make=make, model=model, lens=model, taken=taken, offset=offset
+        )
+        path = tmp_path / "upload.jpg"
+        path.write_bytes(data)
+        facts = inspect(path, max_pixels=LIMIT)  # a good picture: never refused for its EXIF
+        assert (facts.width, facts.height) == (64, 48)
+        assert facts.camera is None or ("\x00" not in facts.camera and len(facts.camera) <= 255)
+        if facts.shoot_date is not None:
+            # What storing it does: to UTC, then text for the database and the modal.
+            assert 1826 <= facts.shoot_date.astimezone(UTC).year <= 9999
+            facts.shoot_date.astimezone(UTC).isoformat()
 
     run()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from bot.services import Services
 from storage.models import IngestState
 from tests import images
@@ -87,3 +89,26 @@ def test_an_unforeseen_error_keeps_the_job_for_a_retry(
     tmp_dir.mkdir()
     clock.advance(hours=1)
     assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]
+
+
+@pytest.mark.parametrize(
+    ("taken", "offset"),
+    [
+        # Moved to UTC, these fall outside Python's years 1-9999: every attempt used to crash.
+        ("0001:01:01 00:00:00", "+01:00"),
+        ("9999:12:31 23:59:59", "-01:00"),
+        ("1000:06:01 12:00:00", None),  # before photography: junk, not a date to show
+    ],
+)
+def test_an_impossible_exif_date_is_left_out(
+    services: Services, slack: SlackEmulator, taken: str, offset: str | None
+) -> None:
+    data = images.jpeg_with_exif_text(
+        make="Canon", model="EOS R5", lens="RF", taken=taken, offset=offset
+    )
+    outcomes = ingest(services, post_file(services, slack, data))
+    assert [o.state for o in outcomes] == [IngestState.STORED]
+    image = image_row(services)
+    assert image.shoot_date is None
+    assert image.camera == "Canon EOS R5"  # the rest of the EXIF is still read
+    assert job_row(services).last_error is None
