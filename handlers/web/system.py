@@ -53,7 +53,10 @@ def media(key: str) -> Response:
     store = services().media
     if not isinstance(store, LocalStore):
         return _plain("Not found\n", 404)
-    checked = store.verify_signed_path(request.path, request.query_string.decode())
+    # A valid link is ASCII; a raw non-UTF-8 byte (wsgiref, in Socket Mode, passes it on)
+    # must fail the signature check like any other bad link, not raise.
+    query = request.query_string.decode("utf-8", "replace")
+    checked = store.verify_signed_path(request.path, query)
     if checked is None:
         return _plain("This link is invalid or expired\n", 403)
     key, width, height, crop = checked

@@ -4,6 +4,7 @@ media), Socket Mode included, which has no signing secret to derive one from."""
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -61,7 +62,22 @@ def test_a_link_made_by_the_worker_opens_in_socket_mode_after_a_restart(
     app.start()  # a restart (a deploy, a crash): the link Slack holds still opens
     assert fetch(link) == 200
     assert fetch(link.replace("s=", "s=x")) == 403
+    # Raw bytes that are not UTF-8 (no client percent-encodes for an attacker): Socket Mode's
+    # small server passes them on, and they must be a 403 like any bad link, not a 500.
+    path = link.removeprefix(f"http://127.0.0.1:{port}")
+    for raw in (path.replace("s=", "s=\xff").encode("latin-1"), path.encode() + b"\xc3("):
+        assert raw_get(port, raw) == 403, raw
     worker.shutdown()
+
+
+def raw_get(port: int, target: bytes) -> int:
+    """The status of a GET whose request target is exactly these bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(
+            b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        head = conn.recv(64)
+    return int(head.split(b" ", 2)[1])
 
 
 def test_media_signing_key_must_be_long_and_is_never_shown() -> None:
