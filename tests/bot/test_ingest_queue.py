@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,16 +188,20 @@ def test_a_successful_ingest_does_not_claim_it_lost_its_lease(
 # -- two workers, one job each time --------------------------------------------------------
 
 
-class FastClock:
-    """Real time running faster: a lease (LEASE) lasts 5 real seconds."""
+class DownloadClock:
+    """Time that moves only when Slack serves a download: each one takes an eighth of a
+    lease (LEASE), whatever the machine's speed. Nine downloads after a lease was taken, it
+    has run out; one job's own download and what the other worker downloads meanwhile (a
+    job or two) never get that far."""
 
-    def __init__(self, speed: float = LEASE.total_seconds() / 5) -> None:
-        self.start = time.monotonic()
+    STEP = LEASE / 8
+
+    def __init__(self, slack: SlackEmulator) -> None:
+        self.slack = slack
         self.origin = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-        self.speed = speed
 
     def __call__(self) -> datetime:
-        return self.origin + timedelta(seconds=(time.monotonic() - self.start) * self.speed)
+        return self.origin + self.STEP * len(self.slack.calls_to("files.download"))
 
 
 def test_two_workers_sweeping_at_once_run_each_job_once(
@@ -205,14 +209,14 @@ def test_two_workers_sweeping_at_once_run_each_job_once(
 ) -> None:
     """Slow downloads: a worker that claimed a batch up front would still be busy when the
     last jobs' leases ran out, and the other worker would take them over and run them too."""
-    clock = FastClock()
+    clock = DownloadClock(slack)
     env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
     workers = [make_services(env, clock=clock, watch=n == 0) for n in range(2)]
-    count = 12
+    count = 16
     file_ids = [f"F{n:04d}" for n in range(count)]
     for n, file_id in enumerate(file_ids):
         post(workers[0], slack, file_id, images.jpeg(seed=n), message_ts=f"17000001{n:02d}.0001")
-    slack.inject("files.download", "slow", delay=0.6, times=count)
+    slack.inject("files.download", "slow", delay=0.3, times=count)
     deadline = time.monotonic() + 60
 
     def settled() -> bool:

@@ -18,6 +18,7 @@ from bot.library import record_posted_files
 from bot.services import Services
 from handlers.slack.files import posted_file_from_slack, token_allowed_for
 from storage.db import session_scope
+from storage.media import LocalStore
 from storage.models import AuditEvent, Image, IngestJob, IngestState
 from tests import images
 from tests.conftest import (
@@ -493,3 +494,25 @@ def test_a_run_that_outlived_its_lease_cannot_undo_the_newer_result(
     assert job_row(services).state == IngestState.STORED
     assert "finished after its lease" in caplog.text
     assert len(slack.calls_to("chat.postEphemeral")) == 1  # the poster was told once
+
+
+def test_a_run_that_outlived_its_lease_and_then_failed_leaves_the_stored_image_alone(
+    services: Services, slack: SlackEmulator, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    (job_id,) = post_file(services, slack, images.jpeg())
+    run_a = services.ingestor.claim(job_id)  # run A holds this lease... and stalls
+    assert isinstance(run_a, Claim)
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]  # run B
+    stored = image_row(services)
+    slack.delete_file("F0001")  # run A's download now fails for good (file_not_found)
+    with caplog.at_level(logging.INFO, logger="bot.ingestor"):
+        late = services.ingestor.process(run_a)
+    assert late.state == IngestState.STORED  # the newer run's result, not run A's failure
+    job = job_row(services)
+    assert (job.state, job.last_error, job.lease_until) == (IngestState.STORED, None, None)
+    assert image_row(services).storage_key == stored.storage_key
+    assert isinstance(services.media, LocalStore)
+    assert services.media.path_for(stored.storage_key).read_bytes() == images.jpeg()
+    assert "result of an expired run dropped" in caplog.text
+    assert len(slack.calls_to("chat.postEphemeral")) == 1  # told once, of the stored image
