@@ -1,5 +1,6 @@
 """Ack-latency benchmark: the app in HTTP mode under gunicorn, against the Slack emulator,
-receiving 50 signed image-post events a second for 30 seconds (goal: p99 ack under 100 ms).
+receiving 50 signed image-post events a second for 30 seconds (goals: p99 ack under 50 ms,
+every image stored within 5 s of the last post).
 
     .venv/bin/python bench/ack_latency.py                  # full: SQLite, then Postgres; < 5 min
     .venv/bin/python bench/ack_latency.py --quick          # 10 s of events, SQLite only; < 60 s

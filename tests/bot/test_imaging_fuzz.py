@@ -12,6 +12,7 @@ offset). Bounded for CI: a fixed number of examples per test and a wall-clock ca
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from datetime import UTC
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image
 
 from bot import exif as exif_reader
-from bot.imaging import InvalidImage, configure, inspect, write_thumbnail
+from bot.imaging import ImageFacts, InvalidImage, configure, inspect, write_thumbnail
 from tests import images
 
 # Pillow warns about every corrupt EXIF entry it skips: expected here, by the thousand.
@@ -106,7 +107,7 @@ def check_file(data: bytes, work: Path) -> None:
     else:
         assert facts.width > 0
         assert facts.height > 0
-        assert facts.camera is None or ("\x00" not in facts.camera and len(facts.camera) <= 255)
+        assert_database_safe(facts)
     # The thumbnail path reads the same bytes (a stored original) on its own.
     thumb = work / "thumb.jpg"
     try:
@@ -118,6 +119,16 @@ def check_file(data: bytes, work: Path) -> None:
             assert made.format == "JPEG"
             assert made.width <= 120
             assert made.height <= 80
+
+
+def assert_database_safe(facts: ImageFacts) -> None:
+    """What Postgres refuses (NUL in text and JSON) or String(255) cannot hold never gets
+    that far: not in the camera, not anywhere in the EXIF summary."""
+    assert facts.camera is None or ("\x00" not in facts.camera and len(facts.camera) <= 255)
+    summary = json.dumps(facts.exif, ensure_ascii=False, default=str)
+    assert "\\u0000" not in summary  # how json.dumps writes a NUL
+    for value in facts.exif.values():
+        assert not isinstance(value, str) or len(value) <= 255
 
 
 FUZZ = settings(
@@ -201,7 +212,7 @@ def test_any_exif_values_in_a_jpeg_never_break_ingest(tmp_path: Path) -> None:
         path.write_bytes(data)
         facts = inspect(path, max_pixels=LIMIT)  # a good picture: never refused for its EXIF
         assert (facts.width, facts.height) == (64, 48)
-        assert facts.camera is None or ("\x00" not in facts.camera and len(facts.camera) <= 255)
+        assert_database_safe(facts)
         if facts.shoot_date is not None:
             # What storing it does: to UTC, then text for the database and the modal.
             assert 1826 <= facts.shoot_date.astimezone(UTC).year <= 9999
