@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from handlers.slack.approvals import ids as approvals_ids
 from handlers.slack.details import ids as details_ids
 from storage.db import session_scope
 from storage.models import Channel
 from tests.conftest import GUEST, MEMBER, POSTER, TEAM
+from tests.e2e.test_approvals import cards
 from tests.e2e.test_search import result_titles, search, seed, share
 from tests.live import Live, form_values, wait_until
 from tests.seed import START
@@ -95,3 +97,34 @@ def test_saving_details_in_a_busy_workspace_is_answered_after_a_few_calls(live: 
         lambda: getattr(live.image(image_id), "title", None) == "Launch keynote",
         what="details saved",
     )
+
+
+def test_asking_for_approval_in_a_busy_workspace_is_answered_after_a_few_calls(
+    live: Live,
+) -> None:
+    busy_workspace(live)
+    private = "G0P00070"
+    image_id = seed(
+        live, "Launch in private 70", channel=private, private=True, uploader=MEMBER, status="draft"
+    )
+    view_id, _ = live.click_to_open(
+        approvals_ids.REQUEST_APPROVAL, str(image_id), user=MEMBER, channel=private
+    )
+    values = {
+        "approvers": {"value": {"type": "multi_users_select", "selected_users": [POSTER]}},
+        "note": {"value": {"type": "plain_text_input", "value": "for the launch"}},
+        "due": {"value": {"type": "datepicker", "selected_date": None}},
+    }
+
+    # Before the answer: what Max may see, and whether Pat (the approver) may see the image;
+    # neither may cost a call per private channel of the library.
+    mark = len(live.slack.calls)
+    started = time.monotonic()
+    reply = live.submit(view_id, values, user=MEMBER)
+    answered_in = time.monotonic() - started
+    before_answer = calls_since(live, mark)
+    assert reply.status == 200 and not reply.body, reply
+    assert answered_in < 3
+    assert before_answer["conversations.members"] <= 1  # at most the image's own channel
+    assert before_answer["users.conversations"] <= 2  # Max's, and Pat's
+    wait_until(lambda: POSTER in cards(live), what="the approval card DMed to Pat")
