@@ -480,14 +480,21 @@ def test_two_workers_never_claim_the_same_job(services: Services, slack: SlackEm
     assert len(set(everything)) == 12
 
 
+def taken_over(services: Services, slack: SlackEmulator, clock: FakeClock) -> Claim:
+    """Run A claims a posted file and stalls past its lease; run B (a sweep) takes the job
+    over and stores the image. Returns run A's claim, for it to finally get going."""
+    (job_id,) = post_file(services, slack, images.jpeg())
+    run_a = services.ingestor.claim(job_id)
+    assert isinstance(run_a, Claim)
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]
+    return run_a
+
+
 def test_a_run_that_outlived_its_lease_cannot_undo_the_newer_result(
     services: Services, slack: SlackEmulator, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (job_id,) = post_file(services, slack, images.jpeg())
-    run_a = services.ingestor.claim(job_id)  # run A holds this lease... and stalls
-    assert isinstance(run_a, Claim)
-    clock.advance(seconds=LEASE.total_seconds() + 1)
-    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]  # run B
+    run_a = taken_over(services, slack, clock)
     with caplog.at_level(logging.INFO, logger="bot.ingestor"):
         late = services.ingestor.process(run_a)  # run A finally gets going
     assert late.state == IngestState.STORED
@@ -499,11 +506,7 @@ def test_a_run_that_outlived_its_lease_cannot_undo_the_newer_result(
 def test_a_run_that_outlived_its_lease_and_then_failed_leaves_the_stored_image_alone(
     services: Services, slack: SlackEmulator, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (job_id,) = post_file(services, slack, images.jpeg())
-    run_a = services.ingestor.claim(job_id)  # run A holds this lease... and stalls
-    assert isinstance(run_a, Claim)
-    clock.advance(seconds=LEASE.total_seconds() + 1)
-    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]  # run B
+    run_a = taken_over(services, slack, clock)
     stored = image_row(services)
     slack.delete_file("F0001")  # run A's download now fails for good (file_not_found)
     with caplog.at_level(logging.INFO, logger="bot.ingestor"):
