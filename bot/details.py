@@ -23,6 +23,7 @@ from storage.models import (
     ImageStatus,
     Tag,
 )
+from storage.query import FIRST_PHOTO_YEAR
 from storage.search import (
     Viewer,
     closest_tags,
@@ -119,7 +120,7 @@ def validate(details: DetailsInput, *, today: date) -> DetailsInput:
             f"The shoot date {details.shoot_date.isoformat()} is in the future; "
             "pick the day the photos were taken."
         )
-    if details.shoot_date is not None and details.shoot_date.year < 1826:
+    if details.shoot_date is not None and details.shoot_date.year < FIRST_PHOTO_YEAR:
         errors["shoot_date"] = "That date is before photography was invented."
     description = details.description.strip()
     if len(description) > MAX_DESCRIPTION_LENGTH:

@@ -17,12 +17,14 @@ from typing import Any
 
 from PIL import ExifTags, Image
 
+from storage.query import FIRST_PHOTO_YEAR
+
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 255
-# A shoot date is kept only inside these years: the first photograph is from 1826, and a year
-# at either end of Python's range (0001, 9999) overflows once its offset moves it to UTC.
-SHOOT_YEARS = range(1826, 9999)
+# A shoot date is kept only inside these years: none before the first photograph, and 9999
+# (like 0001) overflows once its offset moves it to UTC.
+SHOOT_YEARS = range(FIRST_PHOTO_YEAR, 9999)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

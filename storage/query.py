@@ -226,6 +226,10 @@ def _date_filter(acc: _Parsed, name: str, value: str) -> None:
         acc.date_to = min(acc.date_to, end) if acc.date_to else end
 
 
+# No photograph is older: the earliest year a shoot date, an EXIF date or a search may name.
+FIRST_PHOTO_YEAR = 1826
+
+
 def parse_date(text: str) -> tuple[date, date] | None:
     """`2026`, `2026-11` or `2026-11-03` -> the first and last day they cover."""
     found = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", text.strip())
@@ -233,7 +237,7 @@ def parse_date(text: str) -> tuple[date, date] | None:
         return None
     try:
         year = int(found.group(1))
-        if not 1826 <= year <= 9999:
+        if not FIRST_PHOTO_YEAR <= year <= 9999:
             return None
         if found.group(3):
             day = date(year, int(found.group(2)), int(found.group(3)))
