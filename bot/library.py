@@ -14,16 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import Post, PostedFile
 from storage.db import priority_writes, session_scope
 from storage.models import (
-    Base,
     Channel,
     Image,
     IngestJob,
@@ -45,6 +43,44 @@ def is_watched(session: Session, *, team_id: str, channel_id: str) -> bool:
 
 # --------------------------------------------------------------------------------------------
 # Recording posted files (on the ack path: database writes only, no network)
+#
+# Slack is waiting while these run, once per posted image, so the statements are built once
+# with bound parameters, on Core tables: building a statement per call (and its cache key,
+# from every value), and the ORM's objects, cost more CPU than running it.
+
+_images = Image.__table__
+_jobs = IngestJob.__table__
+_WATCHED_CATEGORY = select(WatchedChannel.__table__.c.category_id).where(
+    WatchedChannel.__table__.c.team_id == bindparam("team_id"),
+    WatchedChannel.__table__.c.channel_id == bindparam("channel_id"),
+)
+_CHANNEL_IS_PRIVATE = select(Channel.__table__.c.is_private).where(
+    Channel.__table__.c.team_id == bindparam("team_id"),
+    Channel.__table__.c.channel_id == bindparam("channel_id"),
+)
+_JOB_OF_FILE = (
+    select(_jobs.c.id, _jobs.c.state)
+    .join(_images, _images.c.id == _jobs.c.image_id)
+    .where(
+        _images.c.team_id == bindparam("team_id"), _images.c.slack_file_id == bindparam("file_id")
+    )
+)
+# The columns of an INSERT are the keys of the parameters it is run with.
+_NEW_JOB = insert(_jobs).returning(_jobs.c.id)
+
+
+def _unless_present(table: Any, *, returning: Any = None) -> dict[str, Any]:
+    """INSERT ... ON CONFLICT DO NOTHING, by dialect name."""
+    statements = {}
+    for dialect, insert_into in (("postgresql", pg_insert), ("sqlite", sqlite_insert)):
+        statement = insert_into(table).on_conflict_do_nothing()
+        statements[dialect] = statement if returning is None else statement.returning(returning)
+    return statements
+
+
+_NEW_EVENT = _unless_present(ProcessedEvent.__table__)
+_NEW_CHANNEL = _unless_present(Channel.__table__)
+_NEW_IMAGE = _unless_present(_images, returning=_images.c.id)
 
 
 def record_posted_files(
@@ -65,123 +101,115 @@ def record_posted_files(
     wanted = [f for f in files if f.looks_like_image]
     if not wanted and not event_id:
         return []
+    where = {"team_id": post.team_id, "channel_id": post.channel_id}
     # Slack is waiting for this transaction: it goes first for SQLite's write lock, and it
     # is kept to few round trips (conflicts are settled by ON CONFLICT, not savepoints).
     with priority_writes(), session_scope(factory) as session:
-        watched = session.get(WatchedChannel, (post.team_id, post.channel_id))
+        dialect = session.get_bind().dialect.name
+        watched = session.execute(_WATCHED_CATEGORY, where).first()
         if require_watched and watched is None:
             return []
-        if event_id and not _first_delivery(
-            session, team_id=post.team_id, event_id=event_id, now=now
-        ):
-            return []
-        _remember_channel(session, post=post, now=now)
+        if event_id:
+            first = session.execute(
+                _NEW_EVENT[dialect],
+                {"event_id": event_id, "team_id": post.team_id, "created_at": now},
+            )
+            if not first.rowcount:  # type: ignore[attr-defined]
+                return []
+        _remember_channel(session, dialect, post=post, now=now)
         category_id = watched.category_id if watched is not None else None
         job_ids = []
         for posted in wanted:
             job_id = _upsert_image_and_job(
-                session, post=post, posted=posted, category_id=category_id, now=now
+                session, dialect, post=post, posted=posted, category_id=category_id, now=now
             )
             if job_id is not None:
                 job_ids.append(job_id)
         return job_ids
 
 
-def _insert_unless_present(session: Session, model: type[Base], **values: Any) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING, in the session's dialect."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    return insert(model).values(**values).on_conflict_do_nothing()
-
-
-def _remember_channel(session: Session, *, post: Post, now: datetime) -> None:
-    known = session.get(Channel, (post.team_id, post.channel_id))
-    if known is not None:
-        if post.channel_private and not known.is_private:
-            # The channel became private: its earlier images are now for members only.
-            known.is_private = True
-            session.execute(
-                update(Image)
-                .where(Image.team_id == post.team_id, Image.channel_id == post.channel_id)
-                .values(channel_private=True)
-            )
-        return
-    try:
-        with session.begin_nested():
-            session.add(
-                Channel(
-                    team_id=post.team_id,
-                    channel_id=post.channel_id,
-                    is_private=post.channel_private,
-                    checked_at=now,  # Slack's own channel_type on the event said it
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
-        pass  # remembered by a concurrent delivery
-
-
-def _first_delivery(session: Session, *, team_id: str, event_id: str, now: datetime) -> bool:
-    inserted = session.execute(
-        _insert_unless_present(
-            session, ProcessedEvent, event_id=event_id, team_id=team_id, created_at=now
+def _remember_channel(session: Session, dialect: str, *, post: Post, now: datetime) -> None:
+    where = {"team_id": post.team_id, "channel_id": post.channel_id}
+    is_private = session.scalar(_CHANNEL_IS_PRIVATE, where)
+    if is_private is None:
+        session.execute(
+            _NEW_CHANNEL[dialect],
+            where
+            | {
+                "is_private": post.channel_private,
+                "checked_at": now,  # Slack's own channel_type on the event said it
+                "created_at": now,
+            },
+        )  # or remembered by a concurrent delivery
+    elif post.channel_private and not is_private:
+        # The channel became private: its earlier images are now for members only.
+        session.execute(
+            update(Channel)
+            .where(Channel.team_id == post.team_id, Channel.channel_id == post.channel_id)
+            .values(is_private=True)
         )
-    )
-    return bool(inserted.rowcount)  # type: ignore[attr-defined]
+        session.execute(
+            update(Image)
+            .where(Image.team_id == post.team_id, Image.channel_id == post.channel_id)
+            .values(channel_private=True)
+        )
 
 
 def _upsert_image_and_job(
-    session: Session, *, post: Post, posted: PostedFile, category_id: int | None, now: datetime
+    session: Session,
+    dialect: str,
+    *,
+    post: Post,
+    posted: PostedFile,
+    category_id: int | None,
+    now: datetime,
 ) -> int | None:
     image_id = session.scalar(
-        _insert_unless_present(
-            session,
-            Image,
-            team_id=post.team_id,
-            slack_file_id=posted.file_id,
-            channel_id=post.channel_id,
-            channel_private=post.channel_private,
-            message_ts=post.message_ts,
-            thread_ts=post.thread_ts,
-            uploader_id=post.user_id,
-            permalink=(posted.permalink or "")[:1024] or None,
-            file_name=posted.name[:255],
-            title=_title_from(posted)[:255],
-            category_id=category_id,
-            tags=[],
-            tag_keys=[],
-            exif={},
-            sort_at=post.posted_at or now,
-            created_at=now,
-            updated_at=now,
-        ).returning(Image.id)
+        _NEW_IMAGE[dialect],
+        {
+            "team_id": post.team_id,
+            "slack_file_id": posted.file_id,
+            "channel_id": post.channel_id,
+            "channel_private": post.channel_private,
+            "message_ts": post.message_ts,
+            "thread_ts": post.thread_ts,
+            "uploader_id": post.user_id,
+            "permalink": (posted.permalink or "")[:1024] or None,
+            "file_name": posted.name[:255],
+            "title": _title_from(posted)[:255],
+            "category_id": category_id,
+            "tags": [],
+            "tag_keys": [],
+            "exif": {},
+            "sort_at": post.posted_at or now,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     if image_id is None:
         # Known already (a retry, the other event about the same file, or a concurrent
         # delivery, whose transaction we waited for): a job that is queued may run now;
         # stored, failed or running ones are left alone.
-        job = session.scalar(
-            select(IngestJob)
-            .join(Image, Image.id == IngestJob.image_id)
-            .where(Image.team_id == post.team_id, Image.slack_file_id == posted.file_id)
-        )
+        job = session.execute(
+            _JOB_OF_FILE, {"team_id": post.team_id, "file_id": posted.file_id}
+        ).first()
         if job is not None and job.state == IngestState.QUEUED:
-            return job.id
+            return int(job.id)
         return None
     return session.scalar(
-        insert(IngestJob)
-        .values(
-            team_id=post.team_id,
-            image_id=image_id,
-            state=IngestState.QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            download_url=posted.download_url,
-            mimetype=posted.mimetype or None,
-            size=posted.size,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(IngestJob.id)
+        _NEW_JOB,
+        {
+            "team_id": post.team_id,
+            "image_id": image_id,
+            "state": IngestState.QUEUED,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "download_url": posted.download_url,
+            "mimetype": posted.mimetype or None,
+            "size": posted.size,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
 
 

@@ -27,8 +27,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
+            # No pre-ping: a file cannot drop the connection, and the ping would cost a
+            # statement per transaction.
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_pre_ping=True,
         )
         writer = _WriterLock()
         event.listen(engine, "connect", _sqlite_on_connect)

@@ -120,6 +120,27 @@ def test_a_channel_made_private_takes_its_images_with_it(live: Live) -> None:
     assert result_titles(search(live, "f0conv", user="UOUTSIDE", channel="C0LOBBY")) == ["f0conv"]
 
 
+def test_a_post_from_a_channel_now_private_takes_its_earlier_images_with_it(live: Live) -> None:
+    # The conversion event was missed (the app was down): the next post's channel_type says it.
+    live.slack.add_user("UOUTSIDE", "olga")
+    live.slack.add_channel("C0LOBBY", "lobby", members=["UOUTSIDE", MEMBER, "UBOT"])
+    live.post(live.add_jpeg("F0EARLY", seed=8))
+    wait_until(lambda: len(live.stored()) == 1, what="the first image stored")
+    assert result_titles(search(live, "f0early", user="UOUTSIDE", channel="C0LOBBY")) == ["f0early"]
+
+    members = live.slack.channel_members(PUBLIC_CHANNEL)
+    live.slack.add_channel(PUBLIC_CHANNEL, "marketing-shoots", is_private=True, members=members)
+    live.post(live.add_jpeg("F0LATER", seed=9))
+    wait_until(lambda: len(live.stored()) == 2, what="the second image stored")
+
+    assert [i.channel_private for i in live.stored()] == [True, True]
+    with session_scope(live.db.factory) as session:
+        channel = session.get(Channel, (TEAM, PUBLIC_CHANNEL))
+        assert channel is not None and channel.is_private
+    assert result_titles(search(live, "f0early", user="UOUTSIDE", channel="C0LOBBY")) == []
+    assert result_titles(search(live, "f0early", user=MEMBER)) == ["f0early"]
+
+
 def test_unchecked_channels_are_asked_again_first(database_url: str) -> None:
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
