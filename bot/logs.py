@@ -131,6 +131,9 @@ def configure_logging(level: str, *, secrets: list[str], json_lines: bool = Fals
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # libvips logs its own progress at INFO (two or three lines an image, "threadpool
+    # completed with 1 workers") and every property read at DEBUG: its warnings are enough.
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
 
 
 class RedactingGunicornLogger(GunicornLogger):  # type: ignore[misc]

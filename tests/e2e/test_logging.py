@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import AppProcess, app_env
 from tests.fakes.slack_api import SlackEmulator
-from tests.live import wait_until
+from tests.live import Live, wait_until
 
 
 def test_gunicorn_error_log_redacts_the_bot_token(
@@ -25,3 +25,11 @@ def test_gunicorn_error_log_redacts_the_bot_token(
     )
     assert "[redacted]" in logged
     assert slack.bot_token not in logged
+
+
+def test_an_ingested_image_leaves_no_libvips_chatter_in_the_log(live: Live) -> None:
+    live.post(live.add_jpeg("F0QUIET", seed=3))
+    wait_until(live.stored, what="stored")
+    logged = live.app.logs()
+    assert "stored image" in logged  # the app's own INFO lines are there...
+    assert "VIPS" not in logged and "pyvips" not in logged  # ...libvips' INFO lines are not
