@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.access import still_installed
@@ -139,6 +139,20 @@ def _take(session: Session, job: IngestJob, now: datetime) -> Claim | GaveUp:
 def holds(job: IngestJob, claimed: Claim) -> bool:
     """Does the run of `claimed` still own the job (no later claim took it over)?"""
     return job.state == IngestState.RUNNING and job.attempts == claimed.attempts
+
+
+_LEASE_OF = (
+    select(IngestJob.__table__.c.state, IngestJob.__table__.c.attempts)
+    .where(IngestJob.__table__.c.id == bindparam("job_id"))
+    .with_for_update()
+)
+
+
+def still_holds(session: Session, claimed: Claim) -> bool:
+    """`holds`, read under a row lock without loading the job (the write that follows in
+    this transaction is then the run's own)."""
+    row = session.execute(_LEASE_OF, {"job_id": claimed.job_id}).one()
+    return bool(row.state == IngestState.RUNNING and row.attempts == claimed.attempts)
 
 
 def renew(factory: sessionmaker[Session], claims: list[Claim], *, now: datetime) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import ingest_queue
@@ -24,6 +25,7 @@ from bot.ingest_queue import (
     backoff,
     holds,
     lock_content,
+    still_holds,
 )
 from bot.logs import about
 from bot.ports import DownloadError, FileSource
@@ -39,6 +41,46 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "an internal error; will retry"
+
+# The writes every stored image makes, built once (Core tables, bound parameters): building
+# them per image, and loading the ORM's objects to change, cost more CPU than running them.
+_images = Image.__table__
+_jobs = IngestJob.__table__
+
+
+def _set_image(*columns: str) -> Update:
+    """UPDATE images SET each column = its bound parameter (of the same name, in the
+    parameters it is run with) WHERE id = :image_id."""
+    return (
+        update(_images)
+        .where(_images.c.id == bindparam("image_id"))
+        .values({c: bindparam(c, type_=_images.c[c].type) for c in columns})
+    )
+
+
+_STORED_COLUMNS = (
+    "width", "height", "format", "bytes", "sha256", "phash", "phash_b0", "phash_b1",
+    "phash_b2", "phash_b3", "camera", "exif", "uploader_name", "storage_key", "delivery_url",
+    "updated_at",
+)  # fmt: skip
+_STORED_IMAGE = _set_image(*_STORED_COLUMNS)
+_STORED_IMAGE_DATED = _set_image(*_STORED_COLUMNS, "shoot_date", "sort_at")
+_SET_SHA256 = _set_image("sha256")
+_KEPT_DETAILS = select(_images.c.shoot_date, _images.c.uploader_name).where(
+    _images.c.id == bindparam("image_id")
+)
+_STORED_JOB = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job_id"))
+    .values(
+        state=IngestState.STORED,
+        lease_until=None,
+        last_error=None,
+        updated_at=bindparam("now", type_=_jobs.c.updated_at.type),
+    )
+)
+# The columns of an INSERT are the keys of the parameters it is run with.
+_AUDIT = insert(AuditEvent.__table__)
 
 Clock = Callable[[], datetime]
 
@@ -259,10 +301,9 @@ class Ingestor:
         run no longer holds the job."""
         with session_scope(self._factory) as session:
             lock_content(session, sha256)
-            job = session.get_one(IngestJob, claimed.job_id, with_for_update=True)
-            if not holds(job, claimed):
+            if not still_holds(session, claimed):
                 return False
-            session.get_one(Image, claimed.image_id).sha256 = sha256
+            session.execute(_SET_SHA256, {"image_id": claimed.image_id, "sha256": sha256})
             return True
 
     def _mark_stored(
@@ -281,34 +322,45 @@ class Ingestor:
         now = self._clock()
         b0, b1, b2, b3 = facts.phash_bands
         with session_scope(self._factory) as session:
-            job = session.get_one(IngestJob, claimed.job_id, with_for_update=True)
-            if not holds(job, claimed):
+            if not still_holds(session, claimed):
                 return False
-            image = session.get_one(Image, claimed.image_id)
-            image.width, image.height, image.format = facts.width, facts.height, facts.format
-            image.bytes, image.sha256 = size, sha256
-            image.phash = facts.phash
-            image.phash_b0, image.phash_b1, image.phash_b2, image.phash_b3 = b0, b1, b2, b3
-            image.camera = facts.camera
-            image.exif = facts.exif
-            if image.shoot_date is None and facts.shoot_date is not None:
-                image.shoot_date = facts.shoot_date
-                image.sort_at = facts.shoot_date
-            # A name given at upload (an upload link's label) is kept.
-            image.uploader_name = image.uploader_name or uploader_name[:255]
-            image.storage_key, image.delivery_url = key, url
-            image.updated_at = now
-            job.state, job.lease_until, job.last_error = IngestState.STORED, None, None
-            job.updated_at = now
-            session.add(
-                AuditEvent(
-                    team_id=image.team_id,
-                    image_id=image.id,
-                    actor_id=image.uploader_id,
-                    action="uploaded",
-                    detail={"slack_file_id": image.slack_file_id, "sha256": sha256},
-                    created_at=now,
-                )
+            kept = session.execute(_KEPT_DETAILS, {"image_id": claimed.image_id}).one()
+            dated = kept.shoot_date is None and facts.shoot_date is not None
+            session.execute(
+                _STORED_IMAGE_DATED if dated else _STORED_IMAGE,
+                {
+                    "image_id": claimed.image_id,
+                    "width": facts.width,
+                    "height": facts.height,
+                    "format": facts.format,
+                    "bytes": size,
+                    "sha256": sha256,
+                    "phash": facts.phash,
+                    "phash_b0": b0,
+                    "phash_b1": b1,
+                    "phash_b2": b2,
+                    "phash_b3": b3,
+                    "camera": facts.camera,
+                    "exif": facts.exif,
+                    # A name given at upload (an upload link's label) is kept.
+                    "uploader_name": kept.uploader_name or uploader_name[:255],
+                    "storage_key": key,
+                    "delivery_url": url,
+                    "updated_at": now,
+                }
+                | ({"shoot_date": facts.shoot_date, "sort_at": facts.shoot_date} if dated else {}),
+            )
+            session.execute(_STORED_JOB, {"job_id": claimed.job_id, "now": now})
+            session.execute(
+                _AUDIT,
+                {
+                    "team_id": claimed.team_id,
+                    "image_id": claimed.image_id,
+                    "actor_id": claimed.uploader_id,
+                    "action": "uploaded",
+                    "detail": {"slack_file_id": claimed.file_id, "sha256": sha256},
+                    "created_at": now,
+                },
             )
             return True
 

@@ -350,6 +350,23 @@ def test_slack_rate_limit_on_download_is_retried_later(
     assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]
 
 
+def test_a_date_and_name_given_while_the_download_waited_are_kept(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    slack.inject("files.download", "ratelimited")
+    job_ids = post_file(services, slack, images.jpeg())  # its EXIF says 2026-11-03
+    assert ingest(services, job_ids)[0].state == IngestState.QUEUED
+    given = image_row(services).sort_at.replace(year=2024)
+    with session_scope(services.factory) as session:  # as the details form saves them
+        image = session.scalars(select(Image)).one()
+        image.shoot_date, image.sort_at, image.uploader_name = given, given, "Agency Kim"
+    clock.advance(minutes=5)
+    assert [o.state for o in services.ingestor.sweep()] == [IngestState.STORED]
+    image = image_row(services)
+    assert (image.shoot_date, image.sort_at, image.uploader_name) == (given, given, "Agency Kim")
+    assert image.camera == "Canon EOS R5"  # the rest of what the file says is recorded
+
+
 # -- Cloudinary outages -------------------------------------------------------------------
 
 
