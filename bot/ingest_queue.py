@@ -117,23 +117,32 @@ def _take(session: Session, job: IngestJob, now: datetime) -> Claim | GaveUp:
     job.state = IngestState.RUNNING
     job.lease_until = now + LEASE
     job.attempts += 1
-    image = session.get_one(Image, job.image_id)
-    category = (
-        session.scalar(select(Category.name).where(Category.id == image.category_id))
-        if image.category_id
-        else None
-    )
+    image = session.execute(_CLAIMED_IMAGE, {"image_id": job.image_id}).one()
     return Claim(
         job_id=job.id,
-        image_id=image.id,
+        image_id=job.image_id,
         attempts=job.attempts,
         team_id=image.team_id,
         file_id=image.slack_file_id,
         uploader_id=image.uploader_id,
         url=job.download_url,
         size=job.size,
-        category=category,
+        category=image.category,
     )
+
+
+# What a run needs to know of its image, read at every claim: built once, one statement.
+_images, _categories = Image.__table__, Category.__table__
+_CLAIMED_IMAGE = (
+    select(
+        _images.c.team_id,
+        _images.c.slack_file_id,
+        _images.c.uploader_id,
+        _categories.c.name.label("category"),
+    )
+    .select_from(_images.outerjoin(_categories, _categories.c.id == _images.c.category_id))
+    .where(_images.c.id == bindparam("image_id"))
+)
 
 
 def holds(job: IngestJob, claimed: Claim) -> bool:

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from sqlalchemy import and_, delete, false, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -88,6 +88,15 @@ def preview_for(image: Image, media: MediaStore, *, width: int = 360, height: in
     return Preview(alt=alt)
 
 
+# Read after every ingest: built once, and only the columns needed (not the whole image).
+_POSTED_IN = select(
+    Image.__table__.c.team_id,
+    Image.__table__.c.channel_id,
+    Image.__table__.c.message_ts,
+    Image.__table__.c.uploader_id,
+).where(Image.__table__.c.id == bindparam("image_id"))
+
+
 def claim_prompt(
     factory: sessionmaker[Session],
     *,
@@ -102,7 +111,7 @@ def claim_prompt(
     after every ingest, so it is one transaction of few statements: the message's images
     and their jobs are read once, for the check, the duplicates and the plan."""
     with session_scope(factory) as session:
-        image = session.get(Image, image_id)
+        image = session.execute(_POSTED_IN, {"image_id": image_id}).first()
         if image is None or image.message_ts is None:
             return None
         key = (image.team_id, image.channel_id, image.message_ts)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from bot.admin import add_category, watch
 from bot.domain import Post, PostedFile
 from bot.ingest_queue import LEASE, MAX_ATTEMPTS, Claim, LeaseKeeper, claim_next, renew
 from bot.library import record_posted_files
@@ -210,6 +211,24 @@ def test_cloudinary_store_receives_the_original(
     assert image.storage_key in cloudinary.uploads
     assert cloudinary.uploads[image.storage_key].data == data
     assert image.delivery_url.startswith("https://res.cloudinary.com/")
+
+
+def test_the_original_goes_to_its_channels_category_folder(
+    cloud_services: Services, slack: SlackEmulator, cloudinary: CloudinaryEmulator
+) -> None:
+    now = cloud_services.clock()
+    add_category(cloud_services.factory, team_id=TEAM, name="Marketing", actor_id=POSTER, now=now)
+    watch(
+        cloud_services.factory,
+        team_id=TEAM,
+        channel_id=PUBLIC_CHANNEL,
+        category_name="Marketing",
+        actor_id=POSTER,
+        now=now,
+    )
+    ingest(cloud_services, post_file(cloud_services, slack, images.jpeg(seed=12)))
+    upload = cloudinary.uploads[image_row(cloud_services).storage_key]
+    assert upload.folder == f"library/{TEAM}/marketing"
 
 
 def test_slack_connect_stub_is_resolved_with_files_info(
