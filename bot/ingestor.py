@@ -66,8 +66,12 @@ _STORED_COLUMNS = (
 _STORED_IMAGE = _set_image(*_STORED_COLUMNS)
 _STORED_IMAGE_DATED = _set_image(*_STORED_COLUMNS, "shoot_date", "sort_at")
 _SET_SHA256 = _set_image("sha256")
-_KEPT_DETAILS = select(_images.c.shoot_date, _images.c.uploader_name).where(
-    _images.c.id == bindparam("image_id")
+# Locked (on Postgres) until the write: a date or name saved meanwhile is then kept, not
+# overwritten by the file's.
+_KEPT_DETAILS = (
+    select(_images.c.shoot_date, _images.c.uploader_name)
+    .where(_images.c.id == bindparam("image_id"))
+    .with_for_update()
 )
 _STORED_JOB = (
     update(_jobs)
