@@ -493,6 +493,49 @@ def test_database_restart_between_two_events(
     services.shutdown()
 
 
+def test_a_date_saved_just_as_the_image_is_marked_stored_is_kept(
+    empty_postgres_url: str,
+    slack: SlackEmulator,
+    cloudinary: CloudinaryEmulator,
+    tmp_path: Path,
+    clock: FakeClock,
+) -> None:
+    """Postgres only: SQLite has one writer at a time, so the two cannot interleave there."""
+    env = app_env(
+        database_url=empty_postgres_url,
+        slack=slack,
+        media_dir=tmp_path / "m",
+        cloudinary=cloudinary,
+    )
+    services = make_services(env, clock=clock, watch=True)
+    [job_id] = post_file(services, slack, images.jpeg())  # its EXIF says 2026-11-03
+    cloudinary.inject("slow", delay=3)  # the upload gives us time to take the row
+    outcomes: list[object] = []
+    ingest_run = threading.Thread(target=lambda: outcomes.append(services.ingestor.run(job_id)))
+    ingest_run.start()
+    given = image_row(services).sort_at.replace(year=2024)
+    with services.engine.connect() as form:  # the details form, saving a date
+        wait_until(lambda: image_row(services).sha256 is not None, what="the upload under way")
+        form.execute(text("SELECT 1 FROM images FOR SHARE"))
+        wait_until(
+            lambda: form.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            ).scalar(),
+            what="the ingest waiting for the image row",
+        )
+        form.execute(text("UPDATE images SET shoot_date = :d, sort_at = :d"), {"d": given})
+        form.commit()
+    ingest_run.join(timeout=30)
+    assert [o.state for o in outcomes] == [IngestState.STORED]  # type: ignore[attr-defined]
+    image = image_row(services)
+    assert (image.shoot_date, image.sort_at) == (given, given)
+    assert image.camera == "Canon EOS R5"
+    services.shutdown()
+
+
 def test_two_workers_never_claim_the_same_job(services: Services, slack: SlackEmulator) -> None:
     for n in range(12):
         post_file(services, slack, images.jpeg(seed=n), file_id=f"F{n:04d}")
