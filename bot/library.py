@@ -132,16 +132,17 @@ def _remember_channel(session: Session, dialect: str, *, post: Post, now: dateti
     where = {"team_id": post.team_id, "channel_id": post.channel_id}
     is_private = session.scalar(_CHANNEL_IS_PRIVATE, where)
     if is_private is None:
-        session.execute(
-            _NEW_CHANNEL[dialect],
-            where
-            | {
-                "is_private": post.channel_private,
-                "checked_at": now,  # Slack's own channel_type on the event said it
-                "created_at": now,
-            },
-        )  # or remembered by a concurrent delivery
-    elif post.channel_private and not is_private:
+        new = {
+            "is_private": post.channel_private,
+            "checked_at": now,  # Slack's own channel_type on the event said it
+            "created_at": now,
+        }
+        inserted = session.execute(_NEW_CHANNEL[dialect], where | new)
+        if inserted.rowcount or not post.channel_private:  # type: ignore[attr-defined]
+            return
+        # A concurrent first post remembered it first, and may have seen it still public.
+        is_private = session.scalar(_CHANNEL_IS_PRIVATE, where)
+    if post.channel_private and not is_private:
         # The channel became private: its earlier images are now for members only.
         session.execute(
             update(Channel)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from bot.services import Services
 from handlers.slack.files import posted_file_from_slack, token_allowed_for
 from storage.db import session_scope
 from storage.media import LocalStore
-from storage.models import AuditEvent, Image, IngestJob, IngestState
+from storage.models import AuditEvent, Channel, Image, IngestJob, IngestState
 from tests import images
 from tests.conftest import (
     POSTER,
@@ -112,6 +113,20 @@ def job_row(services: Services, file_id: str = "F0001") -> IngestJob:
 def count(services: Services, model: type) -> int:
     with session_scope(services.factory) as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def waiting_on_a_lock(services: Services) -> bool:
+    """Is a session of this Postgres database waiting for a lock? Asked in a transaction of
+    its own: pg_stat_activity is read once per transaction."""
+    with services.engine.connect() as probe:
+        return bool(
+            probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        )
 
 
 # -- the happy path ----------------------------------------------------------------------
@@ -517,15 +532,7 @@ def test_a_date_saved_just_as_the_image_is_marked_stored_is_kept(
     with services.engine.connect() as form:  # the details form, saving a date
         wait_until(lambda: image_row(services).sha256 is not None, what="the upload under way")
         form.execute(text("SELECT 1 FROM images FOR SHARE"))
-        wait_until(
-            lambda: form.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
-            ).scalar(),
-            what="the ingest waiting for the image row",
-        )
+        wait_until(lambda: waiting_on_a_lock(services), what="the ingest waiting for the row")
         form.execute(text("UPDATE images SET shoot_date = :d, sort_at = :d"), {"d": given})
         form.commit()
     ingest_run.join(timeout=30)
@@ -533,6 +540,52 @@ def test_a_date_saved_just_as_the_image_is_marked_stored_is_kept(
     image = image_row(services)
     assert (image.shoot_date, image.sort_at) == (given, given)
     assert image.camera == "Canon EOS R5"
+    services.shutdown()
+
+
+def test_a_private_first_post_racing_a_public_one_leaves_the_channel_private(
+    empty_postgres_url: str, slack: SlackEmulator, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Postgres only (SQLite has one writer at a time): the channel was made private between
+    two first posts delivered at once; the one that says public commits first."""
+    env = app_env(database_url=empty_postgres_url, slack=slack, media_dir=tmp_path / "m")
+    services = make_services(env, clock=clock, watch=True)
+    slack_file = slack.add_file(
+        "F0PRIV",
+        name="a.jpg",
+        content=images.jpeg(),
+        mimetype="image/jpeg",
+        filetype="jpg",
+        user=POSTER,
+    )
+    recorded: list[list[int]] = []
+    with services.engine.connect() as public_post:  # its transaction, not committed yet
+        public_post.execute(
+            text(
+                "INSERT INTO channels (team_id, channel_id, is_private, checked_at, created_at) "
+                "VALUES (:team, :channel, false, :now, :now)"
+            ),
+            {"team": TEAM, "channel": PUBLIC_CHANNEL, "now": clock()},
+        )
+        private_post = threading.Thread(
+            target=lambda: recorded.append(
+                record_posted_files(
+                    services.factory,
+                    post=replace(POST, channel_private=True),
+                    files=[posted_file_from_slack(slack_file)],
+                    event_id="Ev2",
+                    now=clock(),
+                )
+            )
+        )
+        private_post.start()
+        wait_until(lambda: waiting_on_a_lock(services), what="the private post waiting")
+        public_post.commit()
+    private_post.join(timeout=30)
+    assert len(recorded) == 1 and len(recorded[0]) == 1
+    with session_scope(services.factory) as session:
+        assert session.scalars(select(Channel.is_private)).all() == [True]
+        assert session.scalars(select(Image.channel_private)).all() == [True]
     services.shutdown()
 
 
