@@ -79,13 +79,14 @@ def post_file(
     mimetype: str = "image/jpeg",
     filetype: str = "jpg",
     event_id: str | None = None,
+    post: Post = POST,
 ) -> list[int]:
     slack_file = slack.add_file(
         file_id, name=name, content=content, mimetype=mimetype, filetype=filetype, user=POSTER
     )
     return record_posted_files(
         services.factory,
-        post=POST,
+        post=post,
         files=[posted_file_from_slack(slack_file)],
         event_id=event_id,
         now=services.clock(),
@@ -550,14 +551,6 @@ def test_a_private_first_post_racing_a_public_one_leaves_the_channel_private(
     two first posts delivered at once; the one that says public commits first."""
     env = app_env(database_url=empty_postgres_url, slack=slack, media_dir=tmp_path / "m")
     services = make_services(env, clock=clock, watch=True)
-    slack_file = slack.add_file(
-        "F0PRIV",
-        name="a.jpg",
-        content=images.jpeg(),
-        mimetype="image/jpeg",
-        filetype="jpg",
-        user=POSTER,
-    )
     recorded: list[list[int]] = []
     with services.engine.connect() as public_post:  # its transaction, not committed yet
         public_post.execute(
@@ -569,12 +562,12 @@ def test_a_private_first_post_racing_a_public_one_leaves_the_channel_private(
         )
         private_post = threading.Thread(
             target=lambda: recorded.append(
-                record_posted_files(
-                    services.factory,
-                    post=replace(POST, channel_private=True),
-                    files=[posted_file_from_slack(slack_file)],
+                post_file(
+                    services,
+                    slack,
+                    images.jpeg(),
                     event_id="Ev2",
-                    now=clock(),
+                    post=replace(POST, channel_private=True),
                 )
             )
         )
