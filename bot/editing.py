@@ -14,8 +14,8 @@ from bot.approvers import check_approvers
 from bot.cancellation import cancel_for_image
 from bot.decisions import email_link, show_change
 from bot.details import DetailsError, DetailsInput, SavedDetails, can_edit, save_details, validate
+from bot.discards import discard_image, keep_duplicate
 from bot.people import People, Person
-from bot.prompts import discard_image, keep_duplicate
 from bot.reviews import request_titles
 from bot.services import Services
 from storage.db import session_scope

@@ -1,7 +1,8 @@
 """Ingest: fetch a posted file, check it, store the original, record it, report.
 
 Ingest is a small state machine kept in `ingest_jobs`; claiming, leases, retries and the
-attempts cap are in `bot.ingest_queue`, the work of one attempt is `Ingestor.process`.
+attempts cap are in `bot.ingest_queue`, the work of one attempt is `Ingestor.process`, and
+what it writes when the image is stored is in `bot.ingest_records`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import ingest_queue
-from bot.imaging import ImageFacts, InvalidImage, inspect
+from bot import ingest_queue, ingest_records
+from bot.imaging import InvalidImage, inspect
 from bot.ingest_queue import (
     MAX_ATTEMPTS,
     Claim,
@@ -24,16 +24,12 @@ from bot.ingest_queue import (
     LeaseKeeper,
     backoff,
     holds,
-    lock_content,
-    still_holds,
 )
 from bot.logs import about
 from bot.ports import DownloadError, FileSource
 from storage.db import session_scope
 from storage.media import MediaError, MediaInfo, MediaStore
 from storage.models import (
-    AuditEvent,
-    Image,
     IngestJob,
     IngestState,
 )
@@ -41,50 +37,6 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "an internal error; will retry"
-
-# The writes every stored image makes, built once (Core tables, bound parameters): building
-# them per image, and loading the ORM's objects to change, cost more CPU than running them.
-_images = Image.__table__
-_jobs = IngestJob.__table__
-
-
-def _set_image(*columns: str) -> Update:
-    """UPDATE images SET each column = its bound parameter (of the same name, in the
-    parameters it is run with) WHERE id = :image_id."""
-    return (
-        update(_images)
-        .where(_images.c.id == bindparam("image_id"))
-        .values({c: bindparam(c, type_=_images.c[c].type) for c in columns})
-    )
-
-
-_STORED_COLUMNS = (
-    "width", "height", "format", "bytes", "sha256", "phash", "phash_b0", "phash_b1",
-    "phash_b2", "phash_b3", "camera", "exif", "uploader_name", "storage_key", "delivery_url",
-    "updated_at",
-)  # fmt: skip
-_STORED_IMAGE = _set_image(*_STORED_COLUMNS)
-_STORED_IMAGE_DATED = _set_image(*_STORED_COLUMNS, "shoot_date", "sort_at")
-_SET_SHA256 = _set_image("sha256")
-# Locked (on Postgres) until the write: a date or name saved meanwhile is then kept, not
-# overwritten by the file's.
-_KEPT_DETAILS = (
-    select(_images.c.shoot_date, _images.c.uploader_name)
-    .where(_images.c.id == bindparam("image_id"))
-    .with_for_update()
-)
-_STORED_JOB = (
-    update(_jobs)
-    .where(_jobs.c.id == bindparam("job_id"))
-    .values(
-        state=IngestState.STORED,
-        lease_until=None,
-        last_error=None,
-        updated_at=bindparam("now", type_=_jobs.c.updated_at.type),
-    )
-)
-# The columns of an INSERT are the keys of the parameters it is run with.
-_AUDIT = insert(AuditEvent.__table__)
 
 Clock = Callable[[], datetime]
 
@@ -268,9 +220,10 @@ class Ingestor:
         try:
             facts = inspect(fetched.path, max_pixels=self._limits.max_pixels)
             # Announce the bytes before storing them, so that a discard of another image
-            # with the same bytes does not delete the original under us (see discard_image).
-            if not self._reserve(claimed, fetched.sha256):
-                raise LeaseLost
+            # with the same bytes does not delete the original under us (see bot.discards).
+            with session_scope(self._factory) as session:
+                if not ingest_records.reserve(session, claimed, fetched.sha256):
+                    raise LeaseLost
             stored = self._media.put(
                 fetched.path,
                 MediaInfo(
@@ -283,90 +236,26 @@ class Ingestor:
             )
         finally:
             fetched.path.unlink(missing_ok=True)
-        if not self._mark_stored(
-            claimed,
-            # Looked up before the write transaction: no network call while holding it.
-            uploader_name=self._name_for(team_id, claimed.uploader_id),
-            facts=facts,
-            sha256=fetched.sha256,
-            size=fetched.size,
-            key=stored.key,
-            url=stored.url,
-        ):
-            raise LeaseLost
+        # Looked up before the write transaction: no network call while holding it.
+        uploader_name = self._name_for(team_id, claimed.uploader_id)
+        with session_scope(self._factory) as session:
+            if not ingest_records.mark_stored(
+                session,
+                claimed,
+                uploader_name=uploader_name,
+                facts=facts,
+                sha256=fetched.sha256,
+                size=fetched.size,
+                key=stored.key,
+                url=stored.url,
+                now=self._clock(),
+            ):
+                raise LeaseLost
         # One line per image stored: which process did the work (bench/scale.py counts them).
         log.info("ingest job %s stored image %s", claimed.job_id, claimed.image_id)
         return IngestOutcome(
             job_id=claimed.job_id, image_id=claimed.image_id, state=IngestState.STORED
         )
-
-    def _reserve(self, claimed: Claim, sha256: str) -> bool:
-        """Record the original's sha256 on the image before it is stored; False when this
-        run no longer holds the job."""
-        with session_scope(self._factory) as session:
-            lock_content(session, sha256)
-            if not still_holds(session, claimed):
-                return False
-            session.execute(_SET_SHA256, {"image_id": claimed.image_id, "sha256": sha256})
-            return True
-
-    def _mark_stored(
-        self,
-        claimed: Claim,
-        *,
-        uploader_name: str,
-        facts: ImageFacts,
-        sha256: str,
-        size: int,
-        key: str,
-        url: str,
-    ) -> bool:
-        """Record the stored original; False when this run no longer holds the job (its
-        lease ran out and another run took it over), in which case nothing is written."""
-        now = self._clock()
-        b0, b1, b2, b3 = facts.phash_bands
-        with session_scope(self._factory) as session:
-            if not still_holds(session, claimed):
-                return False
-            kept = session.execute(_KEPT_DETAILS, {"image_id": claimed.image_id}).one()
-            dated = kept.shoot_date is None and facts.shoot_date is not None
-            session.execute(
-                _STORED_IMAGE_DATED if dated else _STORED_IMAGE,
-                {
-                    "image_id": claimed.image_id,
-                    "width": facts.width,
-                    "height": facts.height,
-                    "format": facts.format,
-                    "bytes": size,
-                    "sha256": sha256,
-                    "phash": facts.phash,
-                    "phash_b0": b0,
-                    "phash_b1": b1,
-                    "phash_b2": b2,
-                    "phash_b3": b3,
-                    "camera": facts.camera,
-                    "exif": facts.exif,
-                    # A name given at upload (an upload link's label) is kept.
-                    "uploader_name": kept.uploader_name or uploader_name[:255],
-                    "storage_key": key,
-                    "delivery_url": url,
-                    "updated_at": now,
-                }
-                | ({"shoot_date": facts.shoot_date, "sort_at": facts.shoot_date} if dated else {}),
-            )
-            session.execute(_STORED_JOB, {"job_id": claimed.job_id, "now": now})
-            session.execute(
-                _AUDIT,
-                {
-                    "team_id": claimed.team_id,
-                    "image_id": claimed.image_id,
-                    "actor_id": claimed.uploader_id,
-                    "action": "uploaded",
-                    "detail": {"slack_file_id": claimed.file_id, "sha256": sha256},
-                    "created_at": now,
-                },
-            )
-            return True
 
     def _failed(self, claimed: Claim, reason: str, *, retryable: bool) -> IngestOutcome:
         """Record a failed attempt: queued for a retry with backoff, or failed for good when

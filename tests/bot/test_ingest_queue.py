@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.discards import discard_image
 from bot.ingest_queue import LEASE, MAX_ATTEMPTS
 from bot.ingestor import INTERNAL_ERROR
 from bot.library import record_posted_files
-from bot.prompts import discard_image
 from bot.services import Services
 from handlers.slack.files import posted_file_from_slack
 from storage.db import session_scope
