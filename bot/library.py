@@ -12,15 +12,12 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import Post, PostedFile
-from storage.db import priority_writes, session_scope
+from storage.db import insert_unless_present, priority_writes, session_scope
 from storage.models import (
     Channel,
     Image,
@@ -69,18 +66,9 @@ _JOB_OF_FILE = (
 _NEW_JOB = insert(_jobs).returning(_jobs.c.id)
 
 
-def _unless_present(table: Any, *, returning: Any = None) -> dict[str, Any]:
-    """INSERT ... ON CONFLICT DO NOTHING, by dialect name."""
-    statements = {}
-    for dialect, insert_into in (("postgresql", pg_insert), ("sqlite", sqlite_insert)):
-        statement = insert_into(table).on_conflict_do_nothing()
-        statements[dialect] = statement if returning is None else statement.returning(returning)
-    return statements
-
-
-_NEW_EVENT = _unless_present(ProcessedEvent.__table__)
-_NEW_CHANNEL = _unless_present(Channel.__table__)
-_NEW_IMAGE = _unless_present(_images, returning=_images.c.id)
+_NEW_EVENT = insert_unless_present(ProcessedEvent.__table__)
+_NEW_CHANNEL = insert_unless_present(Channel.__table__)
+_NEW_IMAGE = insert_unless_present(_images, returning=_images.c.id)
 
 
 def record_posted_files(

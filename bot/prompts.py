@@ -7,17 +7,17 @@ makes exactly one of them send the prompt.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import WEB_FILE_PREFIX, slack_ts_time
 from bot.duplicates import Duplicate, find_duplicate, hamming
-from storage.db import session_scope
+from storage.db import insert_unless_present, session_scope
 from storage.media import MediaStore
 from storage.models import Image, IngestJob, IngestState, PostPrompt
 from storage.search import Viewer, visible_to
@@ -68,7 +68,24 @@ class PromptPlan:
         return [n for n in self.stored if not n.has_details]
 
 
-def preview_for(image: Image, media: MediaStore, *, width: int = 360, height: int = 240) -> Preview:
+class Showable(Protocol):
+    """What a preview reads of an image: an `Image`, or a row of those columns."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def file_name(self) -> str: ...
+    @property
+    def storage_key(self) -> str | None: ...
+    @property
+    def slack_file_id(self) -> str: ...
+    @property
+    def format(self) -> str | None: ...
+
+
+def preview_for(
+    image: Showable, media: MediaStore, *, width: int = 360, height: int = 240
+) -> Preview:
     alt = image.title or image.file_name or "image"
     if image.storage_key:
         url = media.thumbnail_url(image.storage_key, width=width, height=height)
@@ -81,13 +98,76 @@ def preview_for(image: Image, media: MediaStore, *, width: int = 360, height: in
     return Preview(alt=alt)
 
 
-# Read after every ingest: built once, and only the columns needed (not the whole image).
-_POSTED_IN = select(
-    Image.__table__.c.team_id,
-    Image.__table__.c.channel_id,
-    Image.__table__.c.message_ts,
-    Image.__table__.c.uploader_id,
-).where(Image.__table__.c.id == bindparam("image_id"))
+# Read after every ingest: built once, on Core tables, and only the columns a prompt needs.
+_images, _jobs, _prompts = Image.__table__, IngestJob.__table__, PostPrompt.__table__
+_POSTED = (
+    _images.c.id,
+    _images.c.team_id,
+    _images.c.channel_id,
+    _images.c.message_ts,
+    _images.c.uploader_id,
+    _images.c.slack_file_id,
+    _images.c.file_name,
+    _images.c.title,
+    _images.c.storage_key,
+    _images.c.format,
+    _images.c.sha256,
+    _images.c.phash,
+    _images.c.duplicate_of_id,
+    _images.c.details_added_at,
+    _jobs.c.state.label("job_state"),
+    _jobs.c.last_error,
+)
+_same_message = _images.alias("same_message")
+# Every image posted in the message `image_id` was posted in, with its job's state.
+_MESSAGE_OF_IMAGE = (
+    select(*_POSTED)
+    .select_from(
+        _same_message.join(
+            _images,
+            (_images.c.team_id == _same_message.c.team_id)
+            & (_images.c.channel_id == _same_message.c.channel_id)
+            & (_images.c.message_ts == _same_message.c.message_ts),
+        ).outerjoin(_jobs, _jobs.c.image_id == _images.c.id)
+    )
+    .where(_same_message.c.id == bindparam("image_id"))
+    .order_by(_images.c.id)
+)
+_MESSAGE = (
+    select(*_POSTED)
+    .outerjoin(_jobs, _jobs.c.image_id == _images.c.id)
+    .where(
+        _images.c.team_id == bindparam("team_id"),
+        _images.c.channel_id == bindparam("channel_id"),
+        _images.c.message_ts == bindparam("message_ts"),
+    )
+    .order_by(_images.c.id)
+)
+# (An UPDATE may not name a bound parameter after a column.)
+_THE_PROMPT = (
+    (_prompts.c.team_id == bindparam("team"))
+    & (_prompts.c.channel_id == bindparam("channel"))
+    & (_prompts.c.message_ts == bindparam("message"))
+)
+_NEW_PROMPT = insert_unless_present(_prompts)
+_CLAIM_REGISTERED = (
+    update(_prompts)
+    .where(_THE_PROMPT, _prompts.c.prompted_at.is_(None))
+    .values(prompted_at=bindparam("now"))
+    .returning(_prompts.c.user_id, _prompts.c.view_id)
+)
+_PROMPT = select(_prompts.c.user_id, _prompts.c.view_id).where(_THE_PROMPT)
+_MARK_DUPLICATE = (
+    update(_images)
+    .where(_images.c.id == bindparam("image"))
+    .values(duplicate_of_id=bindparam("duplicate"))
+)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    user_id: str
+    view_id: str | None
 
 
 def claim_prompt(
@@ -104,26 +184,32 @@ def claim_prompt(
     after every ingest, so it is one transaction of few statements: the message's images
     and their jobs are read once, for the check, the duplicates and the plan."""
     with session_scope(factory) as session:
-        image = session.execute(_POSTED_IN, {"image_id": image_id}).first()
-        if image is None or image.message_ts is None:
-            return None
-        key = (image.team_id, image.channel_id, image.message_ts)
-        rows = _message_images_and_jobs(session, *key)
-        if any(job and job.state in (IngestState.QUEUED, IngestState.RUNNING) for _, job in rows):
+        rows = session.execute(_MESSAGE_OF_IMAGE, {"image_id": image_id}).all()
+        if not rows:
+            return None  # gone, or not posted in a message
+        if any(row.job_state in (IngestState.QUEUED, IngestState.RUNNING) for row in rows):
             return None  # not settled yet: the last one to settle tells the poster
-        if not _claim(session, key=key, user_id=image.uploader_id, now=now):
+        first = rows[0]
+        key = {
+            "team_id": first.team_id,
+            "channel_id": first.channel_id,
+            "message_ts": first.message_ts,
+        }
+        claimed = _claim(session, key=key, user_id=first.uploader_id, now=now)
+        if claimed is None:
             return None
-        for sibling, job in rows:
-            if job and job.state == IngestState.STORED and sibling.duplicate_of_id is None:
-                duplicate = find_duplicate(
-                    session, sibling, max_distance=duplicate_distance, viewer=viewer
-                )
-                if duplicate is not None:
-                    sibling.duplicate_of_id = duplicate.image_id
-        session.flush()
-        return _build_plan(
-            session, team_id=key[0], channel_id=key[1], message_ts=key[2], media=media, rows=rows
-        )
+        duplicates = {}
+        for row in rows:
+            if row.job_state == IngestState.STORED and row.duplicate_of_id is None:
+                found = find_duplicate(session, row, max_distance=duplicate_distance, viewer=viewer)
+                if found is not None:
+                    duplicates[row.id] = found
+        if duplicates:
+            session.execute(
+                _MARK_DUPLICATE,
+                [{"image": image, "duplicate": d.image_id} for image, d in duplicates.items()],
+            )
+        return _plan(session, key, rows, claimed, media=media, found=duplicates)
 
 
 def hide_duplicates(factory: sessionmaker[Session], plan: PromptPlan, viewer: Viewer) -> PromptPlan:
@@ -142,55 +228,21 @@ def hide_duplicates(factory: sessionmaker[Session], plan: PromptPlan, viewer: Vi
     )
 
 
-def _message_images_and_jobs(
-    session: Session, team_id: str, channel_id: str, message_ts: str
-) -> list[tuple[Image, IngestJob | None]]:
-    return [
-        (row[0], row[1])
-        for row in session.execute(
-            select(Image, IngestJob)
-            .outerjoin(IngestJob, IngestJob.image_id == Image.id)
-            .where(
-                Image.team_id == team_id,
-                Image.channel_id == channel_id,
-                Image.message_ts == message_ts,
-            )
-            .order_by(Image.id)
-        )
-    ]
-
-
-def _claim(session: Session, *, key: tuple[str, str, str], user_id: str, now: datetime) -> bool:
-    team_id, channel_id, message_ts = key
-    claimed = session.execute(
-        update(PostPrompt)
-        .where(
-            PostPrompt.team_id == team_id,
-            PostPrompt.channel_id == channel_id,
-            PostPrompt.message_ts == message_ts,
-            PostPrompt.prompted_at.is_(None),
-        )
-        .values(prompted_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount:  # type: ignore[attr-defined]
-        return True
-    # No row yet (the shortcut registers one first): the first to insert it claims it; one
-    # that exists was claimed already (someone else told the poster, or is telling them).
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _claim(
+    session: Session, *, key: dict[str, str], user_id: str, now: datetime
+) -> _Claimed | None:
+    """Claim telling the poster about this message: who to tell, and the shortcut's modal to
+    update, if one is waiting; None when someone else told them (or is telling them)."""
+    dialect = session.get_bind().dialect.name
     inserted = session.execute(
-        insert(PostPrompt)
-        .values(
-            team_id=team_id,
-            channel_id=channel_id,
-            message_ts=message_ts,
-            user_id=user_id,
-            prompted_at=now,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
+        _NEW_PROMPT[dialect], {**key, "user_id": user_id, "prompted_at": now, "created_at": now}
     )
-    return bool(inserted.rowcount)  # type: ignore[attr-defined]
+    if inserted.rowcount:  # type: ignore[attr-defined]
+        return _Claimed(user_id=user_id, view_id=None)
+    # The row was there: the shortcut registered its modal first (not claimed yet), or
+    # someone claimed it already.
+    registered = session.execute(_CLAIM_REGISTERED, {**_prompt_key(key), "now": now}).first()
+    return None if registered is None else _Claimed(registered.user_id, registered.view_id)
 
 
 def register_view(
@@ -222,6 +274,10 @@ def register_view(
             row.view_id, row.user_id, row.prompted_at = view_id, user_id, None
 
 
+def _prompt_key(key: dict[str, str]) -> dict[str, str]:
+    return {"team": key["team_id"], "channel": key["channel_id"], "message": key["message_ts"]}
+
+
 def build_plan(
     factory: sessionmaker[Session],
     *,
@@ -231,64 +287,71 @@ def build_plan(
     media: MediaStore,
 ) -> PromptPlan | None:
     """The current state of a message's images, for the prompt (or the shortcut's modal)."""
+    key = {"team_id": team_id, "channel_id": channel_id, "message_ts": message_ts}
     with session_scope(factory) as session:
-        return _build_plan(
-            session, team_id=team_id, channel_id=channel_id, message_ts=message_ts, media=media
+        rows = session.execute(_MESSAGE, key).all()
+        if not rows:
+            return None
+        prompt = session.execute(_PROMPT, _prompt_key(key)).first()
+        claimed = (
+            _Claimed(rows[0].uploader_id, None)
+            if prompt is None
+            else _Claimed(prompt.user_id, prompt.view_id)
         )
+        return _plan(session, key, rows, claimed, media=media, found={})
 
 
-def _build_plan(
+def _plan(
     session: Session,
+    key: dict[str, str],
+    rows: Sequence[Row[Any]],
+    prompt: _Claimed,
     *,
-    team_id: str,
-    channel_id: str,
-    message_ts: str,
     media: MediaStore,
-    rows: list[tuple[Image, IngestJob | None]] | None = None,
-) -> PromptPlan | None:
-    if rows is None:
-        rows = _message_images_and_jobs(session, team_id, channel_id, message_ts)
-    images = [image for image, _ in rows]
-    if not images:
-        return None
-    prompt = session.get(PostPrompt, (team_id, channel_id, message_ts))
-    jobs = {job.image_id: job for _, job in rows if job is not None}
+    found: dict[int, Duplicate],
+) -> PromptPlan:
+    """The plan from the message's rows (`_POSTED`), with the duplicates just `found`."""
     notes = []
-    for image in images:
-        job = jobs.get(image.id)
-        stored = job is not None and job.state == IngestState.STORED
-        duplicate = None
-        if stored and image.duplicate_of_id is not None:
-            original = session.get(Image, image.duplicate_of_id)
-            if original is not None:
-                duplicate = Duplicate(
-                    image_id=original.id,
-                    title=original.title,
-                    uploader_id=original.uploader_id,
-                    created_at=original.created_at,
-                    exact=original.sha256 == image.sha256,
-                    distance=hamming(original.phash or 0, image.phash or 0),
-                )
+    for row in rows:
+        stored = row.job_state == IngestState.STORED
+        duplicate = found.get(row.id) if stored else None
+        if stored and duplicate is None and row.duplicate_of_id is not None:
+            duplicate = _known_duplicate(session, row)
         notes.append(
             ImageNote(
-                image_id=image.id,
-                slack_file_id=image.slack_file_id,
-                file_name=image.file_name,
-                title=image.title,
+                image_id=row.id,
+                slack_file_id=row.slack_file_id,
+                file_name=row.file_name,
+                title=row.title,
                 stored=stored,
-                reason=None if stored else (job.last_error if job else None),
+                reason=None if stored else row.last_error,
                 duplicate=duplicate,
-                has_details=image.details_added_at is not None,
-                preview=preview_for(image, media) if stored else None,
+                has_details=row.details_added_at is not None,
+                preview=preview_for(row, media) if stored else None,
             )
         )
     return PromptPlan(
-        team_id=team_id,
-        channel_id=channel_id,
-        message_ts=message_ts,
-        user_id=prompt.user_id if prompt else images[0].uploader_id,
-        view_id=prompt.view_id if prompt else None,
+        team_id=key["team_id"],
+        channel_id=key["channel_id"],
+        message_ts=key["message_ts"],
+        user_id=prompt.user_id,
+        view_id=prompt.view_id,
         images=notes,
+    )
+
+
+def _known_duplicate(session: Session, row: Row[Any]) -> Duplicate | None:
+    """The duplicate marked on an image before (by an earlier prompt), if it still exists."""
+    original = session.get(Image, row.duplicate_of_id)
+    if original is None:
+        return None
+    return Duplicate(
+        image_id=original.id,
+        title=original.title,
+        uploader_id=original.uploader_id,
+        created_at=original.created_at,
+        exact=original.sha256 == row.sha256,
+        distance=hamming(original.phash or 0, row.phash or 0),
     )
 
 

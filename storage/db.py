@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +47,17 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_recycle=300,
         connect_args={"connect_timeout": 10, "application_name": "image-library"},
     )
+
+
+def insert_unless_present(table: Any, *, returning: Any = None) -> dict[str, Any]:
+    """INSERT ... ON CONFLICT DO NOTHING into `table`, built once, by dialect name: for
+    statements run so often that building them per call would cost more than running
+    them. The columns are the keys of the parameters it is run with."""
+    statements = {}
+    for dialect, insert_into in (("postgresql", pg_insert), ("sqlite", sqlite_insert)):
+        statement = insert_into(table).on_conflict_do_nothing()
+        statements[dialect] = statement if returning is None else statement.returning(returning)
+    return statements
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
