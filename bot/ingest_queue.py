@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, text, update
+from sqlalchemy import Row, and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.access import still_installed
@@ -82,9 +83,7 @@ def claim(factory: sessionmaker[Session], job_id: int, *, now: datetime) -> Clai
     """Take the lease on one job if it is due (or its previous lease ran out); None when it
     is not due, already settled, or another run holds it."""
     with session_scope(factory) as session:
-        job = session.scalar(
-            select(IngestJob).where(IngestJob.id == job_id, claimable(now)).with_for_update()
-        )
+        job = session.execute(_CLAIMABLE_JOB, {"job_id": job_id, "now": now}).first()
         return _take(session, job, now) if job is not None else None
 
 
@@ -92,56 +91,84 @@ def claim_next(factory: sessionmaker[Session], *, now: datetime) -> Claim | Gave
     """Take the lease on the job due longest; None when nothing is due. On Postgres, rows
     another worker is claiming at this moment are skipped rather than waited for."""
     with session_scope(factory) as session:
-        query = (
-            select(IngestJob)
-            .where(claimable(now))
-            .order_by(IngestJob.next_attempt_at, IngestJob.id)
-            .limit(1)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        job = session.scalar(query)
+        job = session.execute(_NEXT_DUE_JOB, {"now": now}).first()
         return _take(session, job, now) if job is not None else None
 
 
-def _take(session: Session, job: IngestJob, now: datetime) -> Claim | GaveUp:
-    if job.state == IngestState.RUNNING:
-        # Its last attempt never reported: say so, so that the reason is never empty.
-        job.last_error = UNFINISHED
-    job.updated_at = now
+def _take(session: Session, job: Row[Any], now: datetime) -> Claim | GaveUp:
+    # A last attempt that never reported is said so: the reason is never empty.
+    last_error = UNFINISHED if job.state == IngestState.RUNNING else job.last_error
     if job.attempts >= MAX_ATTEMPTS:
-        reason = f"gave up after {job.attempts} attempts: {job.last_error or UNFINISHED}"
-        job.state, job.lease_until, job.last_error = IngestState.FAILED, None, reason[:1000]
-        uploader = session.scalar(select(Image.uploader_id).where(Image.id == job.image_id))
-        return GaveUp(job.id, job.image_id, reason, job.team_id, uploader or "")
-    job.state = IngestState.RUNNING
-    job.lease_until = now + LEASE
-    job.attempts += 1
-    image = session.execute(_CLAIMED_IMAGE, {"image_id": job.image_id}).one()
+        reason = f"gave up after {job.attempts} attempts: {last_error or UNFINISHED}"
+        session.execute(
+            _SETTLE_CLAIMED,
+            {"job_id": job.id, "state": IngestState.FAILED, "attempts": job.attempts}
+            | {"lease_until": None, "last_error": reason[:1000], "updated_at": now},
+        )
+        return GaveUp(job.id, job.image_id, reason, job.team_id, job.uploader_id)
+    attempts = job.attempts + 1
+    session.execute(
+        _SETTLE_CLAIMED,
+        {"job_id": job.id, "state": IngestState.RUNNING, "attempts": attempts}
+        | {"lease_until": now + LEASE, "last_error": last_error, "updated_at": now},
+    )
     return Claim(
         job_id=job.id,
         image_id=job.image_id,
-        attempts=job.attempts,
-        team_id=image.team_id,
-        file_id=image.slack_file_id,
-        uploader_id=image.uploader_id,
+        attempts=attempts,
+        team_id=job.team_id,
+        file_id=job.slack_file_id,
+        uploader_id=job.uploader_id,
         url=job.download_url,
         size=job.size,
-        category=image.category,
+        category=job.category,
     )
 
 
-# What a run needs to know of its image, read at every claim: built once, one statement.
-_images, _categories = Image.__table__, Category.__table__
-_CLAIMED_IMAGE = (
-    select(
-        _images.c.team_id,
-        _images.c.slack_file_id,
-        _images.c.uploader_id,
-        _categories.c.name.label("category"),
+# Claims run before every ingest: built once, on Core tables, one statement reading the job
+# and what the run needs to know of its image, and one writing the claim.
+_jobs, _images, _categories = IngestJob.__table__, Image.__table__, Category.__table__
+_DUE = (
+    or_(
+        and_(_jobs.c.state == IngestState.QUEUED, _jobs.c.next_attempt_at <= bindparam("now")),
+        and_(_jobs.c.state == IngestState.RUNNING, _jobs.c.lease_until < bindparam("now")),
+    ),
+    still_installed(_jobs.c.team_id),
+)
+_CLAIMING = select(
+    _jobs.c.id,
+    _jobs.c.image_id,
+    _jobs.c.team_id,
+    _jobs.c.state,
+    _jobs.c.attempts,
+    _jobs.c.last_error,
+    _jobs.c.download_url,
+    _jobs.c.size,
+    _images.c.slack_file_id,
+    _images.c.uploader_id,
+    _categories.c.name.label("category"),
+).select_from(
+    _jobs.join(_images, _images.c.id == _jobs.c.image_id).outerjoin(
+        _categories, _categories.c.id == _images.c.category_id
     )
-    .select_from(_images.outerjoin(_categories, _categories.c.id == _images.c.category_id))
-    .where(_images.c.id == bindparam("image_id"))
+)
+# The job's row is locked (Postgres; SQLite has one writer at a time), not its image's.
+_CLAIMABLE_JOB = _CLAIMING.where(_jobs.c.id == bindparam("job_id"), *_DUE).with_for_update(of=_jobs)
+_NEXT_DUE_JOB = (
+    _CLAIMING.where(*_DUE)
+    .order_by(_jobs.c.next_attempt_at, _jobs.c.id)
+    .limit(1)
+    .with_for_update(of=_jobs, skip_locked=True)
+)
+_SETTLE_CLAIMED = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job_id"))
+    .values(
+        {
+            column: bindparam(column, type_=_jobs.c[column].type)
+            for column in ("state", "attempts", "lease_until", "last_error", "updated_at")
+        }
+    )
 )
 
 
@@ -181,16 +208,6 @@ def renew(factory: sessionmaker[Session], claims: list[Claim], *, now: datetime)
             )
             renewed += result.rowcount  # type: ignore[attr-defined]
     return renewed
-
-
-def claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return and_(
-        or_(
-            and_(IngestJob.state == IngestState.QUEUED, IngestJob.next_attempt_at <= now),
-            and_(IngestJob.state == IngestState.RUNNING, IngestJob.lease_until < now),
-        ),
-        still_installed(IngestJob.team_id),
-    )
 
 
 def backoff(attempts: int) -> timedelta:

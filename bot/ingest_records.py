@@ -48,9 +48,14 @@ _KEPT_DETAILS = (
     .where(_images.c.id == bindparam("image_id"))
     .with_for_update()
 )
+# Only while this run holds the job: `bot.ingest_queue.holds`, in the WHERE clause.
 _STORED_JOB = (
     update(_jobs)
-    .where(_jobs.c.id == bindparam("job_id"))
+    .where(
+        _jobs.c.id == bindparam("job_id"),
+        _jobs.c.state == IngestState.RUNNING,
+        _jobs.c.attempts == bindparam("claimed_attempts"),
+    )
     .values(
         state=IngestState.STORED,
         lease_until=None,
@@ -87,7 +92,11 @@ def mark_stored(
     """Record the stored original. A shoot date or uploader name already on the image (the
     details form, an upload link's label) is kept."""
     b0, b1, b2, b3 = facts.phash_bands
-    if not still_holds(session, claimed):
+    # Settling the job first checks, under its row lock, that this run still holds it.
+    settled = session.execute(
+        _STORED_JOB, {"job_id": claimed.job_id, "claimed_attempts": claimed.attempts, "now": now}
+    )
+    if not settled.rowcount:  # type: ignore[attr-defined]
         return False
     kept = session.execute(_KEPT_DETAILS, {"image_id": claimed.image_id}).one()
     dated = kept.shoot_date is None and facts.shoot_date is not None
@@ -114,7 +123,6 @@ def mark_stored(
         }
         | ({"shoot_date": facts.shoot_date, "sort_at": facts.shoot_date} if dated else {}),
     )
-    session.execute(_STORED_JOB, {"job_id": claimed.job_id, "now": now})
     session.execute(
         _AUDIT,
         {

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import Post, PostedFile
@@ -47,13 +47,30 @@ def is_watched(session: Session, *, team_id: str, channel_id: str) -> bool:
 
 _images = Image.__table__
 _jobs = IngestJob.__table__
-_WATCHED_CATEGORY = select(WatchedChannel.__table__.c.category_id).where(
-    WatchedChannel.__table__.c.team_id == bindparam("team_id"),
-    WatchedChannel.__table__.c.channel_id == bindparam("channel_id"),
+_watched, _channels = WatchedChannel.__table__, Channel.__table__
+# Is the channel watched, into which category, and is it known to be private: one round trip.
+_CHANNEL_FACTS = select(
+    exists()
+    .where(
+        _watched.c.team_id == bindparam("team_id"), _watched.c.channel_id == bindparam("channel_id")
+    )
+    .label("watched"),
+    select(_watched.c.category_id)
+    .where(
+        _watched.c.team_id == bindparam("team_id"), _watched.c.channel_id == bindparam("channel_id")
+    )
+    .scalar_subquery()
+    .label("category_id"),
+    select(_channels.c.is_private)
+    .where(
+        _channels.c.team_id == bindparam("team_id"),
+        _channels.c.channel_id == bindparam("channel_id"),
+    )
+    .scalar_subquery()
+    .label("is_private"),
 )
-_CHANNEL_IS_PRIVATE = select(Channel.__table__.c.is_private).where(
-    Channel.__table__.c.team_id == bindparam("team_id"),
-    Channel.__table__.c.channel_id == bindparam("channel_id"),
+_CHANNEL_IS_PRIVATE = select(_channels.c.is_private).where(
+    _channels.c.team_id == bindparam("team_id"), _channels.c.channel_id == bindparam("channel_id")
 )
 _JOB_OF_FILE = (
     select(_jobs.c.id, _jobs.c.state)
@@ -94,8 +111,8 @@ def record_posted_files(
     # is kept to few round trips (conflicts are settled by ON CONFLICT, not savepoints).
     with priority_writes(), session_scope(factory) as session:
         dialect = session.get_bind().dialect.name
-        watched = session.execute(_WATCHED_CATEGORY, where).first()
-        if require_watched and watched is None:
+        channel = session.execute(_CHANNEL_FACTS, where).one()
+        if require_watched and not channel.watched:
             return []
         if event_id:
             first = session.execute(
@@ -104,21 +121,23 @@ def record_posted_files(
             )
             if not first.rowcount:  # type: ignore[attr-defined]
                 return []
-        _remember_channel(session, dialect, post=post, now=now)
-        category_id = watched.category_id if watched is not None else None
+        _remember_channel(session, dialect, post=post, is_private=channel.is_private, now=now)
         job_ids = []
         for posted in wanted:
             job_id = _upsert_image_and_job(
-                session, dialect, post=post, posted=posted, category_id=category_id, now=now
+                session, dialect, post=post, posted=posted, category_id=channel.category_id, now=now
             )
             if job_id is not None:
                 job_ids.append(job_id)
         return job_ids
 
 
-def _remember_channel(session: Session, dialect: str, *, post: Post, now: datetime) -> None:
+def _remember_channel(
+    session: Session, dialect: str, *, post: Post, is_private: bool | None, now: datetime
+) -> None:
+    """Remember the channel (`is_private`: what we knew of it, None if nothing), and follow
+    it when the event says it is private now."""
     where = {"team_id": post.team_id, "channel_id": post.channel_id}
-    is_private = session.scalar(_CHANNEL_IS_PRIVATE, where)
     if is_private is None:
         new = {
             "is_private": post.channel_private,

@@ -628,6 +628,37 @@ def test_a_run_that_outlived_its_lease_cannot_undo_the_newer_result(
     assert len(slack.calls_to("chat.postEphemeral")) == 1  # the poster was told once
 
 
+def test_a_run_taken_over_while_it_stored_the_original_writes_nothing_after(
+    cloud_services: Services,
+    slack: SlackEmulator,
+    cloudinary: CloudinaryEmulator,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Run A's lease runs out while its upload hangs, after it announced the bytes; run B
+    takes the job over and stores the image. When A's upload returns, its result is
+    dropped: the image is stored once, with one "uploaded" in its history."""
+    (job_id,) = post_file(cloud_services, slack, images.jpeg())
+    cloudinary.inject("slow", delay=3)  # run A's upload only
+    outcomes: list[object] = []
+    run_a = threading.Thread(target=lambda: outcomes.append(cloud_services.ingestor.run(job_id)))
+    with caplog.at_level(logging.INFO, logger="bot.ingestor"):
+        run_a.start()
+        wait_until(lambda: image_row(cloud_services).sha256 is not None, what="A uploading")
+        clock.advance(seconds=LEASE.total_seconds() + 1)
+        assert [o.state for o in cloud_services.ingestor.sweep()] == [IngestState.STORED]
+        run_a.join(timeout=30)
+    assert [o.state for o in outcomes] == [IngestState.STORED]  # type: ignore[attr-defined]
+    assert "finished after its lease" in caplog.text
+    job = job_row(cloud_services)
+    assert (job.state, job.attempts) == (IngestState.STORED, 2)
+    with session_scope(cloud_services.factory) as session:
+        actions = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.image_id == image_row(cloud_services).id)
+        ).all()
+    assert actions == ["uploaded"]
+
+
 def test_a_run_that_outlived_its_lease_and_then_failed_leaves_the_stored_image_alone(
     services: Services, slack: SlackEmulator, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
