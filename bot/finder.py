@@ -67,20 +67,8 @@ def find(
     """One page of results, ready to render, with suggestions when there are none."""
     with session_scope(factory) as session:
         page: Page = search_images(session, query, viewer=viewer, cursor=cursor, limit=per_page)
-        categories = page.category_names
         results = [
-            Result(
-                image_id=image.id,
-                title=image.title or image.file_name,
-                tags=list(image.tags),
-                category=categories.get(image.category_id) if image.category_id else None,
-                shoot_date=image.sort_at.date().isoformat(),
-                uploader_id=image.uploader_id,
-                status=image.status,
-                preview=preview_for(image, media),
-                original_url=_original_url(image, media),
-                can_edit=is_admin or image.uploader_id == user_id,
-            )
+            _result(image, page.category_names, media, user_id=user_id, is_admin=is_admin)
             for image in page.images
         ]
         suggestions: list[str] = []
@@ -126,6 +114,25 @@ def categories_in_view(factory: sessionmaker[Session], *, viewer: Viewer) -> lis
                 .order_by(Category.name_key)
             )
         )
+
+
+def _result(
+    image: Image, categories: dict[int, str], media: MediaStore, *, user_id: str, is_admin: bool
+) -> Result:
+    preview = preview_for(image, media)
+    return Result(
+        image_id=image.id,
+        title=image.title or image.file_name,
+        tags=list(image.tags),
+        category=categories.get(image.category_id) if image.category_id else None,
+        shoot_date=image.sort_at.date().isoformat(),
+        uploader_id=image.uploader_id,
+        status=image.status,
+        preview=preview,
+        # The preview's link is the signed original already, when there is one.
+        original_url=preview.link or _original_url(image, media),
+        can_edit=is_admin or image.uploader_id == user_id,
+    )
 
 
 def _original_url(image: Image, media: MediaStore) -> str | None:
