@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -20,8 +21,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """Create an engine tuned for this app's access pattern.
 
     SQLite gets WAL (readers never block the writer), a busy timeout instead of instant
-    "database is locked" errors, and foreign keys on. Postgres gets pre-ping so a restarted
-    server costs one reconnect, not a failed request.
+    "database is locked" errors, and foreign keys on. Postgres connections are checked at
+    checkout (see _ping_if_hung_up) so a restarted server costs one reconnect, not a
+    failed request.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -39,14 +41,38 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "commit", writer.end)
         event.listen(engine, "rollback", writer.end)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=300,
         connect_args={"connect_timeout": 10, "application_name": "image-library"},
     )
+    dialect = engine.dialect
+    event.listen(engine, "checkout", lambda connection, *_: _ping_if_hung_up(dialect, connection))
+    return engine
+
+
+def _ping_if_hung_up(dialect: Any, dbapi_connection: Any) -> None:
+    """Pre-ping, without the round trip while the connection is well: a server that
+    restarted or ended our backend has told us so (its FATAL message, then the closed
+    socket), so only a connection with something to read is pinged, and replaced when the
+    ping fails. (SQLAlchemy's pool_pre_ping sends `SELECT 1` before every transaction:
+    a round trip of each of the ack's seven on a busy server.)"""
+    if not (dbapi_connection.closed or _has_something_to_read(dbapi_connection.fileno())):
+        return
+    try:
+        alive = dialect.do_ping(dbapi_connection)
+    except Exception:
+        alive = False
+    if not alive:
+        raise exc.DisconnectionError("the database server closed this connection")
+
+
+def _has_something_to_read(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def insert_unless_present(table: Any, *, returning: Any = None) -> dict[str, Any]:
