@@ -11,13 +11,13 @@ from datetime import datetime
 from sqlalchemy import and_, delete, false, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.approvals import RequestView, request_view
+from bot.approvals import RequestView, audit, request_view
 from bot.cancellation import cancel_for_image
 from bot.details import forget_tags
 from bot.ingest_queue import lock_content
 from storage.db import session_scope
 from storage.media import MediaError, MediaStore
-from storage.models import AuditEvent, Image, IngestJob, IngestState
+from storage.models import Image, IngestJob, IngestState
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,7 @@ def keep_duplicate(
         if image is None:
             return None
         image.duplicate_of_id = None
-        session.add(
-            AuditEvent(
-                team_id=team_id,
-                image_id=image.id,
-                actor_id=actor_id,
-                action="duplicate_kept",
-                detail={},
-                created_at=now,
-            )
-        )
+        audit(session, team_id, image.id, actor_id, "duplicate_kept", {}, now)
         return image
 
 
@@ -64,20 +55,8 @@ def discard_image(
         forget_tags(session, team_id=team_id, tags=list(image.tags))
         cancelled_view = request_view(session, cancelled) if cancelled else None
         key, sha256 = image.storage_key, image.sha256
-        session.add(
-            AuditEvent(
-                team_id=team_id,
-                image_id=None,
-                actor_id=actor_id,
-                action="image_discarded",
-                detail={
-                    "image_id": image.id,
-                    "slack_file_id": image.slack_file_id,
-                    "title": image.title,
-                },
-                created_at=now,
-            )
-        )
+        detail = {"image_id": image.id, "slack_file_id": image.slack_file_id, "title": image.title}
+        audit(session, team_id, None, actor_id, "image_discarded", detail, now)
         session.execute(delete(Image).where(Image.id == image.id))
     if key:
         _delete_original_unless_used(factory, key=key, sha256=sha256, media=media)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import Post, PostedFile
@@ -48,29 +48,17 @@ def is_watched(session: Session, *, team_id: str, channel_id: str) -> bool:
 _images = Image.__table__
 _jobs = IngestJob.__table__
 _watched, _channels = WatchedChannel.__table__, Channel.__table__
-# Is the channel watched, into which category, and is it known to be private: one round trip.
-_CHANNEL_FACTS = select(
-    exists()
-    .where(
-        _watched.c.team_id == bindparam("team_id"), _watched.c.channel_id == bindparam("channel_id")
-    )
-    .label("watched"),
-    select(_watched.c.category_id)
-    .where(
-        _watched.c.team_id == bindparam("team_id"), _watched.c.channel_id == bindparam("channel_id")
-    )
-    .scalar_subquery()
-    .label("category_id"),
-    select(_channels.c.is_private)
-    .where(
-        _channels.c.team_id == bindparam("team_id"),
-        _channels.c.channel_id == bindparam("channel_id"),
-    )
-    .scalar_subquery()
-    .label("is_private"),
+_WATCHED_HERE = select(_watched.c.category_id).where(
+    _watched.c.team_id == bindparam("team_id"), _watched.c.channel_id == bindparam("channel_id")
 )
 _CHANNEL_IS_PRIVATE = select(_channels.c.is_private).where(
     _channels.c.team_id == bindparam("team_id"), _channels.c.channel_id == bindparam("channel_id")
+)
+# Is the channel watched, into which category, and is it known to be private: one round trip.
+_CHANNEL_FACTS = select(
+    _WATCHED_HERE.exists().label("watched"),
+    _WATCHED_HERE.scalar_subquery().label("category_id"),
+    _CHANNEL_IS_PRIVATE.scalar_subquery().label("is_private"),
 )
 _JOB_OF_FILE = (
     select(_jobs.c.id, _jobs.c.state)
