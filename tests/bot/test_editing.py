@@ -12,7 +12,7 @@ from bot import decisions, editing
 from bot.details import DetailsError, DetailsInput, SavedDetails
 from bot.services import Services
 from storage.db import session_scope
-from storage.models import Image
+from storage.models import AuditEvent, Image
 from tests import seed
 from tests.bot.fakes import (
     ADMIN,
@@ -189,6 +189,9 @@ def test_discarding_a_duplicate_cancels_its_request_and_the_cards_say_so(
     assert told.settled is True
     assert (told.what.id, told.what.state) == (request.id, "cancelled")
     assert homes_refreshed(services, notifier) == {(TEAM, ADMIN), (TEAM, POSTER)}
+    # Who discarded what stays in the audit trail, after the image is gone.
+    (trail,) = audit_trail(services, "image_discarded")
+    assert (trail.actor_id, trail.image_id, trail.detail["image_id"]) == (ADMIN, None, image_id)
 
 
 def test_keeping_a_duplicate_tells_no_approver_and_refreshes_the_home(
@@ -202,6 +205,13 @@ def test_keeping_a_duplicate_tells_no_approver_and_refreshes_the_home(
     assert title_of(services, image_id) == "IMG 0001"
     assert notifier.said == []
     assert homes_refreshed(services, notifier) == {(TEAM, POSTER)}
+    (trail,) = audit_trail(services, "duplicate_kept")
+    assert (trail.actor_id, trail.image_id) == (POSTER, image_id)
+
+
+def audit_trail(services: Services, action: str) -> list[AuditEvent]:
+    with session_scope(services.factory) as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
 def test_settling_a_duplicate_already_gone_tells_nobody(
