@@ -169,9 +169,18 @@ def test_same_file_recorded_twice_is_one_image(services: Services, slack: SlackE
         event_id="Ev2",
         now=services.clock(),
     )
+    assert again == []
+    assert other_event == first  # still queued: it may run now
     ingest(services, first + again + other_event)
     ingest(services, first)  # a job already stored does not run again
-    assert again == []
+    stored_already = record_posted_files(
+        services.factory,
+        post=POST,
+        files=[PostedFile(file_id="F0001", mimetype="image/jpeg")],
+        event_id="Ev3",
+        now=services.clock(),
+    )
+    assert stored_already == []
     assert count(services, Image) == 1
     assert len(slack.calls_to("files.download")) == 1
 
