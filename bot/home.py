@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.prompts import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
-from storage.models import Image, IngestJob, IngestState
+from storage.models import Image
 from storage.visibility import Viewer, visible_to
 
 
@@ -32,13 +32,13 @@ def home_images(
 ) -> tuple[list[HomeImage], list[HomeImage]]:
     """(missing details, recent uploads) for `user_id`, stored images only, newest first."""
     with session_scope(factory) as session:
+        # Stored ones (their original is kept), through the index of each list.
         mine = (
             select(Image)
-            .join(IngestJob, IngestJob.image_id == Image.id)
             .where(
                 Image.team_id == team_id,
                 Image.uploader_id == user_id,
-                IngestJob.state == IngestState.STORED,
+                Image.storage_key.is_not(None),
             )
             .order_by(Image.created_at.desc(), Image.id.desc())
         )

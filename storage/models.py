@@ -71,7 +71,22 @@ class Image(Base):
         Index("ix_images_team_phash_b2", "team_id", "phash_b2"),
         Index("ix_images_team_phash_b3", "team_id", "phash_b3"),
         Index("ix_images_team_created", "team_id", "created_at", "id"),
-        Index("ix_images_team_uploader_created", "team_id", "uploader_id", "created_at"),
+        # A person's App Home lists (bot.home), one index each: exactly the rows each reads.
+        *(
+            Index(
+                f"ix_images_home_{name}",
+                "team_id",
+                "uploader_id",
+                "created_at",
+                "id",
+                postgresql_where=text(where),
+                sqlite_where=text(where),
+            )
+            for name, where in (
+                ("missing", "storage_key IS NOT NULL AND details_added_at IS NULL"),
+                ("recent", "storage_key IS NOT NULL AND details_added_at IS NOT NULL"),
+            )
+        ),
         Index("ix_images_team_message", "team_id", "channel_id", "message_ts"),
         Index("ix_images_team_sort", "team_id", "sort_at", "id"),
         Index("ix_images_team_category_sort", "team_id", "category_id", "sort_at"),

@@ -690,3 +690,41 @@ def test_a_run_that_outlived_its_lease_and_then_failed_leaves_the_stored_image_a
     assert services.media.path_for(stored.storage_key).read_bytes() == images.jpeg()
     assert "result of an expired run dropped" in caplog.text
     assert len(slack.calls_to("chat.postEphemeral")) == 1  # told once, of the stored image
+
+
+def test_the_posters_home_lists_stored_images_newest_first_in_the_list_their_details_say(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    from bot.details import DetailsInput, save_details
+    from bot.home import home_images
+
+    def post_named(file_id: str, name: str) -> list[int]:
+        clock.advance(minutes=1)
+        return post_file(
+            services,
+            slack,
+            images.jpeg(seed=int(file_id[1:])),
+            file_id=file_id,
+            name=name,
+            post=replace(POST, message_ts=f"17000001{file_id[1:]}.1"),
+        )
+
+    older, newer = post_named("F0001", "older.jpg"), post_named("F0002", "newer.jpg")
+    post_named("F0003", "still-coming.jpg")  # recorded, not stored yet: not on the Home tab
+    ingest(services, older + newer)
+
+    def home() -> tuple[list[str], list[str]]:
+        missing, recent = home_images(
+            services.factory, team_id=TEAM, user_id=POSTER, media=services.media
+        )
+        return [i.title for i in missing], [i.title for i in recent]
+
+    assert home() == (["newer", "older"], [])
+    save_details(
+        services.factory,
+        team_id=TEAM,
+        actor_id=POSTER,
+        details=DetailsInput(titles={image_row(services, "F0001").id: "Older, detailed"}),
+        now=clock(),
+    )
+    assert home() == (["newer"], ["Older, detailed"])
