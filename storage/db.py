@@ -58,7 +58,7 @@ def _ping_if_hung_up(dialect: Any, dbapi_connection: Any) -> None:
     restarted or ended our backend has told us so (its FATAL message, then the closed
     socket), so only a connection with something to read is pinged, and replaced when the
     ping fails. (SQLAlchemy's pool_pre_ping sends `SELECT 1` before every transaction:
-    a round trip of each of the ack's seven on a busy server.)"""
+    one more round trip in every transaction, on the ack's path too.)"""
     if not (dbapi_connection.closed or _has_something_to_read(dbapi_connection.fileno())):
         return
     try:
