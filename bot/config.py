@@ -210,12 +210,11 @@ class Settings:
 
         log_format, metrics_token = _operations(env)
         database_url = normalise_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
-        # SQLite has one writer at a time: more ingest threads than this only queue for it,
-        # ahead of the acks. With Postgres, ingest mostly waits on the network and the disk.
-        # Four per process on either database. SQLite has one writer, so more only queue
-        # ahead of the acks; on Postgres (bench/ack_latency.py, 50 posts/s, 2 cores) 8
-        # threads gave an ack p99 of 63.5 ms and 4 gave 40.5, every image still stored within
-        # 0.4 s of the last post: more threads only crowd the database server the acks wait on.
+        # Four ingest threads per process on either database. SQLite has one writer at a
+        # time, so more only queue for it ahead of the acks. On Postgres (bench/ack_latency.py,
+        # 50 posts/s, 2 cores) 8 threads gave an ack p99 of 63.5 ms and 4 gave 40.5, every
+        # image still stored within 0.4 s of the last post: more threads only crowd the
+        # database server the acks wait on.
         default_workers = 4
         return cls(
             slack_bot_token=bot_token,
