@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from bot.discards import discard_image
-from bot.ingest_queue import LEASE, MAX_ATTEMPTS
+from bot.domain import PostedFile
+from bot.ingest_queue import LEASE, MAX_ATTEMPTS, Claim, claim_next
 from bot.ingestor import INTERNAL_ERROR
 from bot.library import record_posted_files
 from bot.services import Services
@@ -375,3 +376,102 @@ def test_a_burst_of_posts_refreshes_the_posters_app_home_a_few_times_with_all_of
     assert len(prompts_to(slack)) == count  # while every message got its prompt
     last_view = str(published[-1].params.get("view"))
     assert "f2011" in last_view.lower()  # the newest image is on the Home tab
+
+
+# -- the next job comes from the front of the queue ------------------------------------------
+
+
+def test_the_next_job_is_an_abandoned_one_then_the_queued_one_due_longest(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    first = post(services, slack, "F0FIRST", images.jpeg(seed=1), message_ts="1700000020.0001")
+    clock.advance(seconds=1)
+    second = post(services, slack, "F0SECOND", images.jpeg(seed=2), message_ts="1700000021.0001")
+    clock.advance(seconds=1)
+    (abandoned,) = post(
+        services, slack, "F0DIED", images.jpeg(seed=3), message_ts="1700000022.0001"
+    )
+    assert services.ingestor.claim(abandoned)  # a process took it... and was killed
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    latest = post(services, slack, "F0LATEST", images.jpeg(seed=4), message_ts="1700000023.0001")
+
+    taken = [claim_next(services.factory, now=clock()) for _ in range(5)]
+
+    # The abandoned job never waits behind a backlog; then first posted, first taken.
+    assert [t.job_id if t else None for t in taken] == [abandoned, *first, *second, *latest, None]
+    assert [t.attempts for t in taken if isinstance(t, Claim)] == [2, 1, 1, 1]
+
+
+def test_claiming_reads_the_front_of_a_long_queue_not_all_of_it(
+    services: Services, clock: FakeClock
+) -> None:
+    """A Slack outage or a bulk import leaves thousands of jobs queued: a claim that read (and
+    sorted) every due job slowed the worker down the longer the queue was (bench/claims.py:
+    67 ms a claim at 100,000 on Postgres). Each statement a claim runs is checked with the
+    database's own plan, on statistics as autovacuum would have them."""
+    for message in range(200):  # 2,000 images, ten to a message (Slack's most)
+        record_posted_files(
+            services.factory,
+            post=POST.__class__(
+                team_id=TEAM,
+                channel_id=PUBLIC_CHANNEL,
+                user_id=POSTER,
+                message_ts=f"17000{message:05d}.0001",
+            ),
+            files=[
+                PostedFile(f"F{message:04d}{n}", name="a.jpg", mimetype="image/jpeg")
+                for n in range(10)
+            ],
+            event_id=None,
+            now=clock(),
+        )
+        clock.advance(seconds=1)
+    engine = services.factory.kw["bind"]
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE"))
+    statements: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM ingest_jobs" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        taken = claim_next(services.factory, now=clock())
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+
+    assert isinstance(taken, Claim) and taken.file_id == "F00000"
+    for statement, parameters in statements:
+        if engine.dialect.name == "postgresql":
+            assert rows_read_from_ingest_jobs(engine, statement, parameters) <= 64
+        else:
+            plan = query_plan(engine, statement, parameters)
+            assert any("ingest_jobs USING INDEX" in step for step in plan), plan
+            assert not any("TEMP B-TREE" in step for step in plan), plan
+    assert len(statements) == 2  # no abandoned job, then the queued one due longest
+
+
+def rows_read_from_ingest_jobs(engine: Any, statement: str, parameters: Any) -> int:
+    """Rows Postgres's executor took from `ingest_jobs` running `statement` (rolled back)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+        (plan,) = cursor.fetchone()
+        raw.rollback()
+    finally:
+        raw.close()
+
+    def read(node: dict[str, Any]) -> int:
+        own = node["Actual Rows"] * node["Actual Loops"]
+        here = own if node.get("Relation Name") == "ingest_jobs" else 0
+        return here + sum(read(child) for child in node.get("Plans", []))
+
+    return read(plan[0]["Plan"])
+
+
+def query_plan(engine: Any, statement: str, parameters: Any) -> list[str]:
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        return [row[3] for row in rows]
