@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.fleet import finish, migrate, postgres_database, postgres_server  # noqa: E402
+from bench.fleet import finish, on_both_databases  # noqa: E402
 from bench.home import seed  # noqa: E402
 from bench.ingest import info  # noqa: E402
 
@@ -120,22 +120,10 @@ def main() -> int:
     total = 10_000 if args.quick else 100_000
     claims = 50 if args.quick else CLAIMS
     started = time.perf_counter()
-    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-claims-") as work:
-        sqlite_url = f"sqlite:///{Path(work) / 'claims.db'}"
-        migrate(sqlite_url)
-        problems, figures = run(sqlite_url, "sqlite_", total, claims)
-        server, where = postgres_server(args.postgres)
-        if server is None:
-            problems.append(f"no Postgres server: {where}")
-        else:
-            database = postgres_database(server)
-            try:
-                found, more = run(database.url, "", total, claims)
-                problems += found
-                figures |= more
-            finally:
-                database.cleanup()
+        problems, figures = on_both_databases(
+            Path(work), args.postgres, lambda url, prefix: run(url, prefix, total, claims)
+        )
     print(f"queued_jobs: {total}")
     print(f"claims_timed: {claims}")
     for name, value in figures.items():

@@ -208,6 +208,29 @@ def postgres_server(url: str | None) -> tuple[Any, str]:
     return PostgresServer(dsn, "--postgres"), "--postgres"
 
 
+Figures = dict[str, float]
+
+
+def on_both_databases(
+    work: Path, postgres_url: str | None, run: Callable[[str, str], tuple[list[str], Figures]]
+) -> tuple[list[str], Figures]:
+    """`run(url, prefix)` on a migrated SQLite file in `work` (prefix "sqlite_"), then on a
+    throwaway migrated database of the Postgres server at `postgres_url` (or the one
+    tests.pg finds; prefix ""): the problems and figures of both."""
+    sqlite_url = f"sqlite:///{work / 'bench.db'}"
+    migrate(sqlite_url)
+    problems, figures = run(sqlite_url, "sqlite_")
+    server, where = postgres_server(postgres_url)
+    if server is None:
+        return [*problems, f"no Postgres server: {where}"], figures
+    database = postgres_database(server)
+    try:
+        found, more = run(database.url, "")
+    finally:
+        database.cleanup()
+    return problems + found, figures | more
+
+
 def finish(started: float, problems: list[str]) -> int:
     """A bench's exit status: 1, with the problems on stderr, or 0 when there were none."""
     info(f"done in {time.perf_counter() - started:.1f} s")

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.fleet import finish, migrate, postgres_database, postgres_server  # noqa: E402
+from bench.fleet import finish, on_both_databases  # noqa: E402
 from bench.ingest import info  # noqa: E402
 
 TEAM = "T0HOME"
@@ -142,23 +142,12 @@ def main() -> int:
     args = parser.parse_args()
     total = 20_000 if args.quick else 200_000
     started = time.perf_counter()
-    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-home-") as work:
-        sqlite_url = f"sqlite:///{Path(work) / 'home.db'}"
-        migrate(sqlite_url)
-        found, figures = run(sqlite_url, "sqlite_", total, Path(work) / "media")
-        problems += found
-        server, where = postgres_server(args.postgres)
-        if server is None:
-            problems.append(f"no Postgres server: {where}")
-        else:
-            database = postgres_database(server)
-            try:
-                found, more = run(database.url, "", total, Path(work) / "media")
-                problems += found
-                figures |= more
-            finally:
-                database.cleanup()
+        problems, figures = on_both_databases(
+            Path(work),
+            args.postgres,
+            lambda url, prefix: run(url, prefix, total, Path(work) / "media"),
+        )
     print(f"images: {total}")
     for name, value in figures.items():
         print(f"{name}: {value:.2f}")
