@@ -128,9 +128,30 @@ def prompt_settled_posts(services: Services) -> int:
     if services.notifier is None:
         return 0
     now = services.clock()
+    # Only posts with a job settled within the window can qualify: found through the jobs'
+    # updated_at index, so each look reads the last hour's posts, not the whole library.
+    recent = (
+        select(Image.team_id, Image.channel_id, Image.message_ts)
+        .where(
+            Image.id.in_(
+                select(IngestJob.image_id).where(IngestJob.updated_at > now - PROMPT_WINDOW)
+            ),
+            Image.message_ts.is_not(None),
+        )
+        .distinct()
+        .subquery()
+    )
     unsettled = func.sum(case((IngestJob.state.in_(("queued", "running")), 1), else_=0))
     query = (
         select(Image.team_id, Image.uploader_id, func.min(Image.id))
+        .join(
+            recent,
+            and_(
+                recent.c.team_id == Image.team_id,
+                recent.c.channel_id == Image.channel_id,
+                recent.c.message_ts == Image.message_ts,
+            ),
+        )
         .join(IngestJob, IngestJob.image_id == Image.id)
         .outerjoin(
             PostPrompt,
@@ -140,7 +161,7 @@ def prompt_settled_posts(services: Services) -> int:
                 PostPrompt.message_ts == Image.message_ts,
             ),
         )
-        .where(Image.message_ts.is_not(None), PostPrompt.prompted_at.is_(None))
+        .where(PostPrompt.prompted_at.is_(None))
         .group_by(Image.team_id, Image.channel_id, Image.message_ts, Image.uploader_id)
         .having(
             unsettled == 0,

@@ -184,7 +184,11 @@ class IngestJob(Base):
     """
 
     __tablename__ = "ingest_jobs"
-    __table_args__ = (Index("ix_ingest_jobs_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_ingest_jobs_state_next", "state", "next_attempt_at"),
+        # The worker's look every 15 s for posts settled but never told: the last hour's jobs.
+        Index("ix_ingest_jobs_updated", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))

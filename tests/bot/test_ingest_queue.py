@@ -11,13 +11,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select, text, update
 
+from bot import scheduler
 from bot.discards import discard_image
 from bot.domain import PostedFile
 from bot.ingest_queue import LEASE, MAX_ATTEMPTS, Claim, claim_next
@@ -402,14 +404,10 @@ def test_the_next_job_is_an_abandoned_one_then_the_queued_one_due_longest(
     assert [t.attempts for t in taken if isinstance(t, Claim)] == [2, 1, 1, 1]
 
 
-def test_claiming_reads_the_front_of_a_long_queue_not_all_of_it(
-    services: Services, clock: FakeClock
-) -> None:
-    """A Slack outage or a bulk import leaves thousands of jobs queued: a claim that read (and
-    sorted) every due job slowed the worker down the longer the queue was (bench/claims.py:
-    67 ms a claim at 100,000 on Postgres). Each statement a claim runs is checked with the
-    database's own plan, on statistics as autovacuum would have them."""
-    for message in range(200):  # 2,000 images, ten to a message (Slack's most)
+def queue_posts(services: Services, clock: FakeClock, messages: int = 200) -> None:
+    """`messages` posts of ten images (Slack's most) a second apart, recorded as the ack
+    path records them: as many queued jobs as a Slack outage leaves."""
+    for message in range(messages):
         record_posted_files(
             services.factory,
             post=POST.__class__(
@@ -426,52 +424,95 @@ def test_claiming_reads_the_front_of_a_long_queue_not_all_of_it(
             now=clock(),
         )
         clock.advance(seconds=1)
+
+
+def test_claiming_reads_the_front_of_a_long_queue_not_all_of_it(
+    services: Services, clock: FakeClock
+) -> None:
+    """A Slack outage or a bulk import leaves thousands of jobs queued: a claim that read (and
+    sorted) every due job slowed the worker down the longer the queue was (bench/claims.py:
+    67 ms a claim at 100,000 on Postgres). Each statement a claim runs is checked with the
+    database's own plan, on statistics as autovacuum would have them."""
+    queue_posts(services, clock)
     engine = services.factory.kw["bind"]
+    with statements_run(engine) as statements:
+        taken = claim_next(services.factory, now=clock())
+
+    assert isinstance(taken, Claim) and taken.file_id == "F00000"
+    for statement, parameters in statements:
+        assert_reads_few_rows(engine, statement, parameters, "ingest_jobs")
+    assert len(statements) == 2  # no abandoned job, then the queued one due longest
+
+
+def test_the_look_for_posts_never_told_reads_the_last_hours_posts_not_the_library(
+    services: Services, clock: FakeClock
+) -> None:
+    """Every 15 s the worker looks for posts settled but never told (their process died
+    before telling). It joined the whole library to find the last hour's: 145 ms at 300,000
+    images, growing with the library."""
+    queue_posts(services, clock)
+    engine = services.factory.kw["bind"]
+    with engine.begin() as connection:  # all stored and told, as a day's ingest leaves them
+        connection.execute(update(IngestJob).values(state=IngestState.STORED))
+        connection.execute(
+            text(
+                "INSERT INTO post_prompts (team_id, channel_id, message_ts, user_id,"
+                " prompted_at, created_at) SELECT DISTINCT team_id, channel_id, message_ts,"
+                " uploader_id, :now, :now FROM images"
+            ),
+            {"now": clock()},
+        )
+    clock.advance(hours=2)
+    with statements_run(engine) as statements:
+        assert scheduler.prompt_settled_posts(services) == 0
+
+    (statement, parameters), *_ = statements
+    assert_reads_few_rows(engine, statement, parameters, "images", "ingest_jobs", "post_prompts")
+
+
+@contextmanager
+def statements_run(engine: Any) -> Iterator[list[tuple[str, Any]]]:
+    """The SELECTs sent to the database inside the block, after an ANALYZE (the statistics
+    autovacuum keeps)."""
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))
     statements: list[tuple[str, Any]] = []
 
     def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "FROM ingest_jobs" in statement:
+        if statement.lstrip().startswith("SELECT"):
             statements.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", remember)
     try:
-        taken = claim_next(services.factory, now=clock())
+        yield statements
     finally:
         event.remove(engine, "before_cursor_execute", remember)
 
-    assert isinstance(taken, Claim) and taken.file_id == "F00000"
-    for statement, parameters in statements:
-        if engine.dialect.name == "postgresql":
-            assert rows_read_from_ingest_jobs(engine, statement, parameters) <= 64
-        else:
-            plan = query_plan(engine, statement, parameters)
-            assert any("ingest_jobs USING INDEX" in step for step in plan), plan
-            assert not any("TEMP B-TREE" in step for step in plan), plan
-    assert len(statements) == 2  # no abandoned job, then the queued one due longest
 
+def assert_reads_few_rows(engine: Any, statement: str, parameters: Any, *tables: str) -> None:
+    """On Postgres, the executor takes at most 64 rows from `tables` (EXPLAIN ANALYZE, rolled
+    back); on SQLite, the plan scans none of them and sorts nothing it reads from them."""
+    if engine.dialect.name == "postgresql":
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            (plan,) = cursor.fetchone()
+            raw.rollback()
+        finally:
+            raw.close()
 
-def rows_read_from_ingest_jobs(engine: Any, statement: str, parameters: Any) -> int:
-    """Rows Postgres's executor took from `ingest_jobs` running `statement` (rolled back)."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
-        (plan,) = cursor.fetchone()
-        raw.rollback()
-    finally:
-        raw.close()
+        def read(node: dict[str, Any]) -> int:
+            own = node["Actual Rows"] * node["Actual Loops"]
+            here = own if node.get("Relation Name") in tables else 0
+            return here + sum(read(child) for child in node.get("Plans", []))
 
-    def read(node: dict[str, Any]) -> int:
-        own = node["Actual Rows"] * node["Actual Loops"]
-        here = own if node.get("Relation Name") == "ingest_jobs" else 0
-        return here + sum(read(child) for child in node.get("Plans", []))
-
-    return read(plan[0]["Plan"])
-
-
-def query_plan(engine: Any, statement: str, parameters: Any) -> list[str]:
+        assert read(plan[0]["Plan"]) <= 64, plan
+        return
     with engine.connect() as connection:
-        rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-        return [row[3] for row in rows]
+        steps = [
+            row[3]
+            for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        ]
+    assert not any(step.startswith(f"SCAN {table}") for step in steps for table in tables), steps
+    assert "USE TEMP B-TREE FOR ORDER BY" not in steps, steps
