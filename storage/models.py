@@ -288,7 +288,13 @@ class WatchedChannel(Base):
 
 class ApprovalRequest(Base):
     __tablename__ = "approval_requests"
-    __table_args__ = (Index("ix_approval_requests_team_image", "team_id", "image_id"),)
+    __table_args__ = (
+        Index("ix_approval_requests_team_image", "team_id", "image_id"),
+        # The worker's looks, oldest first: open requests due a reminder (every 5 min) and
+        # outcomes never told (every 15 s), not every request ever made.
+        Index("ix_approval_requests_state", "state", "id"),
+        Index("ix_approval_requests_untold", "outcome_told_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))
