@@ -58,6 +58,9 @@ SEARCH_PAGE_INCLUDE = [
 ]
 
 
+DETAILS_UNREMINDED = "details_added_at IS NULL AND details_reminded_at IS NULL"
+
+
 class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
@@ -86,6 +89,14 @@ class Image(Base):
                 ("missing", "storage_key IS NOT NULL AND details_added_at IS NULL"),
                 ("recent", "storage_key IS NOT NULL AND details_added_at IS NOT NULL"),
             )
+        ),
+        # The worker's look every 5 min for images due a details reminder: only the images
+        # never detailed nor reminded about, not the library.
+        Index(
+            "ix_images_details_unreminded",
+            "id",
+            postgresql_where=text(DETAILS_UNREMINDED),
+            sqlite_where=text(DETAILS_UNREMINDED),
         ),
         Index("ix_images_team_message", "team_id", "channel_id", "message_ts"),
         Index("ix_images_team_sort", "team_id", "sort_at", "id"),
