@@ -185,26 +185,34 @@ def _mark_duplicate(services: Services, person: Person, image_id: int) -> int | 
         return found.image_id
 
 
+PRUNE_BATCH = 500  # uploaded files whose jobs are looked up in one statement
+
+
 def prune(services: Services, *, grace_seconds: float = 3600.0) -> int:
     """Delete uploaded files nothing needs any more: their ingest ended (stored or failed),
     or no job ever pointed at them and they are older than `grace_seconds` (a request that
-    died half-way). Files of jobs still queued or running stay for their next attempt."""
+    died half-way). Files of jobs still queued or running stay for their next attempt.
+    Their jobs are looked up PRUNE_BATCH files at a time (download_url has no index: the
+    ack writes it), not one statement per file."""
     folder = uploads_dir(services)
     if not folder.is_dir():
         return 0
     removed = 0
     old = time.time() - grace_seconds
-    for path in folder.iterdir():
-        if not path.is_file():
-            continue
+    files = [path for path in folder.iterdir() if path.is_file()]
+    for start in range(0, len(files), PRUNE_BATCH):
+        batch = {SCHEME + path.name: path for path in files[start : start + PRUNE_BATCH]}
         with session_scope(services.factory) as session:
-            state = session.scalar(
-                select(IngestJob.state).where(IngestJob.download_url == SCHEME + path.name)
+            found = select(IngestJob.download_url, IngestJob.state).where(
+                IngestJob.download_url.in_(batch)
             )
-        done = state in (IngestState.STORED, IngestState.FAILED)
-        if done or (state is None and path.stat().st_mtime < old):
-            path.unlink(missing_ok=True)
-            removed += 1
+            states = dict(session.execute(found).all())
+        for url, path in batch.items():
+            state = states.get(url)
+            done = state in (IngestState.STORED, IngestState.FAILED)
+            if done or (state is None and path.stat().st_mtime < old):
+                path.unlink(missing_ok=True)
+                removed += 1
     return removed
 
 

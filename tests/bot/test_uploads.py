@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot import uploads
 from bot.finder import visible_image
@@ -128,6 +129,32 @@ def test_files_no_job_points_at_are_removed_once_old(services: Services) -> None
     os.utime(stale, (hours_ago, hours_ago))
     assert prune(services) == 1
     assert left_in_uploads(services) == [fresh]
+
+
+def test_pruning_many_uploaded_files_looks_their_jobs_up_together(services: Services) -> None:
+    """download_url has no index (the ack writes it): one lookup per file read the whole
+    jobs table once per file, hourly, after an agency's large upload."""
+    folder = uploads.uploads_dir(services)
+    folder.mkdir(parents=True, exist_ok=True)
+    hours_ago = time.time() - 7200
+    for n in range(30):
+        stale = folder / f"stale{n}.part"
+        stale.write_bytes(b"x")
+        os.utime(stale, (hours_ago, hours_ago))
+    engine = services.factory.kw["bind"]
+    lookups: list[str] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM ingest_jobs" in statement:
+            lookups.append(statement)
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        assert prune(services) == 30
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert len(lookups) == 1
+    assert left_in_uploads(services) == []
 
 
 def test_only_upload_tokens_are_read_from_the_uploads_folder(tmp_path: Path) -> None:
