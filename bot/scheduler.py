@@ -128,7 +128,7 @@ def prompt_settled_posts(services: Services) -> int:
     if services.notifier is None:
         return 0
     now = services.clock()
-    # Only posts with a job settled within the window can qualify: found through the jobs'
+    # Only posts with a job settled within the window qualify: found through the jobs'
     # updated_at index, so each look reads the last hour's posts, not the whole library.
     recent = (
         select(Image.team_id, Image.channel_id, Image.message_ts)
@@ -166,7 +166,6 @@ def prompt_settled_posts(services: Services) -> int:
         .having(
             unsettled == 0,
             func.max(IngestJob.updated_at) <= now - PROMPT_GRACE,
-            func.max(IngestJob.updated_at) > now - PROMPT_WINDOW,
         )
         .limit(200)
     )

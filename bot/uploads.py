@@ -192,8 +192,8 @@ def prune(services: Services, *, grace_seconds: float = 3600.0) -> int:
     """Delete uploaded files nothing needs any more: their ingest ended (stored or failed),
     or no job ever pointed at them and they are older than `grace_seconds` (a request that
     died half-way). Files of jobs still queued or running stay for their next attempt.
-    Their jobs are looked up PRUNE_BATCH files at a time (download_url has no index: the
-    ack writes it), not one statement per file."""
+    Their jobs are looked up PRUNE_BATCH files at a time, not one statement per file:
+    download_url has no index (long URLs, written by every ack, for a look once an hour)."""
     folder = uploads_dir(services)
     if not folder.is_dir():
         return 0

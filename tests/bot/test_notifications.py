@@ -153,6 +153,18 @@ def test_a_post_whose_settling_process_died_before_telling_is_told_by_the_worker
     assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS, TS]
 
 
+def test_a_post_settled_over_an_hour_ago_and_never_told_is_left_alone(
+    services: Services, files: FakeFiles, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    jobs = post(services, files, user=POSTER, channel=SHOOTS, images={"F1": photo(1)}, ts=TS)
+    assert ingest(services, jobs) == ["stored"]
+    with session_scope(services.factory) as session:  # its process died before telling
+        session.get_one(PostPrompt, (TEAM, SHOOTS, TS)).prompted_at = None
+    clock.advance(minutes=61)  # and no worker ran meanwhile (Slack was not connected)
+    assert scheduler.prompt_settled_posts(services) == 0
+    assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS]  # the ingest's own
+
+
 def test_a_file_that_cannot_be_fetched_is_told_with_the_reason(
     services: Services, files: FakeFiles, notifier: RecordingNotifier
 ) -> None:
