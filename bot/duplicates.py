@@ -8,16 +8,19 @@ So the candidates are four indexed equality probes; the exact distance is checke
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Row, Select, case, exists, select, union
+from sqlalchemy import ColumnElement, Row, Select, bindparam, case, exists, select, union
 from sqlalchemy.orm import Session
 
 from bot.imaging import phash_bands
 from storage.models import Image, IngestJob, IngestState
 from storage.search import Viewer, visible_to
+from storage.visibility import viewer_params, visible_to_any
 
 MAX_INDEXED_DISTANCE = 3  # what four bands can guarantee to find
 LOOK_ALIKES_LIMIT = 200  # candidates read at most (a flood of blank images shares bands)
@@ -72,21 +75,17 @@ def find_duplicate(
     if image.sha256 is None or image.phash is None:
         return None
     max_distance = min(max_distance, MAX_INDEXED_DISTANCE)
-    same_bytes = _images.c.sha256 == image.sha256
-    probes = [
-        select(_images.c.id).where(_images.c.team_id == image.team_id, same_bytes),
-        *_band_probes(image.team_id, image.phash),
-    ]
+    lookup = _duplicate_lookup(
+        sqlite=session.get_bind().dialect.name == "sqlite",
+        is_guest=viewer.is_guest,
+        has_channels=bool(viewer.channels),
+    )
+    bands = dict(zip(_BANDS, phash_bands(image.phash), strict=True))
     candidates = session.execute(
-        select(*_CANDIDATE)
-        .where(
-            _images.c.id.in_(union(*probes)),
-            _images.c.id != image.id,
-            _stored(),
-            visible_to(viewer, team_unindexed=session.get_bind().dialect.name == "sqlite"),
-        )
-        .order_by(case((same_bytes, 0), else_=1), _images.c.id)
-        .limit(LOOK_ALIKES_LIMIT)
+        lookup,
+        {"team_id": image.team_id, "sha256": image.sha256, "image_id": image.id}
+        | bands
+        | viewer_params(viewer),
     )
     best: Duplicate | None = None
     for candidate in candidates:
@@ -98,6 +97,32 @@ def find_duplicate(
         if distance <= max_distance and (best is None or distance < best.distance):
             best = _duplicate(candidate, exact=False, distance=distance)
     return best
+
+
+_BANDS = ("band_0", "band_1", "band_2", "band_3")
+
+
+@functools.cache
+def _duplicate_lookup(*, sqlite: bool, is_guest: bool, has_channels: bool) -> Select[Any]:
+    """`find_duplicate`'s statement, built once for each kind of viewer: built on every
+    ingest, it cost more than running it (bench/README.md)."""
+    team_id = bindparam("team_id")
+    same_bytes = _images.c.sha256 == bindparam("sha256")
+    probes = [
+        select(_images.c.id).where(_images.c.team_id == team_id, same_bytes),
+        *_band_probes(team_id, [bindparam(name) for name in _BANDS]),
+    ]
+    return (
+        select(*_CANDIDATE)
+        .where(
+            _images.c.id.in_(union(*probes)),
+            _images.c.id != bindparam("image_id"),
+            _stored(),
+            visible_to_any(is_guest=is_guest, has_channels=has_channels, team_unindexed=sqlite),
+        )
+        .order_by(case((same_bytes, 0), else_=1), _images.c.id)
+        .limit(LOOK_ALIKES_LIMIT)
+    )
 
 
 def look_alikes(
@@ -116,7 +141,7 @@ def look_alikes(
     return (
         select(Image)
         .where(
-            Image.id.in_(union(*_band_probes(team_id, phash))),
+            Image.id.in_(union(*_band_probes(team_id, phash_bands(phash)))),
             Image.id != exclude,
             _stored(),
             visible_to(viewer, team_unindexed=sqlite),
@@ -125,12 +150,13 @@ def look_alikes(
     )
 
 
-def _band_probes(team_id: str, phash: int) -> list[Select[tuple[int]]]:
-    """The ids of the team's images sharing each 16-bit band with `phash`, one index each."""
+def _band_probes(team_id: Any, values: Sequence[Any]) -> list[Select[tuple[int]]]:
+    """The ids of the team's images sharing each 16-bit band with a hash (its four `values`,
+    or bind parameters for them), one index each."""
     bands = (_images.c.phash_b0, _images.c.phash_b1, _images.c.phash_b2, _images.c.phash_b3)
     return [
         select(_images.c.id).where(_images.c.team_id == team_id, band == value)
-        for band, value in zip(bands, phash_bands(phash), strict=True)
+        for band, value in zip(bands, values, strict=True)
     ]
 
 

@@ -8,8 +8,19 @@ import difflib
 import math
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from storage.models import Image, Tag, TagUse
@@ -30,11 +41,41 @@ def visible_to(viewer: Viewer, *, team_unindexed: bool = False) -> ColumnElement
     from conversations they are in. `team_unindexed` (SQLite): compare the team with a unary
     plus, which keeps SQLite from walking a (team_id, ...) index so it looks up the few
     candidate rows by id instead."""
-    members_of = Image.channel_id.in_(sorted(viewer.channels)) if viewer.channels else false()
+    channels = sorted(viewer.channels) if viewer.channels else None
+    return _visible(
+        viewer.team_id, channels, is_guest=viewer.is_guest, team_unindexed=team_unindexed
+    )
+
+
+def visible_to_any(
+    *, is_guest: bool, has_channels: bool, team_unindexed: bool = False
+) -> ColumnElement[bool]:
+    """The rule of `visible_to` with the viewer left as bind parameters (`viewer_params`),
+    for a statement built once and run for every viewer of that kind: building and keying
+    a statement costs more Python than running it."""
+    channels = bindparam("viewer_channels", expanding=True) if has_channels else None
+    return _visible(
+        bindparam("viewer_team"), channels, is_guest=is_guest, team_unindexed=team_unindexed
+    )
+
+
+def viewer_params(viewer: Viewer) -> dict[str, Any]:
+    """What `visible_to_any(is_guest=viewer.is_guest, has_channels=bool(viewer.channels))`
+    binds for `viewer`."""
+    params: dict[str, Any] = {"viewer_team": viewer.team_id}
+    if viewer.channels:
+        params["viewer_channels"] = sorted(viewer.channels)
+    return params
+
+
+def _visible(
+    team_id: Any, channels: Any, *, is_guest: bool, team_unindexed: bool
+) -> ColumnElement[bool]:
+    members_of = Image.channel_id.in_(channels) if channels is not None else false()
     team = literal_column("+images.team_id") if team_unindexed else Image.team_id
-    if viewer.is_guest:
-        return and_(team == viewer.team_id, members_of)
-    return and_(team == viewer.team_id, or_(Image.channel_private.is_(False), members_of))
+    if is_guest:
+        return and_(team == team_id, members_of)
+    return and_(team == team_id, or_(Image.channel_private.is_(False), members_of))
 
 
 def tag_visible_to(viewer: Viewer) -> ColumnElement[bool]:
