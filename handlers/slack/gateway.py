@@ -17,6 +17,7 @@ import copy
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.request import Request
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -27,6 +28,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.web import SlackResponse
 
 from bot.ports import UNKNOWN_PERSON, PersonFacts
+from handlers.slack import keepalive
 from handlers.slack.install import Installations
 from storage.metrics import SLACK_API_ERRORS, label
 
@@ -88,6 +90,13 @@ class SlackClient(WebClient):
                 raise
             log.info("%s: Slack could not load a preview; sent without pictures", api_method)
             return self._counted(api_method, json=plain, **kwargs)
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        # One kept-alive connection per thread and host (handlers.slack.keepalive), not a
+        # new connection and TLS handshake for every call.
+        if self.proxy is None and url.lower().startswith(("https://", "http://")):
+            return keepalive.post(req, timeout=self.timeout, ssl=self.ssl)
+        return super()._perform_urllib_http_request_internal(url, req)
 
     def _counted(self, api_method: str, **kwargs: Any) -> SlackResponse:
         try:

@@ -107,6 +107,11 @@ def test_metrics_count_what_slack_sent_and_what_the_ingest_did(live: Live) -> No
     assert (retried.status, forged.status) == (200, 401)
     wait_until(lambda: job_states(live) == {"stored": 1, "failed": 1}, what="both ingests settled")
     live.slack.wait_for("chat.postEphemeral", count=2)
+    # The emulator records a call before it answers: the app counts the refusal a moment
+    # after the test has seen the call.
+    errors = "imglib_slack_api_errors_total"
+    refused = {"method": "chat.postEphemeral", "status": "200", "error": "channel_not_found"}
+    wait_until(lambda: value(scrape(live.app), errors, **refused) == 1, what="refusal counted")
     # A job waiting for its retry, posted two minutes ago, and a request for approval.
     later = live.db.clock() + timedelta(hours=1)
     image_id = first_image_id(live)
@@ -139,11 +144,7 @@ def test_metrics_count_what_slack_sent_and_what_the_ingest_did(live: Live) -> No
     assert value(samples, requests, kind="event", type="message", outcome="retry") == 1
     assert value(samples, requests, kind="event", type="message", outcome="refused_signature") == 1
     assert value(samples, requests, kind="command", type="command", outcome="acked") == 1
-    errors = "imglib_slack_api_errors_total"
-    assert (
-        value(samples, errors, method="chat.postEphemeral", status="200", error="channel_not_found")
-        == 1
-    )
+    assert value(samples, errors, **refused) == 1
     assert value(samples, "imglib_ingest_jobs", state="queued") == 1
     assert value(samples, "imglib_ingest_jobs", state="running") == 0
     assert 120 <= value(samples, "imglib_ingest_oldest_job_age_seconds") < 240

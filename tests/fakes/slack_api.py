@@ -65,6 +65,7 @@ import itertools
 import json
 import re
 import secrets
+import socket
 import string
 import threading
 import time
@@ -590,6 +591,7 @@ class Call:
     response: Any = None
     fault: str | None = None
     at: float = field(default_factory=time.time)
+    connection: str | None = None  # the client's address and port: one per TCP connection
 
 
 FAULT_KINDS = ("ratelimited", "server_error", "slow", "html_login", "connection_reset")
@@ -1003,6 +1005,15 @@ class SlackEmulator:
             self._threads.append(thread)
         return self
 
+    def open_connections(self) -> int:
+        """How many clients' connections are open now."""
+        return self._http.open_connections()
+
+    def drop_connections(self) -> None:
+        """Close every open connection from the server's side, as Slack closes the ones left
+        idle: a client must notice before it sends its next call on one."""
+        self._http.close_open_connections()
+
     def stop(self) -> None:
         if self._stopped:
             return
@@ -1014,6 +1025,7 @@ class SlackEmulator:
             self._ws.shutdown()
         else:
             self._ws.socket.close()
+        self._http.close_open_connections()
         self._http.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -2139,19 +2151,28 @@ class SlackEmulator:
                 self._cond.notify_all()
 
     # -- HTTP entry points (called by the request handler) ----------------------------------------
-    def _serve_api(self, method: str, params: JsonDict, headers: dict[str, str]) -> _Reply:
+    def _serve_api(
+        self, method: str, params: JsonDict, headers: dict[str, str], connection: str | None = None
+    ) -> _Reply:
         """Answers an /api/ call on the primary, by the team its token belongs to."""
         root = self._root
         token = _bearer(headers) or (
             params.get("token") if isinstance(params.get("token"), str) else None
         )
         team = root if method in _OWN_AUTH_METHODS else root._team_for_token(token)
-        return team._answer_api(method, params, headers, token)
+        return team._answer_api(method, params, headers, token, connection)
 
     def _answer_api(
-        self, method: str, params: JsonDict, headers: dict[str, str], token: str | None
+        self,
+        method: str,
+        params: JsonDict,
+        headers: dict[str, str],
+        token: str | None,
+        connection: str | None = None,
     ) -> _Reply:
-        call = Call(method=method, params=params, token=token, headers=headers)
+        call = Call(
+            method=method, params=params, token=token, headers=headers, connection=connection
+        )
         fault = self._take_fault(method)
         reply: _Reply | None = None
         if fault is not None:
@@ -3114,10 +3135,37 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
+    def server_activate(self) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def open_connections(self) -> int:
+        with self._open_lock:
+            return len(self._open)
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            open_now = list(self._open)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     emulator: SlackEmulator
-    protocol_version = "HTTP/1.0"
+    # As slack.com: a connection stays open for the next request until a side closes it.
+    protocol_version = "HTTP/1.1"
     server_version = "SlackEmulator/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -3145,7 +3193,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     reply = _json({"ok": False, "error": "invalid_json"})
                 else:
                     reply = emu._serve_api(
-                        path[len("/api/") :], _decode_json_params(params), headers
+                        path[len("/api/") :],
+                        _decode_json_params(params),
+                        headers,
+                        f"{self.client_address[0]}:{self.client_address[1]}",
                     )
             elif path.startswith("/files-pri/") and self.command == "GET":
                 reply = emu._serve_download(path, headers)
