@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.imaging import phash_bands
 from storage.models import Image, IngestJob, IngestState
-from storage.search import Viewer, visible_to
-from storage.visibility import viewer_params, visible_to_any
+from storage.visibility import Viewer, viewer_params, visible_to, visible_to_any
 
 MAX_INDEXED_DISTANCE = 3  # what four bands can guarantee to find
 LOOK_ALIKES_LIMIT = 200  # candidates read at most (a flood of blank images shares bands)

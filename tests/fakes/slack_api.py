@@ -67,6 +67,7 @@ import re
 import secrets
 import socket
 import string
+import sys
 import threading
 import time
 import uuid
@@ -3149,6 +3150,12 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client closing the connection it kept open (the app stopped, or was killed) is
+        # how kept-alive connections end, not an error; anything else is printed as before.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def open_connections(self) -> int:
         with self._open_lock:
