@@ -19,25 +19,32 @@ import select
 import threading
 from ssl import SSLContext
 from typing import Any
-from urllib.error import HTTPError
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request
 
+_Key = tuple[str, str, SSLContext | None]  # scheme, host:port, certificate rules
 MAX_HOSTS = 4  # connections a thread keeps (one is slack.com's; the rest are tests' emulators)
-_pool = threading.local()  # this thread's connections: {(scheme, host:port): connection}
+_pool = threading.local()  # this thread's connections, by _Key
 
 
 def post(request: Request, *, timeout: float, ssl: SSLContext | None) -> dict[str, Any]:
     """Send `request` (built by slack_sdk) and answer as slack_sdk's own urllib call does:
     status, headers and body (text, or bytes for gzip), or raise HTTPError."""
     url = urlsplit(request.full_url)
-    key = (url.scheme, url.netloc)
+    # A connection is reused only by a client that would have opened it the same way: the
+    # same host, and the same rules for its certificate.
+    key = (url.scheme, url.netloc, ssl)
     connection = _connection(key, timeout=timeout, ssl=ssl)
     path = url.path + (f"?{url.query}" if url.query else "")
     try:
-        connection.request(
-            request.get_method(), path, body=request.data, headers=dict(request.header_items())
-        )
+        try:
+            connection.request(
+                request.get_method(), path, body=request.data, headers=dict(request.header_items())
+            )
+        except OSError as exc:
+            # As urllib: not connected, or the request not sent (slack_sdk retries these).
+            raise URLError(exc) from exc
         response = connection.getresponse()
         body = response.read()
     except BaseException:
@@ -56,9 +63,7 @@ def post(request: Request, *, timeout: float, ssl: SSLContext | None) -> dict[st
     return {"status": response.status, "headers": headers, "body": body.decode(charset)}
 
 
-def _connection(
-    key: tuple[str, str], *, timeout: float, ssl: SSLContext | None
-) -> http.client.HTTPConnection:
+def _connection(key: _Key, *, timeout: float, ssl: SSLContext | None) -> http.client.HTTPConnection:
     connections = _connections()
     connection = connections.pop(key, None)
     if connection is not None and _closed_by_server(connection):
@@ -67,7 +72,7 @@ def _connection(
     if connection is None:
         if len(connections) >= MAX_HOSTS:  # the one used longest ago goes
             _drop(next(iter(connections)))
-        scheme, netloc = key
+        scheme, netloc, _ = key
         if scheme == "https":
             connection = http.client.HTTPSConnection(netloc, timeout=timeout, context=ssl)
         else:
@@ -79,7 +84,7 @@ def _connection(
     return connection
 
 
-def _connections() -> dict[tuple[str, str], http.client.HTTPConnection]:
+def _connections() -> dict[_Key, http.client.HTTPConnection]:
     """This thread's connections. A forked process (gunicorn's worker) starts without its
     parent's: it must never write on their sockets."""
     mine = _pool.__dict__
@@ -98,7 +103,7 @@ def _closed_by_server(connection: http.client.HTTPConnection) -> bool:
     return bool(poller.poll(0))
 
 
-def _drop(key: tuple[str, str]) -> None:
+def _drop(key: _Key) -> None:
     connection = _connections().pop(key, None)
     if connection is not None:
         connection.close()

@@ -3,11 +3,25 @@ emulator over real HTTP/1.1, as slack.com keeps connections open."""
 
 from __future__ import annotations
 
+import http.server
+import ipaddress
+import json
 import multiprocessing
+import socket
+import ssl
 import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.error import URLError
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+from slack_sdk.http_retry.state import RetryState
 
 from handlers.slack import keepalive
 from handlers.slack.gateway import SlackClient, SlackGateway
@@ -134,3 +148,98 @@ def test_a_thread_keeps_few_connections_open() -> None:
     finally:
         for emulator in emulators:
             emulator.stop()
+
+
+class _TlsSlack(http.server.BaseHTTPRequestHandler):
+    """auth.test over TLS, as slack.com answers it; each answer names its connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"ok": True, "team_id": "T0TLS", "url": str(self.client_address[1])})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_over_tls_calls_share_one_connection_and_certificates_are_checked(
+    tmp_path: Path,
+) -> None:
+    cert_path, key_path = self_signed(tmp_path)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TlsSlack)
+    server.daemon_threads = True
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert_path, key_path)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"https://127.0.0.1:{server.server_address[1]}/api/"
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert_path))
+        ports = [
+            SlackClient(token="xoxb-tls", base_url=base_url, ssl=trusting).auth_test()["url"]
+            for _ in range(3)
+        ]
+        assert len(set(ports)) == 1  # one TLS handshake for the three calls
+
+        # A certificate nobody vouched for is refused, as urllib refused it, even with a
+        # trusted connection to the same host open in this thread.
+        with pytest.raises(URLError) as refused:
+            SlackClient(token="xoxb-tls", base_url=base_url, retry_handlers=[]).auth_test()
+        assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_refused_connection_is_the_error_slack_sdk_retries() -> None:
+    """urllib wraps a failure to connect or send in URLError, which slack_sdk's
+    ConnectionErrorRetryHandler (the gateway's) retries: so does a kept-alive client."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    client = SlackClient(
+        token="xoxb-x", base_url=f"http://127.0.0.1:{port}/api/", retry_handlers=[]
+    )
+    with pytest.raises(URLError) as refused:
+        client.auth_test()
+    assert isinstance(refused.value.reason, ConnectionRefusedError)
+    assert ConnectionErrorRetryHandler().can_retry(
+        state=RetryState(), request=None, response=None, error=refused.value
+    )
