@@ -3173,6 +3173,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     emulator: SlackEmulator
     # As slack.com: a connection stays open for the next request until a side closes it.
     protocol_version = "HTTP/1.1"
+    # An answer is written in two parts (headers, then body): with Nagle's algorithm the
+    # body waited for the client's delayed ACK of the headers, up to 40 ms on a connection
+    # kept open (a new one acks at once). Slack's servers do not wait like that.
+    disable_nagle_algorithm = True
     server_version = "SlackEmulator/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:
