@@ -289,6 +289,7 @@ class RunningApp:
             self.expected += 1
         info("warm-up acks (ms): " + ", ".join(f"{v:.0f}" for v in warm))
         time.sleep(1.0)  # let the warm-up's ingests finish
+        db.analyze()
         self.sampler = TreeSampler(self.web.process.pid, limit_s=600)
         self.worker_sampler = (
             TreeSampler(self.worker.process.pid, limit_s=600)
@@ -411,6 +412,13 @@ def run_once(
         figures.append(("worker_cpu_cores", (worker_cpu1 - worker_cpu0) / wall, 2))
         figures.append(("worker_peak_rss_mb", worker_peak / MB, 1))
 
+    # What a person's library costs in Slack calls: per image, by method (warm-up included).
+    with slack._lock:
+        methods = Counter(c.method for c in slack.calls)
+    info(
+        "Slack calls per image: "
+        + ", ".join(f"{m} {n / (events + WARMUP_EVENTS):.2f}" for m, n in methods.most_common())
+    )
     downloads = Counter(c.params.get("file_id") for c in slack.calls_to("files.download"))
     extra_downloads = sum(n - 1 for f, n in downloads.items() if f in set(timed_ids) and n > 1)
     info(

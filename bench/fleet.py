@@ -169,6 +169,22 @@ class Database:
         finally:
             connection.close()
 
+    def analyze(self) -> None:
+        """Gather the planner's statistics, as autovacuum does on Postgres within a minute
+        of a table's first 50 rows (SQLite gathers none unless told)."""
+        if self.kind != "postgres":
+            return
+        import psycopg2
+
+        dsn = self.url.replace("postgresql+psycopg2://", "postgresql://")
+        connection = psycopg2.connect(dsn, connect_timeout=5)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+        finally:
+            connection.close()
+
 
 def migrate(url: str) -> None:
     from storage import migrate as migrations
