@@ -87,13 +87,16 @@ def claim(factory: sessionmaker[Session], job_id: int, *, now: datetime) -> Clai
         return _take(session, job, now) if job is not None else None
 
 
-def claim_next(factory: sessionmaker[Session], *, now: datetime) -> Claim | GaveUp | None:
+def claim_next(
+    factory: sessionmaker[Session], *, now: datetime, queued_for: timedelta = timedelta(0)
+) -> Claim | GaveUp | None:
     """Take the lease on an abandoned job (its lease ran out), else on the queued job due
-    longest; None when nothing is due. On Postgres, rows another worker is claiming at this
-    moment are skipped rather than waited for."""
+    longest, if it has been due for `queued_for`; None when nothing is. On Postgres, rows
+    another worker is claiming at this moment are skipped rather than waited for."""
+    when = {"now": now, "due_by": now - queued_for}
     with session_scope(factory) as session:
         for next_job in _NEXT_DUE_JOBS:
-            job = session.execute(next_job, {"now": now}).first()
+            job = session.execute(next_job, when).first()
             if job is not None:
                 return _take(session, job, now)
         return None
@@ -165,7 +168,10 @@ _NEXT_DUE_JOBS = tuple(
     .order_by(_jobs.c.next_attempt_at, _jobs.c.id)
     .limit(1)
     .with_for_update(of=_jobs, skip_locked=True)
-    for due in (_LEASE_RAN_OUT, _QUEUED_DUE)
+    for due in (
+        _LEASE_RAN_OUT,
+        and_(_jobs.c.state == IngestState.QUEUED, _jobs.c.next_attempt_at <= bindparam("due_by")),
+    )
 )
 _SETTLE_CLAIMED = (
     update(_jobs)

@@ -1,13 +1,22 @@
 """Where ingest jobs run in a process: a few threads fed by a short local queue and, in the
 worker (or the only process, with SQLite), by polling the database for due jobs.
 
-The web process hands a job it has just recorded to its own threads only while it holds
-fewer than `local_limit` of them (waiting or running); the rest stay `queued` in the
-database, where the worker (polling every POLL_SECONDS, claiming with `FOR UPDATE SKIP
-LOCKED`) finds them. So a flood of posts costs
-the web process the acks and what its threads can keep up with, and the backlog waits in the
-database, not in memory. Nothing is lost either way: a job is in the database before its
-event is acknowledged, and only a claim takes it.
+With SQLite the one process does everything: it runs a job it has just recorded at once
+while it holds fewer than `local_limit` (waiting or running), and polls for the rest.
+
+With Postgres the web process's ingest shares the GIL with the acks Slack waits for, so
+beside a worker it helps rather than leads ("bounded", `start_polling(bounded=True)`):
+- a job it has just recorded runs at once only while it is quiet (fewer than BUSY_POSTS
+  other posts in the last BUSY_WINDOW_S) and holds fewer than `local_limit` jobs: one
+  image posted to a quiet library is handled without waiting for the worker's next look;
+- in a flood every job stays `queued` in the database, where the worker (polling every
+  POLL_SECONDS, claiming with `FOR UPDATE SKIP LOCKED`) takes it;
+- it claims from the database only jobs queued for HELP_AFTER already: when the worker
+  is behind, down or missing, the backlog still drains, one job at a time.
+
+So a flood costs the web process the acks, and the backlog waits in the database, not in
+memory. Nothing is lost either way: a job is in the database before its event is
+acknowledged, and only a claim takes it.
 """
 
 from __future__ import annotations
@@ -16,7 +25,9 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
 
 from bot.ingest_queue import Claim, GaveUp
 from bot.ingestor import Ingestor
@@ -25,6 +36,12 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how soon a job left queued (or a retry coming due) is picked up
 POLL_NOW = -1  # a token in the local queue: an idle thread should poll the database now
+# A web process beside a worker is busy when it recorded more than BUSY_POSTS posts within
+# BUSY_WINDOW_S (bench/ack_latency.py, Postgres, 50 posts/s: its one ingest beside the acks
+# doubled their p99, see bench/README.md).
+BUSY_POSTS = 5
+BUSY_WINDOW_S = 1.0
+HELP_AFTER = timedelta(seconds=2)  # ...and claims only jobs the worker left waiting this long
 
 
 class IngestRunner:
@@ -45,6 +62,7 @@ class IngestRunner:
         self._poll_seconds = poll_seconds
         self._polling = False
         self._poll_bounded = False
+        self._recent_posts: deque[float] = deque(maxlen=BUSY_POSTS + 1)
         self._stopping = threading.Event()
         self._poll_lock = threading.Lock()
         self._next_poll_at = 0.0
@@ -56,21 +74,32 @@ class IngestRunner:
         many were taken. The others stay queued in the database for a poller."""
         self._start()
         with self._lock:
-            taken = max(0, min(len(job_ids), self._local_limit - self._local_count))
+            room = self._local_limit - self._local_count
+            if self._poll_bounded and self._busy(time.monotonic()):
+                room = 0  # the worker takes them
+            taken = max(0, min(len(job_ids), room))
             self._local_count += taken
         for job_id in job_ids[:taken]:
             self._local.put_nowait(job_id)
-        if taken < len(job_ids) and self._polling:
-            self._next_poll_at = 0.0  # this process polls too (SQLite): look now
+        if taken < len(job_ids) and self._polling and not self._poll_bounded:
+            self._next_poll_at = 0.0  # this process polls for the rest (SQLite): look now
             self._local.put_nowait(POLL_NOW)
         return taken
 
+    def _busy(self, now: float) -> bool:
+        """Count a post; were there more than BUSY_POSTS within BUSY_WINDOW_S?"""
+        self._recent_posts.append(now)
+        return (
+            len(self._recent_posts) == self._recent_posts.maxlen
+            and now - self._recent_posts[0] < BUSY_WINDOW_S
+        )
+
     def start_polling(self, *, bounded: bool = False) -> None:
         """Also claim due jobs from the database (retries, abandoned jobs, and what the web
-        process left queued) whenever a thread is idle. `bounded`: only while this process
-        holds fewer than `local_limit` jobs, as the web process does with Postgres, so that
-        it picks up what no worker took (none running, or all busy) without taking a burst
-        away from the worker."""
+        process left queued) whenever a thread is idle. `bounded`, as the web process beside
+        a worker: only while this process holds fewer than `local_limit` jobs, only jobs
+        queued for HELP_AFTER, and posts recorded while busy are left to the worker (see
+        the module's docstring)."""
         self._polling = True
         self._poll_bounded = bounded
         self._start()
@@ -134,7 +163,9 @@ class IngestRunner:
                         return None
                     self._local_count += 1  # held while the claimed job runs
             try:
-                claimed = self._ingestor().claim_next()
+                claimed = self._ingestor().claim_next(
+                    queued_for=HELP_AFTER if self._poll_bounded else timedelta(0)
+                )
             except BaseException:
                 self._unhold()
                 raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -102,9 +102,10 @@ class Ingestor:
         """Claim and process one job; None when someone else has it or it is not due."""
         return self.settle(self.claim(job_id))
 
-    def claim_next(self) -> Claim | GaveUp | None:
-        """Take the lease on the job due longest; None when nothing is due."""
-        return ingest_queue.claim_next(self._factory, now=self._clock())
+    def claim_next(self, *, queued_for: timedelta = timedelta(0)) -> Claim | GaveUp | None:
+        """Take the lease on the job due longest (a queued one only if it has waited
+        `queued_for` since it came due); None when nothing is due."""
+        return ingest_queue.claim_next(self._factory, now=self._clock(), queued_for=queued_for)
 
     def run_next(self) -> IngestOutcome | None:
         """Claim and process the job due longest; None when nothing is due."""

@@ -24,6 +24,7 @@ from bot.approval_queue import claim_reminders, untold_outcomes
 from bot.discards import discard_image
 from bot.domain import PostedFile
 from bot.ingest_queue import LEASE, MAX_ATTEMPTS, Claim, claim_next
+from bot.ingest_runner import BUSY_POSTS, BUSY_WINDOW_S, HELP_AFTER
 from bot.ingestor import INTERNAL_ERROR
 from bot.library import record_posted_files
 from bot.reminders import claim_details_reminders
@@ -404,6 +405,65 @@ def test_the_next_job_is_an_abandoned_one_then_the_queued_one_due_longest(
     # The abandoned job never waits behind a backlog; then first posted, first taken.
     assert [t.job_id if t else None for t in taken] == [abandoned, *first, *second, *latest, None]
     assert [t.attempts for t in taken if isinstance(t, Claim)] == [2, 1, 1, 1]
+
+
+def test_a_web_process_helps_only_with_jobs_queued_for_a_while(
+    services: Services, slack: SlackEmulator, clock: FakeClock
+) -> None:
+    (job,) = post(services, slack, "F0WAITS", images.jpeg(seed=1), message_ts="1700000030.0001")
+
+    assert claim_next(services.factory, now=clock(), queued_for=HELP_AFTER) is None
+    clock.advance(seconds=HELP_AFTER.total_seconds() - 0.5)
+    assert claim_next(services.factory, now=clock(), queued_for=HELP_AFTER) is None
+    clock.advance(seconds=0.5)
+    taken = claim_next(services.factory, now=clock(), queued_for=HELP_AFTER)
+    assert isinstance(taken, Claim) and taken.job_id == job
+
+
+def test_a_web_process_beside_a_worker_runs_a_quiet_post_and_leaves_a_flood_to_the_worker(
+    database_url: str, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    """Its ingest shares the GIL with the acks Slack waits for: in a flood the worker takes
+    the jobs, and the web process only helps with those left waiting (none here: no worker
+    runs, so it drains them all itself, each once)."""
+    from tests.live import RealClock, wait_until
+
+    env = app_env(database_url=database_url, slack=slack, media_dir=tmp_path / "media")
+    web = make_services(env, clock=RealClock(), watch=True)
+    web.start_ingest_polling(web=True)  # what `serve` does beside a worker (Postgres)
+    quiet = post(web, slack, "F2QUIET", images.jpeg(seed=1), message_ts="1700000300.0001")
+    assert web.ingest_runner.submit(quiet) == 1
+    wait_until(lambda: prompts_to(slack), timeout=10, what="the quiet post handled")
+    time.sleep(BUSY_WINDOW_S)  # and quiet again
+
+    left: list[int] = []
+    for n in range(BUSY_POSTS + 4):
+        job_ids = post(
+            web, slack, f"F2FLOOD{n}", images.jpeg(seed=10 + n), message_ts=f"17000003{n:02d}.1"
+        )
+        left += job_ids[web.ingest_runner.submit(job_ids) :]
+    assert len(left) >= 4  # every post after the first BUSY_POSTS of the second
+    with session_scope(web.factory) as session:
+        queued = session.scalars(
+            select(IngestJob.id).where(IngestJob.state == IngestState.QUEUED)
+        ).all()
+    assert set(left) <= set(queued)
+
+    def all_stored() -> dict[int, timedelta] | None:
+        """Each job's time from recorded to stored, once all are stored."""
+        with session_scope(web.factory) as session:
+            rows = session.execute(
+                select(IngestJob.id, IngestJob.state, IngestJob.created_at, IngestJob.updated_at)
+            ).all()
+        if any(row.state != IngestState.STORED for row in rows):
+            return None
+        return {row.id: row.updated_at - row.created_at for row in rows}
+
+    waited = wait_until(all_stored, timeout=60, what="every image stored")
+    web.shutdown()
+    assert all(waited[job_id] >= HELP_AFTER for job_id in left)  # none taken before
+    assert set(uploads_per_image(web).values()) == {1}
+    assert len(prompts_to(slack)) == BUSY_POSTS + 5
 
 
 def queue_posts(services: Services, clock: FakeClock, messages: int = 200) -> None:
