@@ -321,15 +321,21 @@ class Scale:
 
 
 UNTOLD = "SELECT COUNT(*) FROM approval_requests WHERE state <> 'open' AND outcome_told_at IS NULL"
+TOLD_POSTS = "SELECT COUNT(*) FROM post_prompts WHERE told_at IS NOT NULL"
 
 
-def wait_settled(db: Any, expected: int, timeout: float) -> float:
-    """Seconds until every job is stored or failed and every settled request's outcome was
-    told (nan: not within `timeout`)."""
+def wait_settled(db: Any, expected: int, timeout: float, *, posts: int) -> float:
+    """Seconds until every job is stored or failed, every settled request's outcome was
+    told and every post's poster was (a killed teller's post is told by a worker once its
+    claim runs out: bot.prompts); nan: not within `timeout`."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         counts = db.states()
-        if counts["stored"] + counts["failed"] >= expected and not db.query(UNTOLD)[0][0]:
+        if (
+            counts["stored"] + counts["failed"] >= expected
+            and not db.query(UNTOLD)[0][0]
+            and db.query(TOLD_POSTS)[0][0] >= posts
+        ):
             return time.monotonic() - started
         time.sleep(POLL_S)
     return float("nan")
@@ -370,7 +376,7 @@ def drive(
     phase1 = scale.send_posts("1web", posts[:one], only=["web0"], chatter_s=chatter_s)
     busy_from = time.time()
     phase2 = scale.send_posts("2web", posts[one:two], chatter_s=chatter_s)
-    early = wait_settled(db, sum(map(len, posts[:two])), SETTLE_S)
+    early = wait_settled(db, sum(map(len, posts[:two])), SETTLE_S, posts=two)
     busy = (busy_from, time.time())  # phase 2: both workers and both webs ingesting
     info(f"phases 1 and 2 settled {early:.1f} s after their last post")
     chosen = scale.sent[::DETAILS_EVERY]
@@ -400,7 +406,7 @@ def drive(
     # ...then a burst of posts, killed halfway, beside the second half of the clicks.
     phase4 = scale.send_posts("kill", posts[middle:], midway=kill)
     clicker.join(timeout=300)
-    settled = wait_settled(db, len(file_ids), SETTLE_S)
+    settled = wait_settled(db, len(file_ids), SETTLE_S, posts=len(posts))
     info(f"all jobs settled {settled:.1f} s after the last post: {dict(db.states())}")
     time.sleep(2.0)  # the last prompts and card updates leave after the jobs settle
     fleet.stop()

@@ -2,17 +2,24 @@
 
 A message with several images settles when every one of its ingest jobs is stored or failed.
 Jobs settle on different threads (or processes); the `post_prompts` row is the claim that
-makes exactly one of them send the prompt.
+makes one of them send the prompt (`prompted_at`), and the stamp that it was sent
+(`told_at`). A process killed in between (kill -9, a crashed dyno) leaves a claim without a
+stamp: it runs out after PROMPT_LEASE and the worker's look (bot.scheduler) tells the poster
+then. Only a process killed after Slack took the prompt and before the stamp was written
+tells it twice.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import WEB_FILE_PREFIX, slack_ts_time
@@ -21,6 +28,13 @@ from storage.db import insert_unless_present, session_scope
 from storage.media import MediaStore
 from storage.models import Image, IngestJob, IngestState, PostPrompt
 from storage.search import Viewer, visible_to
+
+# A claim to tell a poster runs out this long after it was taken, unless the telling was
+# stamped: its process died, and the worker's look tells them.
+PROMPT_LEASE = timedelta(seconds=30)
+STAMP_WAITS = (0.5, 2.0, 5.0)  # between tries to stamp a telling done, the database away
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -150,12 +164,19 @@ _THE_PROMPT = (
     & (_prompts.c.message_ts == bindparam("message"))
 )
 _NEW_PROMPT = insert_unless_present(_prompts)
-_CLAIM_REGISTERED = (
+# A row is there: the shortcut registered its modal (not claimed yet), or a claim whose
+# process died before telling has run out.
+_CLAIM_UNTOLD = (
     update(_prompts)
-    .where(_THE_PROMPT, _prompts.c.prompted_at.is_(None))
+    .where(
+        _THE_PROMPT,
+        _prompts.c.told_at.is_(None),
+        or_(_prompts.c.prompted_at.is_(None), _prompts.c.prompted_at < bindparam("ran_out")),
+    )
     .values(prompted_at=bindparam("now"))
     .returning(_prompts.c.user_id, _prompts.c.view_id)
 )
+_TOLD = update(_prompts).where(_THE_PROMPT).values(told_at=bindparam("now"))
 _PROMPT = select(_prompts.c.user_id, _prompts.c.view_id).where(_THE_PROMPT)
 _MARK_DUPLICATE = (
     update(_images)
@@ -239,10 +260,35 @@ def _claim(
     )
     if inserted.rowcount:  # type: ignore[attr-defined]
         return _Claimed(user_id=user_id, view_id=None)
-    # The row was there: the shortcut registered its modal first (not claimed yet), or
-    # someone claimed it already.
-    registered = session.execute(_CLAIM_REGISTERED, {**_prompt_key(key), "now": now}).first()
-    return None if registered is None else _Claimed(registered.user_id, registered.view_id)
+    # The row was there: the shortcut registered its modal first (not claimed yet), someone
+    # claimed it already, or their claim ran out before they told.
+    untold = session.execute(
+        _CLAIM_UNTOLD, {**_prompt_key(key), "now": now, "ran_out": now - PROMPT_LEASE}
+    ).first()
+    return None if untold is None else _Claimed(untold.user_id, untold.view_id)
+
+
+def mark_told(
+    factory: sessionmaker[Session],
+    plan: PromptPlan,
+    *,
+    now: datetime,
+    waits: Sequence[float] = STAMP_WAITS,
+) -> None:
+    """The poster was told (or Slack refused for good): nobody tells them again. Tried again
+    after each of `waits` (seconds) while the database is away (a restart, a failover):
+    unstamped, the poster would be told twice."""
+    key = {"team_id": plan.team_id, "channel_id": plan.channel_id, "message_ts": plan.message_ts}
+    for wait in [*waits, None]:
+        try:
+            with session_scope(factory) as session:
+                session.execute(_TOLD, {**_prompt_key(key), "now": now})
+            return
+        except DBAPIError:
+            if wait is None:
+                raise
+            log.warning("could not stamp the prompt of %s told; again in %s s", key, wait)
+            time.sleep(wait)
 
 
 def register_view(
@@ -271,7 +317,8 @@ def register_view(
                 )
             )
         else:
-            row.view_id, row.user_id, row.prompted_at = view_id, user_id, None
+            row.view_id, row.user_id = view_id, user_id
+            row.prompted_at = row.told_at = None  # to be told again, in the modal
 
 
 def _prompt_key(key: dict[str, str]) -> dict[str, str]:

@@ -118,11 +118,13 @@ PROMPT_WINDOW = timedelta(hours=1)  # older posts never told stay so (Slack was 
 
 
 def prompt_settled_posts(services: Services) -> int:
-    """Prompt the posters of posts settled a while ago that nobody prompted: the process
-    that settled the last image died (kill -9) between recording it and telling. Returns
-    how many posts it looked at (each is claimed, so told once whoever else looks)."""
-    from sqlalchemy import and_, case, func, select
+    """Prompt the posters of posts settled a while ago that nobody told: the process that
+    settled the last image died (kill -9) between recording it and telling, or between
+    claiming the telling and stamping it done (its claim ran out). Returns how many posts
+    it looked at (each is claimed, so told once whoever else looks)."""
+    from sqlalchemy import and_, case, func, or_, select
 
+    from bot.prompts import PROMPT_LEASE
     from storage.models import Image, IngestJob, PostPrompt
 
     if services.notifier is None:
@@ -161,7 +163,10 @@ def prompt_settled_posts(services: Services) -> int:
                 PostPrompt.message_ts == Image.message_ts,
             ),
         )
-        .where(PostPrompt.prompted_at.is_(None))
+        .where(
+            PostPrompt.told_at.is_(None),
+            or_(PostPrompt.prompted_at.is_(None), PostPrompt.prompted_at < now - PROMPT_LEASE),
+        )
         .group_by(Image.team_id, Image.channel_id, Image.message_ts, Image.uploader_id)
         .having(
             unsettled == 0,

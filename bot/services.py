@@ -28,7 +28,7 @@ from bot.ingest_runner import IngestRunner
 from bot.ingestor import IngestLimits, Ingestor, IngestOutcome
 from bot.people import People
 from bot.ports import Directory, FileSource, Mailer, Notifier
-from bot.prompts import claim_prompt, hide_duplicates
+from bot.prompts import claim_prompt, hide_duplicates, mark_told
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import Image
@@ -130,6 +130,7 @@ class Services:
             # named only the duplicates they may see themselves.
             plan = hide_duplicates(self.factory, plan, self.viewer(team_id, plan.user_id))
         self.notifier.ingest_settled(plan)
+        mark_told(self.factory, plan, now=self.clock())
         # Coalesced: a poster's burst of images refreshes their overview once or twice,
         # not once per message.
         for person in {plan.user_id, uploader}:

@@ -174,7 +174,8 @@ class Image(Base):
 
 class PostPrompt(Base):
     """One Slack message's images, told to their poster once: the "Add details" prompt, or
-    the modal opened by the message shortcut (`view_id`), updated when all are settled."""
+    the modal opened by the message shortcut (`view_id`), updated when all are settled.
+    `prompted_at` is the claim to tell them, `told_at` the stamp that it was done."""
 
     __tablename__ = "post_prompts"
 
@@ -183,7 +184,8 @@ class PostPrompt(Base):
     message_ts: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(32))
     view_id: Mapped[str | None] = mapped_column(String(64))
-    prompted_at: Mapped[datetime | None]
+    prompted_at: Mapped[datetime | None]  # claimed: someone is telling the poster
+    told_at: Mapped[datetime | None]  # told (bot.prompts)
     created_at: Mapped[datetime]
 
 

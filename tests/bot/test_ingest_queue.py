@@ -519,8 +519,8 @@ def test_the_look_for_posts_never_told_reads_the_last_hours_posts_not_the_librar
         connection.execute(
             text(
                 "INSERT INTO post_prompts (team_id, channel_id, message_ts, user_id,"
-                " prompted_at, created_at) SELECT DISTINCT team_id, channel_id, message_ts,"
-                " uploader_id, :now, :now FROM images"
+                " prompted_at, told_at, created_at) SELECT DISTINCT team_id, channel_id,"
+                " message_ts, uploader_id, :now, :now, :now FROM images"
             ),
             {"now": clock()},
         )

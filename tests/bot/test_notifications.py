@@ -8,9 +8,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 
 from bot import approvals, decisions, editing, scheduler
 from bot.approval_queue import claim_outcome
@@ -144,7 +146,8 @@ def test_a_post_whose_settling_process_died_before_telling_is_told_by_the_worker
     assert ingest(services, jobs) == ["stored"]
     # As a process killed between storing the last image and claiming the prompt leaves it:
     with session_scope(services.factory) as session:
-        session.get_one(PostPrompt, (TEAM, SHOOTS, TS)).prompted_at = None
+        prompt = session.get_one(PostPrompt, (TEAM, SHOOTS, TS))
+        prompt.prompted_at = prompt.told_at = None
     assert scheduler.prompt_settled_posts(services) == 0  # its process may still be telling
     clock.advance(seconds=31)
     assert scheduler.prompt_settled_posts(services) == 1
@@ -153,13 +156,59 @@ def test_a_post_whose_settling_process_died_before_telling_is_told_by_the_worker
     assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS, TS]
 
 
+def test_a_post_whose_teller_died_after_claiming_it_is_told_once_the_claim_runs_out(
+    services: Services, files: FakeFiles, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    jobs = post(services, files, user=POSTER, channel=SHOOTS, images={"F1": photo(1)}, ts=TS)
+    assert ingest(services, jobs) == ["stored"]
+    with session_scope(services.factory) as session:
+        prompt = session.get_one(PostPrompt, (TEAM, SHOOTS, TS))
+        assert prompt.told_at is not None and prompt.prompted_at is not None
+        # As a process killed between claiming the telling and telling leaves it:
+        prompt.told_at = None
+    clock.advance(seconds=29)
+    assert scheduler.prompt_settled_posts(services) == 0  # its process may still be telling
+    clock.advance(seconds=2)
+    assert scheduler.prompt_settled_posts(services) == 1
+    assert scheduler.prompt_settled_posts(services) == 0  # told and stamped
+    clock.advance(minutes=5)
+    assert scheduler.prompt_settled_posts(services) == 0
+    assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS, TS]
+
+
+def test_a_database_blip_while_stamping_a_telling_does_not_leave_it_to_be_told_again(
+    services: Services, files: FakeFiles, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """The database away for a moment (a restart) just after Slack took the prompt: the
+    stamp is tried again, so the worker's look does not tell the poster a second time."""
+    engine = services.factory.kw["bind"]
+    failures = {"left": 1}
+
+    def drop_the_stamp(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE post_prompts SET told_at") and failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError(statement, None, Exception("server closed the connection"))
+
+    event.listen(engine, "before_cursor_execute", drop_the_stamp)
+    try:
+        jobs = post(services, files, user=POSTER, channel=SHOOTS, images={"F1": photo(1)}, ts=TS)
+        assert ingest(services, jobs) == ["stored"]
+    finally:
+        event.remove(engine, "before_cursor_execute", drop_the_stamp)
+    assert failures["left"] == 0
+    clock.advance(minutes=2)
+    assert scheduler.prompt_settled_posts(services) == 0
+    assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS]
+
+
 def test_a_post_settled_over_an_hour_ago_and_never_told_is_left_alone(
     services: Services, files: FakeFiles, notifier: RecordingNotifier, clock: FakeClock
 ) -> None:
     jobs = post(services, files, user=POSTER, channel=SHOOTS, images={"F1": photo(1)}, ts=TS)
     assert ingest(services, jobs) == ["stored"]
     with session_scope(services.factory) as session:  # its process died before telling
-        session.get_one(PostPrompt, (TEAM, SHOOTS, TS)).prompted_at = None
+        prompt = session.get_one(PostPrompt, (TEAM, SHOOTS, TS))
+        prompt.prompted_at = prompt.told_at = None
     clock.advance(minutes=61)  # and no worker ran meanwhile (Slack was not connected)
     assert scheduler.prompt_settled_posts(services) == 0
     assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS]  # the ingest's own

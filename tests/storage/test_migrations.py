@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from storage import migrate
 from storage.db import make_engine
@@ -88,5 +90,33 @@ def test_slack_sdk_tables_are_the_ones_its_stores_define(empty_database: str) ->
                 assert made[column.name]["nullable"] == column.nullable, column.name
                 length = getattr(column.type, "length", None)
                 assert getattr(made[column.name]["type"], "length", None) == length, column.name
+    finally:
+        engine.dispose()
+
+
+def test_prompts_claimed_before_the_told_stamp_count_as_told(empty_database: str) -> None:
+    """0014: a prompt claimed before the stamp existed was told; a shortcut's modal still
+    waiting (never claimed) was not."""
+    engine = make_engine(empty_database)
+    try:
+        migrate.upgrade(engine, "0013")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO post_prompts (team_id, channel_id, message_ts, user_id,"
+                    " view_id, prompted_at, created_at) VALUES"
+                    " ('T1', 'C1', '1.1', 'U1', NULL, :at, :at),"
+                    " ('T1', 'C1', '2.1', 'U1', 'V1', NULL, :at)"
+                ),
+                {"at": datetime(2026, 11, 30, 9, 0, tzinfo=UTC)},
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            told = dict(
+                connection.execute(
+                    text("SELECT message_ts, told_at IS NOT NULL FROM post_prompts")
+                ).all()
+            )
+        assert told == {"1.1": True, "2.1": False}
     finally:
         engine.dispose()
