@@ -7,6 +7,7 @@ the HTTP server (which also answers when Slack is not configured yet, to say wha
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -228,6 +229,14 @@ def _build(settings: Settings) -> tuple[Any, Any]:
     return services, web
 
 
+def _freeze_startup_objects() -> None:
+    """Keep the objects startup made (modules, the app, its pools and caches: about 130,000)
+    out of the garbage collector's full collections, which walk every tracked object while
+    holding the GIL: 84-95 ms each on a 2-core host during bench/ack_latency.py, every
+    request in flight waiting; 3-9 ms once frozen. Call once the process is ready."""
+    gc.freeze()
+
+
 def _start_in_process_scheduler(services: Any) -> None:
     # With the embedded database one process does everything; with Postgres the Procfile's
     # worker runs the scheduler (jobs claim rows, so running it in both would still be safe).
@@ -274,6 +283,7 @@ def serve(settings: Settings) -> int:
             services, web = _build(settings)
             _running.append(services)
             _start_in_process_scheduler(services)
+            _freeze_startup_objects()
             return web
 
     log.info("serving HTTP on port %s (Slack: %s)", settings.port, settings.slack_mode)
@@ -330,6 +340,7 @@ def socket_mode(settings: Settings) -> int:
     threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
     bolt_app = web.extensions["bolt"] or build_slack_app(settings, services)
     handler = SocketModeHandler(bolt_app, app_token=settings.slack_app_token)
+    _freeze_startup_objects()
     log.info("connecting to Slack in Socket Mode; HTTP on port %s", settings.port)
     handler.start()
     return 0
@@ -346,6 +357,7 @@ def run_worker(settings: Settings, *, once: bool) -> int:
         return 0
     log.info("worker started")
     scheduler = build_scheduler(services, blocking=True)
+    _freeze_startup_objects()
 
     def stop(_signum: int, _frame: Any) -> None:
         scheduler.shutdown(wait=False)
