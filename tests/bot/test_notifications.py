@@ -139,40 +139,33 @@ def test_the_poster_is_told_once_when_every_image_of_the_post_is_stored(
     assert homes_refreshed(services, notifier) == {(TEAM, POSTER)}
 
 
-def test_a_post_whose_settling_process_died_before_telling_is_told_by_the_worker_once(
-    services: Services, files: FakeFiles, notifier: RecordingNotifier, clock: FakeClock
+@pytest.mark.parametrize(
+    "died", ["before claiming the telling", "after claiming it, before stamping it told"]
+)
+def test_a_post_whose_teller_died_is_told_by_the_worker_once(
+    died: str,
+    services: Services,
+    files: FakeFiles,
+    notifier: RecordingNotifier,
+    clock: FakeClock,
 ) -> None:
     jobs = post(services, files, user=POSTER, channel=SHOOTS, images={"F1": photo(1)}, ts=TS)
     assert ingest(services, jobs) == ["stored"]
-    # As a process killed between storing the last image and claiming the prompt leaves it:
-    with session_scope(services.factory) as session:
-        prompt = session.get_one(PostPrompt, (TEAM, SHOOTS, TS))
-        prompt.prompted_at = prompt.told_at = None
-    assert scheduler.prompt_settled_posts(services) == 0  # its process may still be telling
-    clock.advance(seconds=31)
-    assert scheduler.prompt_settled_posts(services) == 1
-    assert scheduler.prompt_settled_posts(services) == 0  # claimed: told once
-    # Once by the ingest itself, once by the worker for the claim this test undid.
-    assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS, TS]
-
-
-def test_a_post_whose_teller_died_after_claiming_it_is_told_once_the_claim_runs_out(
-    services: Services, files: FakeFiles, notifier: RecordingNotifier, clock: FakeClock
-) -> None:
-    jobs = post(services, files, user=POSTER, channel=SHOOTS, images={"F1": photo(1)}, ts=TS)
-    assert ingest(services, jobs) == ["stored"]
+    # As a process killed at that moment leaves the post:
     with session_scope(services.factory) as session:
         prompt = session.get_one(PostPrompt, (TEAM, SHOOTS, TS))
         assert prompt.told_at is not None and prompt.prompted_at is not None
-        # As a process killed between claiming the telling and telling leaves it:
         prompt.told_at = None
+        if died.startswith("before"):
+            prompt.prompted_at = None
     clock.advance(seconds=29)
     assert scheduler.prompt_settled_posts(services) == 0  # its process may still be telling
     clock.advance(seconds=2)
     assert scheduler.prompt_settled_posts(services) == 1
-    assert scheduler.prompt_settled_posts(services) == 0  # told and stamped
+    assert scheduler.prompt_settled_posts(services) == 0  # claimed, told and stamped
     clock.advance(minutes=5)
     assert scheduler.prompt_settled_posts(services) == 0
+    # Once by the ingest itself, once by the worker for the telling this test undid.
     assert [p.message_ts for p in notifier.of("ingest_settled")] == [TS, TS]
 
 
