@@ -88,7 +88,10 @@ APPROVAL_EVERY = 2  # of those, every other one: an approver asked, Approve doub
 SENDERS = 8  # threads sending events, each waiting for its answer
 WINDOW_S, QUICK_WINDOW_S = 15.0, 5.0  # phases 1 and 2 last this long (chatter after posts)
 PACE_S = 0.5  # phase 3: each sender's pause after an event while the clicks go on
-SETTLE_S = 150.0  # after the last post, for the jobs to settle (a killed run's lease: 60 s)
+# After the last post, for the jobs to settle and their posters to be told: a killed run's
+# job waits out its lease (60 s), a killed teller's post its claim (bot.prompts.PROMPT_LEASE,
+# 2 minutes) and the worker's next look (every 15 s).
+SETTLE_S = 180.0
 POLL_S = 0.2
 STORED_LINE = "stored image"  # bot.ingestor logs it once per image it stored
 SEED = 12

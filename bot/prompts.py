@@ -30,8 +30,9 @@ from storage.models import Image, IngestJob, IngestState, PostPrompt
 from storage.search import Viewer, visible_to
 
 # A claim to tell a poster runs out this long after it was taken, unless the telling was
-# stamped: its process died, and the worker's look tells them.
-PROMPT_LEASE = timedelta(seconds=30)
+# stamped: its process died, and the worker's look tells them. Longer than a telling can
+# take while Slack rate-limits (two calls, each retried up to 3 times after Retry-After).
+PROMPT_LEASE = timedelta(minutes=2)
 STAMP_WAITS = (0.5, 2.0, 5.0)  # between tries to stamp a telling done, the database away
 
 log = logging.getLogger(__name__)
@@ -268,18 +269,12 @@ def _claim(
     return None if untold is None else _Claimed(untold.user_id, untold.view_id)
 
 
-def mark_told(
-    factory: sessionmaker[Session],
-    plan: PromptPlan,
-    *,
-    now: datetime,
-    waits: Sequence[float] = STAMP_WAITS,
-) -> None:
+def mark_told(factory: sessionmaker[Session], plan: PromptPlan, *, now: datetime) -> None:
     """The poster was told (or Slack refused for good): nobody tells them again. Tried again
-    after each of `waits` (seconds) while the database is away (a restart, a failover):
-    unstamped, the poster would be told twice."""
+    after each of STAMP_WAITS while the database is away (a restart, a failover): unstamped,
+    the poster would be told twice."""
     key = {"team_id": plan.team_id, "channel_id": plan.channel_id, "message_ts": plan.message_ts}
-    for wait in [*waits, None]:
+    for wait in [*STAMP_WAITS, None]:
         try:
             with session_scope(factory) as session:
                 session.execute(_TOLD, {**_prompt_key(key), "now": now})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from bot import approvals, decisions, editing, scheduler
 from bot.approval_queue import claim_outcome
 from bot.details import DetailsInput
 from bot.finder import visible_image
-from bot.prompts import register_view
+from bot.prompts import PROMPT_LEASE, register_view
 from bot.services import Services
 from storage.db import session_scope
 from storage.models import ApprovalRequest, Image, PostPrompt
@@ -140,10 +141,17 @@ def test_the_poster_is_told_once_when_every_image_of_the_post_is_stored(
 
 
 @pytest.mark.parametrize(
-    "died", ["before claiming the telling", "after claiming it, before stamping it told"]
+    ("died", "wait"),
+    [
+        # The process that settles a post tells first, for PROMPT_GRACE...
+        ("before claiming the telling", scheduler.PROMPT_GRACE),
+        # ...and a claim runs out after PROMPT_LEASE.
+        ("after claiming it, before stamping it told", PROMPT_LEASE),
+    ],
 )
 def test_a_post_whose_teller_died_is_told_by_the_worker_once(
     died: str,
+    wait: timedelta,
     services: Services,
     files: FakeFiles,
     notifier: RecordingNotifier,
@@ -158,7 +166,7 @@ def test_a_post_whose_teller_died_is_told_by_the_worker_once(
         prompt.told_at = None
         if died.startswith("before"):
             prompt.prompted_at = None
-    clock.advance(seconds=29)
+    clock.advance(seconds=wait.total_seconds() - 1)
     assert scheduler.prompt_settled_posts(services) == 0  # its process may still be telling
     clock.advance(seconds=2)
     assert scheduler.prompt_settled_posts(services) == 1
