@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.approvals import RequestView, request_view
-from bot.prompts import Preview, preview_for
+from bot.previews import Preview, preview_for
 from storage.access import still_installed
 from storage.db import session_scope
 from storage.media import MediaStore

@@ -10,7 +10,8 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.prompts import Preview, post_date, preview_for
+from bot.previews import Preview, preview_for
+from bot.prompts import post_date
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import Category, Image, WatchedChannel

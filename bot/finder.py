@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.people import People, Person
-from bot.prompts import Preview, preview_for
+from bot.previews import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import Category, Image

@@ -9,7 +9,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.prompts import Preview, preview_for
+from bot.previews import Preview, preview_for
 from storage.db import session_scope
 from storage.media import MediaStore
 from storage.models import Image

@@ -16,14 +16,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Row, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import WEB_FILE_PREFIX, slack_ts_time
+from bot.domain import slack_ts_time
 from bot.duplicates import Duplicate, find_duplicate, hamming
+from bot.previews import Preview, preview_for
 from storage.db import insert_unless_present, session_scope
 from storage.media import MediaStore
 from storage.models import Image, IngestJob, IngestState, PostPrompt
@@ -36,16 +37,6 @@ PROMPT_LEASE = timedelta(minutes=2)
 STAMP_WAITS = (0.5, 2.0, 5.0)  # between tries to stamp a telling done, the database away
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Preview:
-    """How to show an image: a URL Slack can fetch, else the original Slack file."""
-
-    alt: str
-    image_url: str | None = None
-    slack_file_id: str | None = None
-    link: str | None = None  # to open the original, when we have one
 
 
 @dataclass(frozen=True)
@@ -81,36 +72,6 @@ class PromptPlan:
     @property
     def needing_details(self) -> list[ImageNote]:
         return [n for n in self.stored if not n.has_details]
-
-
-class Showable(Protocol):
-    """What a preview reads of an image: an `Image`, or a row of those columns."""
-
-    @property
-    def title(self) -> str: ...
-    @property
-    def file_name(self) -> str: ...
-    @property
-    def storage_key(self) -> str | None: ...
-    @property
-    def slack_file_id(self) -> str: ...
-    @property
-    def format(self) -> str | None: ...
-
-
-def preview_for(
-    image: Showable, media: MediaStore, *, width: int = 360, height: int = 240
-) -> Preview:
-    alt = image.title or image.file_name or "image"
-    if image.storage_key:
-        url = media.thumbnail_url(image.storage_key, width=width, height=height)
-        if url:
-            return Preview(alt=alt, image_url=url, link=media.original_url(image.storage_key))
-    # Slack can show its own copy of a png/jpg/gif the bot can see (not of a web upload).
-    from_slack = not image.slack_file_id.startswith(WEB_FILE_PREFIX)
-    if from_slack and (image.format or "").upper() in ("JPEG", "PNG", "GIF"):
-        return Preview(alt=alt, slack_file_id=image.slack_file_id)
-    return Preview(alt=alt)
 
 
 # Read after every ingest: built once, on Core tables, and only the columns a prompt needs.

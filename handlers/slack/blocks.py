@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.prompts import Preview
+from bot.previews import Preview
 
 Block = dict[str, Any]
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot import admin
 from bot.details import DetailsError, DetailsInput, SavedDetails, suggest_tags
 from bot.editing import edit_refusal, save
-from bot.prompts import preview_for
+from bot.previews import preview_for
 from bot.services import Services
 from handlers.slack.clicks import TOO_SLOW, open_modal, post_to_response_url, tell
 from handlers.slack.context import services_of

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.details import MAX_DESCRIPTION_LENGTH, MAX_TAG_LENGTH, MAX_TITLE_LENGTH
 from bot.details_form import DetailsPrefill, ModalImage
-from bot.prompts import Preview
+from bot.previews import Preview
 from handlers.slack.blocks import (
     Block,
     context,

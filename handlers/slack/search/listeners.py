@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.finder import ShareRefused, check_share, search
-from bot.prompts import preview_for
+from bot.previews import preview_for
 from bot.services import Services
 from handlers.slack.admin.views import help_blocks
 from handlers.slack.blocks import escape

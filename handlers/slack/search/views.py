@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bot.finder import Result, ResultPage
-from bot.prompts import Preview
+from bot.previews import Preview
 from handlers.slack.approvals import ids as approvals_ids
 from handlers.slack.blocks import (
     OPEN_ORIGINAL,

@@ -9,7 +9,8 @@ from bot.details_form import DetailsPrefill, ModalImage
 from bot.duplicates import Duplicate
 from bot.finder import Result, ResultPage
 from bot.home import HomeImage
-from bot.prompts import ImageNote, Preview, PromptPlan
+from bot.previews import Preview
+from bot.prompts import ImageNote, PromptPlan
 from handlers.slack.admin.views import categories_blocks, channels_blocks
 from handlers.slack.blocks import escape
 from handlers.slack.capture.views import prompt_blocks
